@@ -1,0 +1,1 @@
+"""Ollama Swarm Router: VRAM-aware model routing in front of Ollama."""

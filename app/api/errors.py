@@ -1,0 +1,69 @@
+"""Maps the exception tree to HTTP: {"error": {"message", "type", "code"}} on our own endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.core import errors as e
+
+STATUS: list[tuple[type[e.SwarmError], int]] = [
+    (e.Unauthorized, 401),
+    (e.Forbidden, 403),
+    (e.NotFound, 404),
+    (e.ModelNotFound, 404),
+    (e.BudgetExceeded, 429),
+    (e.InfeasibleError, 422),
+    (e.ValidationFailed, 422),
+    (e.ConfigError, 422),
+    (e.BackendTimeout, 504),
+    (e.BackendUnavailable, 503),
+    (e.BackendError, 502),
+    (e.JobCancelled, 409),
+    (e.RoutingError, 500),
+]
+
+
+def status_for(exc: e.SwarmError) -> int:
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def error_body(message: str, type_: str, code: str | int | None = None, **extra: Any) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "code": code, **extra}}
+
+
+def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:] or parts
+    return ".".join(parts)
+
+
+def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"field": _loc(err.get("loc", ())), "message": err.get("msg", "")} for err in errors]
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(e.SwarmError)
+    async def _swarm(_: Request, exc: e.SwarmError) -> JSONResponse:
+        return JSONResponse(error_body(exc.message, type(exc).__name__, exc.code), status_for(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = validation_details(list(exc.errors()))
+        first = details[0] if details else {"field": "body", "message": "invalid request"}
+        message = f"{first['field']}: {first['message']}"
+        return JSONResponse(error_body(message, "invalid_request_error", "invalid_input", details=details), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            error_body(str(exc.detail), "http_error", exc.status_code), exc.status_code, headers=exc.headers
+        )

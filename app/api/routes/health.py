@@ -1,0 +1,39 @@
+"""Liveness (/healthz) and readiness (/readyz: database and backend, per component)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from app.core.errors import SwarmError
+from app.storage import db
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    runtime = request.app.state.runtime
+    components: dict[str, dict[str, Any]] = {}
+    try:
+        await asyncio.to_thread(db.ping, runtime.repo.engine)
+        components["database"] = {"ok": True}
+    except Exception as exc:
+        components["database"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    backend = runtime.pool.default.backend
+    try:
+        await asyncio.wait_for(backend.ping(), timeout=5.0)
+        components["backend"] = {"ok": True, "kind": runtime.backend_kind, "name": backend.name}
+    except (SwarmError, TimeoutError) as exc:
+        msg = getattr(exc, "message", None) or "no answer within 5 s"
+        components["backend"] = {"ok": False, "kind": runtime.backend_kind, "name": backend.name, "error": msg}
+    ready = all(c["ok"] for c in components.values())
+    return JSONResponse({"status": "ready" if ready else "not_ready", "components": components}, 200 if ready else 503)

@@ -1,0 +1,91 @@
+"""The one exception tree. app/api/errors.py is the only place that maps it to HTTP statuses."""
+
+from __future__ import annotations
+
+
+class SwarmError(Exception):
+    """Base of every error the router raises on purpose."""
+
+    code = "swarm_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(SwarmError):
+    code = "config_error"
+
+
+class ValidationFailed(SwarmError):
+    """User input that parsed but makes no sense (unknown dep, cycle, bad agent file)."""
+
+    code = "invalid_input"
+
+
+class AgentFileError(ValidationFailed):
+    code = "invalid_agents_file"
+
+
+class DagError(ValidationFailed):
+    code = "invalid_dag"
+
+
+class RoutingError(SwarmError):
+    code = "routing_error"
+
+
+class InfeasibleError(RoutingError):
+    """No assignment fits the VRAM budget (or max_ctx)."""
+
+    code = "infeasible"
+
+
+class SolverError(RoutingError):
+    code = "solver_failed"
+
+
+class NotFound(SwarmError):
+    code = "not_found"
+
+
+class Unauthorized(SwarmError):
+    code = "unauthorized"
+
+
+class Forbidden(SwarmError):
+    code = "forbidden"
+
+
+class BudgetExceeded(SwarmError):
+    code = "budget_exceeded"
+
+
+class BackendError(SwarmError):
+    """A model backend (Ollama, sim, llama.cpp) failed."""
+
+    code = "backend_error"
+
+
+class BackendUnavailable(BackendError):
+    code = "backend_unavailable"
+
+
+class ModelNotFound(BackendError):
+    code = "model_not_found"
+
+    def __init__(self, model: str, message: str | None = None) -> None:
+        super().__init__(message or f"model '{model}' not found")
+        self.model = model
+
+
+class BackendTimeout(BackendError):
+    code = "backend_timeout"
+
+
+class BadBackendResponse(BackendError):
+    code = "bad_backend_response"
+
+
+class JobCancelled(SwarmError):
+    code = "cancelled"

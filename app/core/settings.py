@@ -1,0 +1,126 @@
+"""Service settings: environment (SWARM_*, nested with __), optional TOML file, validated at start-up."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from app.core.errors import ConfigError
+
+BackendKind = Literal["auto", "ollama", "sim", "local"]
+CONFIG_FILE_ENV = "SWARM_CONFIG_FILE"
+
+
+class RoutingDefaults(BaseModel):
+    lambda_token: float = Field(default=0.5, ge=0)
+    lambda_switch: float = Field(default=0.2, ge=0)
+    token_scale: float = Field(default=1000.0, gt=0)
+    switch_t_scale_ms: float = Field(default=1500.0, gt=0)
+    horizon_depth: int = Field(default=1, ge=0, le=32)
+    mode: Literal["lp", "lp_relaxed", "llm", "greedy", "random"] = "lp"
+
+
+class ModelNames(BaseModel):
+    """Helper-LLM roles. None = the smallest agent of the tenant's catalog."""
+
+    planner: str | None = None
+    decomposer: str | None = None
+    judge: str | None = None
+    synthesizer: str | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SWARM_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # auto: Ollama when it answers at start-up, else the embedded llama.cpp models, else the simulator.
+    backend: BackendKind = "auto"
+    ollama_base_url: str = "http://localhost:11434"
+    # Overall deadline of one backend call; cold loads get no read timeout, only this.
+    backend_deadline_s: float = Field(default=600.0, gt=0)
+    keep_alive: str = "10m"
+    database_url: str = "sqlite:///./data/swarm.db"
+    data_dir: Path = Path("./data")
+    runs_dir: Path = Path("./runs")
+    gpu_vram_gb: float = Field(default=8.0, gt=0)
+    agents_file: Path | None = None
+    routing: RoutingDefaults = Field(default_factory=RoutingDefaults)
+    models: ModelNames = Field(default_factory=ModelNames)
+    admin_key: str | None = None
+    # sim backend
+    sim_seed: int = 0
+    sim_time_scale: float = Field(default=0.0, ge=0)
+    # execution
+    max_concurrency: int = Field(default=4, ge=1, le=256)
+    max_body_bytes: int = Field(default=2_000_000, gt=0)
+    cors_origins: list[str] = Field(default_factory=list)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+    @field_validator("ollama_base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(f"must be an http(s) URL like http://localhost:11434, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _db(cls, value: str) -> str:
+        if "://" not in value:
+            raise ValueError(f"must be an SQLAlchemy URL like sqlite:///./data/swarm.db, got {value!r}")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get(CONFIG_FILE_ENV)
+        if path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+        return tuple(sources)
+
+    def default_agents_file(self) -> Path:
+        """The agents file in force: explicit, else the preset matching the backend."""
+        if self.agents_file is not None:
+            return self.agents_file
+        preset = {"local": "agents_local.json"}.get(self.backend, "agents_heavy.json")
+        return Path(__file__).resolve().parents[2] / "configs" / preset
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    return "SWARM_" + "__".join(str(p).upper() for p in loc)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings or raise ConfigError with one line naming the variable."""
+    path = os.environ.get(CONFIG_FILE_ENV)
+    if path and not Path(path).is_file():
+        raise ConfigError(f"{CONFIG_FILE_ENV}: file not found: {path}")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        raise ConfigError(f"{_env_name(tuple(err['loc']))}: {msg}") from None

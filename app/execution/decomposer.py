@@ -1,0 +1,154 @@
+"""Query -> subtasks: an LLM with a JSON schema, validated, with a keyword-classified single-subtask fallback."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from app.core.errors import DagError
+from app.domain.models import TASK_TYPES, Subtask
+from app.execution.dag import TaskDAG
+from app.execution.llm import ChatFn, extract_json
+
+MAX_SUBTASKS = 8
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "subtasks": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_SUBTASKS,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "task_type": {"type": "string", "enum": list(TASK_TYPES)},
+                    "description": {"type": "string"},
+                    "estimated_tokens": {"type": "integer"},
+                    "difficulty": {"type": "number"},
+                    "deps": {"type": "array", "items": {"type": "string"}},
+                },
+                "required": ["id", "task_type", "description", "deps"],
+            },
+        }
+    },
+    "required": ["subtasks"],
+}
+
+SYSTEM = (
+    "You split a user request into at most {n} subtasks for specialised models. Task types: {types}. "
+    "Give each subtask a short id (s0, s1, ...), a self-contained description, an estimate of output tokens, "
+    "a difficulty in [0,1] and the ids it depends on. Use one subtask when the request is simple. "
+    "Answer with JSON only."
+)
+
+_KEYWORDS: list[tuple[str, tuple[str, ...]]] = [
+    (
+        "code",
+        ("python", "function", "code", "program", "script", "bug", "implement", "class ", "sql", "regex"),
+    ),
+    (
+        "math",
+        (
+            "solve",
+            "integral",
+            "integrate",
+            "equation",
+            "compute",
+            "calculate",
+            "sum of",
+            "derivative",
+            "roots",
+            "probability",
+            "how many",
+            "+",
+            "*",
+            "^",
+        ),
+    ),
+    ("extraction", ("extract", "json", "parse", "fields", "list the", "find all")),
+    ("summarize", ("summarize", "summarise", "summary", "tl;dr", "condense")),
+    ("creative", ("poem", "story", "haiku", "slogan", "creative", "lyrics")),
+]
+
+
+@dataclass
+class Decomposition:
+    subtasks: list[Subtask]
+    plan_source: str  # "decomposer" | "heuristic"
+    reason: str | None = None
+
+
+def classify(text: str) -> str:
+    """Keyword task-type classification; reasoning when nothing matches."""
+    low = text.lower()
+    best, hits = "reasoning", 0
+    for task_type, words in _KEYWORDS:
+        n = sum(1 for w in words if w in low)
+        if n > hits:
+            best, hits = task_type, n
+    return best
+
+
+def estimate_difficulty(text: str) -> float:
+    words = len(re.findall(r"\w+", text))
+    hard = sum(
+        1
+        for w in ("prove", "optimi", "explain why", "step by step", "complex", "efficient")
+        if w in text.lower()
+    )
+    return round(min(0.9, 0.25 + words / 400 + 0.15 * hard), 2)
+
+
+def heuristic(query: str, reason: str | None = None) -> Decomposition:
+    task_type = classify(query)
+    sub = Subtask(
+        id="s0",
+        task_type=task_type,  # type: ignore[arg-type]
+        description=query,
+        estimated_tokens=512 if task_type in ("code", "creative") else 256,
+        difficulty=estimate_difficulty(query),
+    )
+    return Decomposition([sub], "heuristic", reason)
+
+
+def parse(content: str, query: str) -> list[Subtask]:
+    data = extract_json(content)
+    items = data.get("subtasks") if isinstance(data, dict) else data
+    if not isinstance(items, list) or not items:
+        raise ValueError("reply has no 'subtasks' list")
+    subs: list[Subtask] = []
+    for raw in items[:MAX_SUBTASKS]:
+        if not isinstance(raw, dict):
+            raise ValueError("subtask is not an object")
+        raw = {
+            k: raw[k]
+            for k in ("id", "task_type", "description", "estimated_tokens", "difficulty", "deps")
+            if k in raw
+        }
+        raw.setdefault("description", query)
+        raw["estimated_tokens"] = int(min(max(int(raw.get("estimated_tokens") or 256), 16), 4096))
+        raw["difficulty"] = float(min(max(float(raw.get("difficulty") or 0.5), 0.0), 1.0))
+        subs.append(Subtask.model_validate(raw))
+    TaskDAG(subs)  # unknown deps / cycles make the decomposition unusable
+    return subs
+
+
+async def decompose(query: str, chat: ChatFn | None) -> Decomposition:
+    if chat is None:
+        return heuristic(query, "no decomposer model")
+    messages = [
+        {"role": "system", "content": SYSTEM.format(n=MAX_SUBTASKS, types=", ".join(TASK_TYPES))},
+        {"role": "user", "content": query},
+    ]
+    try:
+        reply = await chat(messages, SCHEMA)
+        return Decomposition(parse(reply.content, query), "decomposer")
+    except (ValueError, ValidationError, DagError, TypeError) as exc:
+        return heuristic(query, f"decomposer output unusable: {str(exc)[:200]}")
+    except Exception as exc:  # backend failures must not kill the job: fall back and say why
+        return heuristic(query, f"decomposer call failed: {type(exc).__name__}: {str(exc)[:200]}")

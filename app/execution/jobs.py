@@ -1,0 +1,98 @@
+"""Job creation shared by the CLI and the API: rows first (so nothing is lost), then the orchestrator."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from app.domain.models import Agent, RoutingParams, Subtask
+from app.execution.orchestrator import Orchestrator
+from app.execution.results import JobResult, JobSpec
+from app.execution.runtime import Runtime
+from app.execution.state import GpuState
+from app.execution.telemetry import Recorder
+from app.storage.models import Job
+from app.storage.repo import new_id
+
+
+def make_spec(
+    runtime: Runtime,
+    *,
+    query: str | None = None,
+    subtasks: list[Subtask] | None = None,
+    agents: list[Agent] | None = None,
+    mode: str | None = None,
+    params: RoutingParams | None = None,
+    horizon_depth: int | None = None,
+    gpu_vram_gb: float | None = None,
+    job_id: str | None = None,
+    seed: int = 0,
+) -> JobSpec:
+    cfg = runtime.settings
+    defaults = cfg.routing
+    return JobSpec(
+        job_id=job_id or new_id("job"),
+        agents=agents or runtime.agents,
+        query=query,
+        subtasks=subtasks,
+        mode=mode or defaults.mode,
+        params=params
+        or RoutingParams(
+            lambda_token=defaults.lambda_token,
+            lambda_switch=defaults.lambda_switch,
+            token_scale=defaults.token_scale,
+            switch_t_scale_ms=defaults.switch_t_scale_ms,
+        ),
+        horizon_depth=defaults.horizon_depth if horizon_depth is None else horizon_depth,
+        gpu_vram_gb=gpu_vram_gb,
+        planner_model=cfg.models.planner,
+        decomposer_model=cfg.models.decomposer,
+        synth_model=cfg.models.synthesizer,
+        seed=seed,
+        plan_source="given" if subtasks else "decomposer",
+    )
+
+
+async def create_job_row(runtime: Runtime, tenant_id: str, spec: JobSpec) -> Job:
+    job = Job(
+        id=spec.job_id,
+        tenant_id=tenant_id,
+        status="queued",
+        query=spec.query,
+        routing=spec.mode,
+        spec={
+            "query": spec.query,
+            "subtasks": [s.model_dump() for s in spec.subtasks or []],
+            "mode": spec.mode,
+            "params": spec.params.model_dump(),
+            "horizon_depth": spec.horizon_depth,
+            "gpu_vram_gb": spec.gpu_vram_gb,
+            "agents": [a.name for a in spec.agents],
+        },
+    )
+    return await asyncio.to_thread(runtime.repo.create_job, job)
+
+
+async def run_job(
+    runtime: Runtime,
+    gpu: GpuState,
+    tenant_id: str,
+    spec: JobSpec,
+    *,
+    jsonl_path: Path | None = None,
+    listeners: list[Any] | None = None,
+) -> JobResult:
+    recorder = Recorder(runtime.repo, tenant_id, jsonl_path)
+    recorder.listeners.extend(listeners or [])
+    orch = Orchestrator(
+        gpu,
+        runtime.estimator,
+        recorder,
+        keep_alive=runtime.settings.keep_alive,
+        max_concurrency=runtime.settings.max_concurrency,
+    )
+    result = await orch.run(spec)
+    if result.summary.get("total_tokens"):
+        await asyncio.to_thread(runtime.repo.add_tokens_used, tenant_id, int(result.summary["total_tokens"]))
+    return result

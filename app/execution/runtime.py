@@ -1,0 +1,113 @@
+"""Runtime: the long-lived pieces one process needs (DB, HTTP client, GPUs, catalog, estimator), opened once."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from app.backends.base import Backend
+from app.backends.factory import make_backend
+from app.core.errors import BackendError
+from app.core.settings import Settings
+from app.domain.models import Agent
+from app.execution.state import BackendPool
+from app.routing import Estimator, load_agents
+from app.storage import db
+from app.storage.repo import Repo
+
+log = logging.getLogger("swarm")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    repo: Repo
+    http: httpx.AsyncClient
+    pool: BackendPool
+    agents: list[Agent]
+    estimator: Estimator
+    backend_kind: str
+    tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+        await self.http.aclose()
+        self.repo.engine.dispose()
+
+
+def http_client() -> httpx.AsyncClient:
+    # No read timeout: a cold model may take minutes before the first byte. Backends enforce a deadline instead.
+    timeout = httpx.Timeout(connect=5.0, read=None, write=60.0, pool=None)
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+    return httpx.AsyncClient(timeout=timeout, limits=limits)
+
+
+async def resolve_backend_kind(settings: Settings, http: httpx.AsyncClient) -> str:
+    """`auto`: Ollama if it answers now, else the embedded llama.cpp models if installed, else the simulator."""
+    if settings.backend != "auto":
+        return settings.backend
+    try:
+        resp = await http.get(settings.ollama_base_url + "/api/version", timeout=2.0)
+        if resp.status_code == 200:
+            return "ollama"
+    except httpx.HTTPError:
+        pass
+    return "local" if importlib.util.find_spec("llama_cpp") is not None else "sim"
+
+
+def agents_file_for(settings: Settings, kind: str) -> Path:
+    if settings.agents_file is not None:
+        return settings.agents_file
+    return settings.model_copy(update={"backend": kind}).default_agents_file()
+
+
+def build_backend(settings: Settings, kind: str, http: httpx.AsyncClient, agents: list[Agent]) -> Backend:
+    return make_backend(
+        kind,
+        client=http,
+        ollama_base_url=settings.ollama_base_url,
+        agents=agents,
+        gpu_vram_gb=settings.gpu_vram_gb,
+        seed=settings.sim_seed,
+        time_scale=settings.sim_time_scale,
+        deadline_s=settings.backend_deadline_s,
+        keep_alive=settings.keep_alive,
+        data_dir=settings.data_dir,
+    )
+
+
+async def open_runtime(settings: Settings, backend: Backend | None = None, *, migrate: bool = True) -> Runtime:
+    engine = db.make_engine(settings.database_url)
+    if migrate:
+        await asyncio.to_thread(db.upgrade, engine)
+    repo = Repo(engine)
+    http = http_client()
+    kind = "injected" if backend is not None else await resolve_backend_kind(settings, http)
+    agents = load_agents(agents_file_for(settings, "sim" if kind == "injected" else kind))
+    if backend is None:
+        try:
+            backend = build_backend(settings, kind, http, agents)
+        except BackendError:
+            await http.aclose()
+            raise
+    pool = BackendPool(
+        backend,
+        settings.gpu_vram_gb,
+        remote_factory=lambda url: make_backend(
+            "ollama",
+            client=http,
+            ollama_base_url=url,
+            agents=agents,
+            gpu_vram_gb=settings.gpu_vram_gb,
+            deadline_s=settings.backend_deadline_s,
+            keep_alive=settings.keep_alive,
+        ),
+    )
+    log.info("backend %s (%s), %d agents, G=%.1f GB", kind, backend.name, len(agents), settings.gpu_vram_gb)
+    return Runtime(settings, repo, http, pool, agents, Estimator(), kind)

@@ -1,0 +1,68 @@
+"""create_app(settings) factory: the lifespan opens one HTTP client, the DB engine and the backends."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app.api import errors
+from app.api.routes import health
+from app.backends.base import Backend
+from app.core.settings import Settings, load_settings
+from app.execution.runtime import open_runtime
+
+log = logging.getLogger("swarm")
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def create_app(settings: Settings | None = None, *, backend: Backend | None = None, **overrides: Any) -> FastAPI:
+    """Build the service. `backend` injects a ready Backend (tests, sim); otherwise settings decide."""
+    cfg = settings.model_copy(update=overrides) if settings is not None else load_settings(**overrides)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await open_runtime(cfg, backend)
+        interrupted = runtime.repo.mark_unfinished_interrupted("service restarted before the job finished")
+        if interrupted:
+            log.warning("marked %d unfinished job(s) from a previous run as interrupted", interrupted)
+        runtime.repo.ensure_default_tenant()
+        if runtime.repo.keyed_tenant_count() == 0 and cfg.host not in LOOPBACK:
+            log.warning("no tenants configured: the open 'default' tenant is reachable on %s", cfg.host)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await _shutdown(runtime)
+
+    app = FastAPI(
+        title="Ollama Swarm Router",
+        version="0.1.0",
+        summary="VRAM-aware routing of jobs and chat requests across local models.",
+        lifespan=lifespan,
+    )
+    app.state.settings = cfg
+    if cfg.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=cfg.cors_origins, allow_methods=["*"], allow_headers=["*"]
+        )
+    errors.install(app)
+    app.include_router(health.router)
+    return app
+
+
+async def _shutdown(runtime: Any) -> None:
+    """Cancel in-flight jobs (their handlers mark them cancelled) before closing clients."""
+    for task in list(runtime.tasks.values()):
+        task.cancel()
+    for task in list(runtime.tasks.values()):
+        try:
+            await task
+        except BaseException:  # noqa: S110 - already recorded by the job runner
+            pass
+    await runtime.aclose()

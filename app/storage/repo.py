@@ -1,0 +1,226 @@
+"""The only code that issues SQL: tenant, job, subtask, plan-step, bench-run and telemetry persistence."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from app.storage.models import BenchRun, Job, PlanStepRecord, SubtaskRecord, TelemetryEvent, Tenant, now
+
+UNFINISHED = ("queued", "running")
+DEFAULT_TENANT = "default"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+class Repo:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    # ---- tenants -------------------------------------------------------------------------------------
+    def create_tenant(self, name: str, **fields: Any) -> tuple[Tenant, str]:
+        """Create a tenant and return it with its API key (the only time the key is visible)."""
+        key = "sk-swarm-" + secrets.token_urlsafe(24)
+        tenant = Tenant(id=new_id("t"), name=name, key_hash=hash_key(key), key_prefix=key[:12], **fields)
+        with self.session() as s:
+            s.add(tenant)
+            s.commit()
+        return tenant, key
+
+    def ensure_default_tenant(self) -> Tenant:
+        with self.session() as s:
+            tenant = s.get(Tenant, DEFAULT_TENANT)
+            if tenant is None:
+                tenant = Tenant(id=DEFAULT_TENANT, name=DEFAULT_TENANT)
+                s.add(tenant)
+                s.commit()
+            return tenant
+
+    def keyed_tenant_count(self) -> int:
+        with self.session() as s:
+            return int(s.exec(select(func.count()).where(col(Tenant.key_hash).is_not(None))).one())
+
+    def tenant_by_key(self, key: str) -> Tenant | None:
+        with self.session() as s:
+            return s.exec(select(Tenant).where(Tenant.key_hash == hash_key(key))).first()
+
+    def tenant_by_name(self, name: str) -> Tenant | None:
+        with self.session() as s:
+            return s.exec(select(Tenant).where(Tenant.name == name)).first()
+
+    def get_tenant(self, tenant_id: str) -> Tenant | None:
+        with self.session() as s:
+            return s.get(Tenant, tenant_id)
+
+    def list_tenants(self) -> list[Tenant]:
+        with self.session() as s:
+            return list(s.exec(select(Tenant).order_by(col(Tenant.created_at))))
+
+    def delete_tenant(self, tenant_id: str) -> bool:
+        """Delete a tenant and everything it owns (children first: foreign keys are on)."""
+        with self.session() as s:
+            tenant = s.get(Tenant, tenant_id)
+            if tenant is None:
+                return False
+            job_ids = list(s.exec(select(Job.id).where(Job.tenant_id == tenant_id)))
+            for model in (SubtaskRecord, PlanStepRecord):
+                for row in s.exec(select(model).where(col(model.job_id).in_(job_ids))):
+                    s.delete(row)
+            for row2 in s.exec(select(TelemetryEvent).where(TelemetryEvent.tenant_id == tenant_id)):
+                s.delete(row2)
+            for model2 in (Job, BenchRun):
+                for row3 in s.exec(select(model2).where(model2.tenant_id == tenant_id)):
+                    s.delete(row3)
+            s.flush()
+            s.delete(tenant)
+            s.commit()
+            return True
+
+    def add_tokens_used(self, tenant_id: str, tokens: int) -> None:
+        with self.session() as s:
+            s.execute(
+                update(Tenant)
+                .where(col(Tenant.id) == tenant_id)
+                .values(tokens_used=Tenant.tokens_used + tokens)
+            )
+            s.commit()
+
+    # ---- jobs ------------------------------------------------------------------------------------------
+    def create_job(self, job: Job) -> Job:
+        with self.session() as s:
+            s.add(job)
+            s.commit()
+        return job
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        with self.session() as s:
+            s.execute(update(Job).where(col(Job.id) == job_id).values(**fields))
+            s.commit()
+
+    def get_job(self, tenant_id: str, job_id: str) -> Job | None:
+        """Tenant-scoped: a foreign id is indistinguishable from a missing one."""
+        with self.session() as s:
+            job = s.get(Job, job_id)
+            return job if job is not None and job.tenant_id == tenant_id else None
+
+    def list_jobs(self, tenant_id: str, status: str | None, offset: int, limit: int) -> tuple[list[Job], int]:
+        with self.session() as s:
+            query = select(Job).where(Job.tenant_id == tenant_id)
+            count = select(func.count()).select_from(Job).where(Job.tenant_id == tenant_id)
+            if status:
+                query = query.where(Job.status == status)
+                count = count.where(Job.status == status)
+            rows = s.exec(query.order_by(col(Job.created_at).desc()).offset(offset).limit(limit))
+            return list(rows), int(s.exec(count).one())
+
+    def mark_unfinished_interrupted(self, reason: str) -> int:
+        """Jobs left queued/running by a previous process are marked, never silently lost."""
+        with self.session() as s:
+            result = s.execute(
+                update(Job)
+                .where(col(Job.status).in_(UNFINISHED))
+                .values(status="interrupted", error=reason, finished_at=now())
+            )
+            s.execute(
+                update(BenchRun)
+                .where(col(BenchRun.status).in_(UNFINISHED))
+                .values(status="interrupted", error=reason, finished_at=now())
+            )
+            s.commit()
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    # ---- subtasks and plan steps ---------------------------------------------------------------------
+    def add_subtasks(self, rows: Sequence[SubtaskRecord]) -> None:
+        with self.session() as s:
+            s.add_all(rows)
+            s.commit()
+
+    def update_subtask(self, job_id: str, subtask_id: str, **fields: Any) -> None:
+        with self.session() as s:
+            s.execute(
+                update(SubtaskRecord)
+                .where(col(SubtaskRecord.job_id) == job_id, col(SubtaskRecord.subtask_id) == subtask_id)
+                .values(**fields)
+            )
+            s.commit()
+
+    def subtasks(self, job_id: str) -> list[SubtaskRecord]:
+        with self.session() as s:
+            q = select(SubtaskRecord).where(SubtaskRecord.job_id == job_id).order_by(col(SubtaskRecord.id))
+            return list(s.exec(q))
+
+    def add_plan_step(self, row: PlanStepRecord) -> None:
+        with self.session() as s:
+            s.add(row)
+            s.commit()
+
+    def plan_steps(self, job_id: str) -> list[PlanStepRecord]:
+        with self.session() as s:
+            q = select(PlanStepRecord).where(PlanStepRecord.job_id == job_id)
+            return list(s.exec(q.order_by(col(PlanStepRecord.step_index))))
+
+    # ---- bench runs ------------------------------------------------------------------------------------
+    def create_bench_run(self, run: BenchRun) -> BenchRun:
+        with self.session() as s:
+            s.add(run)
+            s.commit()
+        return run
+
+    def update_bench_run(self, run_id: str, **fields: Any) -> None:
+        with self.session() as s:
+            s.execute(update(BenchRun).where(col(BenchRun.id) == run_id).values(**fields))
+            s.commit()
+
+    def get_bench_run(self, tenant_id: str, run_id: str) -> BenchRun | None:
+        with self.session() as s:
+            run = s.get(BenchRun, run_id)
+            return run if run is not None and run.tenant_id == tenant_id else None
+
+    # ---- telemetry -------------------------------------------------------------------------------------
+    def add_events(self, events: Sequence[TelemetryEvent]) -> None:
+        with self.session() as s:
+            s.add_all(events)
+            s.commit()
+
+    def iter_events(
+        self,
+        tenant_id: str,
+        job_id: str | None = None,
+        event_type: str | None = None,
+        since: float | None = None,
+        batch: int = 500,
+    ) -> Iterator[TelemetryEvent]:
+        """Events in insertion order, fetched in keyset-paginated batches so exports stream."""
+        last_id = 0
+        while True:
+            with self.session() as s:
+                q = select(TelemetryEvent).where(
+                    TelemetryEvent.tenant_id == tenant_id, col(TelemetryEvent.id) > last_id
+                )
+                if job_id:
+                    q = q.where(TelemetryEvent.job_id == job_id)
+                if event_type:
+                    q = q.where(TelemetryEvent.event_type == event_type)
+                if since is not None:
+                    q = q.where(col(TelemetryEvent.ts) >= since)
+                rows = list(s.exec(q.order_by(col(TelemetryEvent.id)).limit(batch)))
+            if not rows:
+                return
+            yield from rows
+            last_id = int(rows[-1].id or 0)
