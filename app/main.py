@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import errors
-from app.api.routes import health
+from app.api.middleware import BodyLimit
+from app.api.routes import health, jobs, route, telemetry, tenants
 from app.backends.base import Backend
 from app.core.settings import Settings, load_settings
 from app.execution.runtime import open_runtime
@@ -51,8 +52,10 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
         app.add_middleware(
             CORSMiddleware, allow_origins=cfg.cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
+    app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
     errors.install(app)
-    app.include_router(health.router)
+    for module in (health, route, jobs, tenants, telemetry):
+        app.include_router(module.router)
     return app
 
 

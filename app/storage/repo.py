@@ -205,9 +205,10 @@ class Repo:
         event_type: str | None = None,
         since: float | None = None,
         batch: int = 500,
+        after_id: int = 0,
     ) -> Iterator[TelemetryEvent]:
         """Events in insertion order, fetched in keyset-paginated batches so exports stream."""
-        last_id = 0
+        last_id = after_id
         while True:
             with self.session() as s:
                 q = select(TelemetryEvent).where(

@@ -1,0 +1,150 @@
+"""/jobs: submit (wait or 202), poll, list, follow as SSE, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from app.api.deps import RuntimeDep, TenantDep
+from app.api.routes.route import routing_params
+from app.api.schemas import JobRequest, JobStatus
+from app.core.errors import NotFound, ValidationFailed
+from app.execution.dag import TaskDAG
+from app.execution.jobs import make_spec
+from app.execution.manager import END, JobManager
+from app.execution.runtime import Runtime
+from app.storage.models import Job
+
+router = APIRouter(tags=["jobs"])
+
+
+def manager(runtime: Runtime) -> JobManager:
+    mgr = getattr(runtime, "_jobs", None)
+    if mgr is None:
+        mgr = JobManager(runtime)
+        runtime._jobs = mgr  # type: ignore[attr-defined]
+    return mgr
+
+
+def job_view(runtime: Runtime, job: Job) -> dict[str, Any]:
+    subtasks = runtime.repo.subtasks(job.id)
+    steps = runtime.repo.plan_steps(job.id)
+    return {
+        "id": job.id,
+        "status": job.status,
+        "query": job.query,
+        "routing": job.routing,
+        "plan_source": job.plan_source,
+        "error": job.error,
+        "final_answer": job.final_answer,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "wall_ms": job.wall_ms,
+        "total_tokens": job.total_tokens,
+        "summary": job.summary,
+        "subtasks": [s.model_dump(exclude={"id", "job_id"}) for s in subtasks],
+        "plan": [p.model_dump(exclude={"id", "job_id"}) for p in steps],
+    }
+
+
+async def _load(runtime: Runtime, tenant_id: str, job_id: str) -> Job:
+    job = await asyncio.to_thread(runtime.repo.get_job, tenant_id, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id!r} not found")
+    return job
+
+
+@router.post("/jobs", status_code=202)
+async def submit(body: JobRequest, ctx: TenantDep, runtime: RuntimeDep, wait: bool = False) -> JSONResponse:
+    ctx.check_budget()
+    if body.subtasks:
+        TaskDAG(body.subtasks)  # reject cycles / unknown deps before anything is stored
+    agents = body.agents or ctx.agents
+    names = {a.name for a in agents}
+    if runtime.settings.models.planner and body.routing == "llm" and runtime.settings.models.planner not in names:
+        raise ValidationFailed(f"planner model {runtime.settings.models.planner!r} is not in the agent catalog")
+    spec = make_spec(
+        runtime,
+        query=body.query,
+        subtasks=body.subtasks,
+        agents=agents,
+        mode=body.routing,
+        params=routing_params(runtime, body),
+        horizon_depth=body.horizon_depth,
+        gpu_vram_gb=body.gpu_vram_gb or ctx.gpu_vram_gb,
+        seed=body.seed,
+    )
+    task = await manager(runtime).start(ctx.tenant.id, ctx.gpu, spec)
+    if wait:
+        await asyncio.shield(task)
+        job = await _load(runtime, ctx.tenant.id, spec.job_id)
+        return JSONResponse(await asyncio.to_thread(job_view, runtime, job), 200)
+    links = {"self": f"/jobs/{spec.job_id}", "events": f"/jobs/{spec.job_id}/events"}
+    return JSONResponse({"id": spec.job_id, "status": "queued", "links": links}, 202)
+
+
+@router.get("/jobs")
+async def list_jobs(
+    ctx: TenantDep,
+    runtime: RuntimeDep,
+    status: JobStatus | None = None,
+    limit: int = Query(50, ge=1, le=200),
+    offset: int = Query(0, ge=0),
+) -> dict[str, Any]:
+    rows, total = await asyncio.to_thread(runtime.repo.list_jobs, ctx.tenant.id, status, offset, limit)
+    items = [
+        {k: getattr(j, k) for k in ("id", "status", "query", "routing", "error", "created_at", "finished_at")}
+        for j in rows
+    ]
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(job_id: str, ctx: TenantDep, runtime: RuntimeDep) -> dict[str, Any]:
+    job = await _load(runtime, ctx.tenant.id, job_id)
+    return await asyncio.to_thread(job_view, runtime, job)
+
+
+@router.delete("/jobs/{job_id}")
+async def cancel_job(job_id: str, ctx: TenantDep, runtime: RuntimeDep) -> JSONResponse:
+    job = await _load(runtime, ctx.tenant.id, job_id)
+    if not await manager(runtime).cancel(job_id):
+        body = {"error": {"message": f"job {job_id!r} is not running (status {job.status})", "type": "conflict",
+                          "code": "not_running"}}
+        return JSONResponse(body, 409)
+    job = await _load(runtime, ctx.tenant.id, job_id)
+    return JSONResponse({"id": job_id, "status": job.status})
+
+
+def _sse(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode()
+
+
+@router.get("/jobs/{job_id}/events")
+async def job_events(job_id: str, request: Request, ctx: TenantDep, runtime: RuntimeDep) -> StreamingResponse:
+    """Server-sent events: everything recorded so far, then live events, ending with the final job."""
+    await _load(runtime, ctx.tenant.id, job_id)
+    mgr = manager(runtime)
+
+    async def stream() -> AsyncIterator[bytes]:
+        async with mgr.subscribe(job_id) as queue:
+            past = await asyncio.to_thread(lambda: list(runtime.repo.iter_events(ctx.tenant.id, job_id=job_id)))
+            seen = {(e.event_type, e.ts) for e in past}
+            for e in past:
+                yield _sse(e.event_type, {"ts": e.ts, "job_id": job_id, **e.payload})
+            while mgr.running(job_id):
+                record = await queue.get()
+                if record is END:
+                    break
+                if (record["event"], record["ts"]) not in seen:
+                    yield _sse(record["event"], record)
+            job = await _load(runtime, ctx.tenant.id, job_id)
+            yield _sse("end", await asyncio.to_thread(job_view, runtime, job))
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,64 @@
+"""GET /telemetry/export: the caller's telemetry events as NDJSON, streamed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from app.api.deps import RuntimeDep, TenantDep
+from app.core.errors import ValidationFailed
+from app.storage.export import event_to_dict
+
+router = APIRouter(tags=["telemetry"])
+
+
+def _since(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise ValidationFailed(f"since: expected an ISO timestamp or epoch seconds, got {value!r}") from None
+
+
+@router.get("/telemetry/export")
+async def export(
+    ctx: TenantDep,
+    runtime: RuntimeDep,
+    job_id: str | None = Query(None, max_length=64),
+    event_type: str | None = Query(None, max_length=40),
+    since: str | None = Query(None, description="ISO 8601 timestamp or epoch seconds"),
+) -> StreamingResponse:
+    since_ts = _since(since)
+    batch = 500
+
+    async def lines() -> AsyncIterator[bytes]:
+        import json
+
+        last = 0
+        while True:
+            rows = await asyncio.to_thread(
+                lambda: [
+                    e
+                    for _, e in zip(
+                        range(batch),
+                        runtime.repo.iter_events(ctx.tenant.id, job_id, event_type, since_ts, after_id=last),
+                        strict=False,
+                    )
+                ]
+            )
+            if not rows:
+                return
+            for e in rows:
+                yield (json.dumps(event_to_dict(e), separators=(",", ":"), sort_keys=True) + "\n").encode()
+            last = int(rows[-1].id or 0)
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")

@@ -1,0 +1,80 @@
+"""Tenants: admin CRUD (/admin/tenants) and the caller's own view (/tenants/me)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+
+from app.api.deps import AdminDep, TenantDep, tenant_cache
+from app.api.schemas import TenantCreate
+from app.core.errors import NotFound, ValidationFailed
+from app.routing import load_agents
+from app.storage.models import Tenant
+
+router = APIRouter(tags=["tenants"])
+
+
+def tenant_view(t: Tenant) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "name": t.name,
+        "key_prefix": t.key_prefix,
+        "backend_url": t.backend_url,
+        "gpu_vram_gb": t.gpu_vram_gb,
+        "agents": [a["name"] for a in t.agents] if t.agents else None,
+        "agents_file": t.agents_file,
+        "token_budget": t.token_budget,
+        "tokens_used": t.tokens_used,
+        "created_at": t.created_at,
+    }
+
+
+@router.post("/admin/tenants", status_code=201)
+async def create_tenant(body: TenantCreate, runtime: AdminDep) -> dict[str, Any]:
+    if await asyncio.to_thread(runtime.repo.tenant_by_name, body.name):
+        raise ValidationFailed(f"name: a tenant named {body.name!r} already exists")
+    if body.agents_file:
+        if not Path(body.agents_file).is_file():
+            raise ValidationFailed(f"agents_file: file not found: {body.agents_file}")
+        load_agents(body.agents_file)  # reject a broken catalog now, not at the first job
+    fields = body.model_dump(exclude={"name", "agents"})
+    fields["agents"] = [a.model_dump() for a in body.agents] if body.agents else None
+    tenant, key = await asyncio.to_thread(runtime.repo.create_tenant, body.name, **fields)
+    # The key is shown once; only its hash is stored.
+    return {**tenant_view(tenant), "api_key": key}
+
+
+@router.get("/admin/tenants")
+async def list_tenants(runtime: AdminDep) -> dict[str, Any]:
+    rows = await asyncio.to_thread(runtime.repo.list_tenants)
+    return {"items": [tenant_view(t) for t in rows]}
+
+
+@router.delete("/admin/tenants/{tenant_id}")
+async def delete_tenant(tenant_id: str, runtime: AdminDep) -> dict[str, Any]:
+    if tenant_id == "default":
+        raise ValidationFailed("the default tenant cannot be deleted")
+    if not await asyncio.to_thread(runtime.repo.delete_tenant, tenant_id):
+        raise NotFound(f"tenant {tenant_id!r} not found")
+    tenant_cache(runtime).clear()
+    return {"id": tenant_id, "deleted": True}
+
+
+@router.get("/tenants/me")
+async def me(ctx: TenantDep) -> dict[str, Any]:
+    resident = await ctx.gpu.refresh()
+    t = ctx.tenant
+    remaining = None if t.token_budget is None else max(0, t.token_budget - t.tokens_used)
+    return {
+        **tenant_view(t),
+        "agents": [a.name for a in ctx.agents],
+        "usage": {"tokens_used": t.tokens_used, "token_budget": t.token_budget, "tokens_remaining": remaining},
+        "gpu": {
+            "backend": ctx.gpu.backend.name,
+            "gpu_vram_gb": ctx.gpu_vram_gb,
+            "loaded": [{"name": m.name, "size_vram": m.size_vram, "expires_at": m.expires_at} for m in resident],
+        },
+    }

@@ -1,0 +1,70 @@
+"""Background jobs of a running service: start, follow (live event queues), cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from app.execution.jobs import create_job_row, run_job
+from app.execution.results import JobResult, JobSpec
+from app.execution.runtime import Runtime
+from app.execution.state import GpuState
+
+log = logging.getLogger("swarm")
+END = {"event": "__end__"}
+
+
+class JobManager:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._subscribers: dict[str, list[asyncio.Queue[dict[str, Any]]]] = {}
+
+    def _publish(self, job_id: str, record: dict[str, Any]) -> None:
+        for queue in self._subscribers.get(job_id, []):
+            queue.put_nowait(record)
+
+    async def start(self, tenant_id: str, gpu: GpuState, spec: JobSpec) -> asyncio.Task[JobResult]:
+        """Store the job row, then run it in the background. The row exists before this returns."""
+        await create_job_row(self.runtime, tenant_id, spec)
+        job_id = spec.job_id
+
+        async def runner() -> JobResult:
+            try:
+                return await run_job(
+                    self.runtime, gpu, tenant_id, spec, listeners=[lambda rec: self._publish(job_id, rec)]
+                )
+            finally:
+                self.runtime.tasks.pop(job_id, None)
+                self._publish(job_id, END)
+
+        task = asyncio.create_task(runner(), name=f"job:{job_id}")
+        self.runtime.tasks[job_id] = task
+        return task
+
+    def running(self, job_id: str) -> bool:
+        return job_id in self.runtime.tasks
+
+    async def cancel(self, job_id: str) -> bool:
+        task = self.runtime.tasks.get(job_id)
+        if task is None:
+            return False
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        return True
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, job_id: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._subscribers.setdefault(job_id, []).append(queue)
+        try:
+            yield queue
+        finally:
+            subs = self._subscribers.get(job_id, [])
+            if queue in subs:
+                subs.remove(queue)
+            if not subs:
+                self._subscribers.pop(job_id, None)

@@ -1,0 +1,79 @@
+"""Static checks: import direction between layers, Dockerfile and docker-compose.yml (no Docker engine here)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import yaml
+
+from app.core.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "app"
+
+# layer -> packages it must never import
+FORBIDDEN = {
+    "domain": ("app.routing", "app.backends", "app.storage", "app.execution", "app.api", "app.bench", "fastapi"),
+    "routing": ("app.backends", "app.storage", "app.execution", "app.api", "fastapi", "httpx", "sqlmodel",
+                "sqlalchemy"),
+    "backends": ("app.storage", "app.execution", "app.api", "app.routing", "sqlmodel"),
+    "storage": ("app.routing", "app.backends", "app.execution", "app.api", "fastapi"),
+    "execution": ("app.api", "fastapi", "app.cli"),
+    "bench": ("app.api", "fastapi", "app.cli"),
+}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+    return out
+
+
+def test_layers_import_only_downwards() -> None:
+    violations = []
+    for layer, banned in FORBIDDEN.items():
+        for path in (APP / layer).rglob("*.py"):
+            for name in _imports(path):
+                if any(name == b or name.startswith(b + ".") for b in banned):
+                    violations.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert violations == []
+
+
+def test_modules_stay_small() -> None:
+    big = [str(p.relative_to(ROOT)) for p in APP.rglob("*.py") if len(p.read_text().splitlines()) > 500]
+    assert big == []
+
+
+def test_dockerfile() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim", text, re.M)
+    assert re.search(r"^USER (?!root)\S+", text, re.M)
+    assert "HEALTHCHECK" in text and "/healthz" in text
+    assert re.search(r"^VOLUME", text, re.M)
+    assert "swarm" in text.split("CMD", 1)[1]
+
+
+def test_compose() -> None:
+    doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = doc["services"]
+    assert set(services) == {"ollama", "router"}
+    assert services["ollama"]["image"].startswith("ollama/ollama")
+    assert "healthcheck" in services["ollama"]
+    router = services["router"]
+    assert router["depends_on"]["ollama"]["condition"] == "service_healthy"
+    assert "8000:8000" in router["ports"]
+    env = router["environment"]
+    assert env["SWARM_OLLAMA_BASE_URL"] == "http://ollama:11434"
+    fields = set(Settings.model_fields)
+    for name in env:
+        assert name.startswith("SWARM_")
+        assert name.removeprefix("SWARM_").lower().split("__")[0] in fields, name
+    assert any(v.endswith(":/data") for v in router["volumes"])
+    assert any("/root/.ollama" in v for v in services["ollama"]["volumes"])
