@@ -66,8 +66,13 @@ def show(job: dict[str, Any]) -> None:
     for step in job["plan"]:
         assigned = ", ".join(f"{a['subtask_id']}→{a['model']}" for a in step["assignments"])
         plan.add_row(
-            str(step["step_index"]), ",".join(step["ready"]), str(step["solver_name"]), str(step["solver_status"]),
-            f"{step['solve_time_ms'] or 0:.2f}", f"{step['objective']:.3f}", assigned,
+            str(step["step_index"]),
+            ",".join(step["ready"]),
+            str(step["solver_name"]),
+            str(step["solver_status"]),
+            f"{step['solve_time_ms'] or 0:.2f}",
+            f"{step['objective']:.3f}",
+            assigned,
         )
     console.print(plan)
     for sub in job["subtasks"]:

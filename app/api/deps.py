@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import time
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -14,11 +13,9 @@ from app.core.errors import BudgetExceeded, Forbidden, Unauthorized
 from app.domain.models import Agent
 from app.execution.runtime import Runtime
 from app.execution.state import GpuState
-from app.routing import load_agents, parse_agents
+from app.routing.agents import load_agents, parse_agents
 from app.storage.models import Tenant
 from app.storage.repo import DEFAULT_TENANT
-
-CACHE_TTL_S = 5.0
 
 
 @dataclass
@@ -51,30 +48,12 @@ def _bearer(authorization: str | None) -> str | None:
     return token.strip()
 
 
-class TenantCache:
-    """Key -> tenant for a few seconds, so the proxy's hot path does not query SQLite per request."""
-
-    def __init__(self) -> None:
-        self._items: dict[str, tuple[float, Tenant | None]] = {}
-
-    async def lookup(self, runtime: Runtime, key: str) -> Tenant | None:
-        hit = self._items.get(key)
-        if hit and hit[0] > time.monotonic():
-            return hit[1]
+async def cached_tenant(runtime: Runtime, key: str) -> Tenant | None:
+    hit, tenant = runtime.tenants.get(key)
+    if not hit:
         tenant = await asyncio.to_thread(runtime.repo.tenant_by_key, key)
-        self._items[key] = (time.monotonic() + CACHE_TTL_S, tenant)
-        return tenant
-
-    def clear(self) -> None:
-        self._items.clear()
-
-
-def tenant_cache(runtime: Runtime) -> TenantCache:
-    cache = getattr(runtime, "_tenant_cache", None)
-    if cache is None:
-        cache = TenantCache()
-        runtime._tenant_cache = cache  # type: ignore[attr-defined]
-    return cache
+        runtime.tenants.put(key, tenant)
+    return tenant
 
 
 def is_admin_key(runtime: Runtime, key: str | None) -> bool:
@@ -91,7 +70,7 @@ async def resolve_tenant(runtime: Runtime, authorization: str | None) -> tuple[T
         if keyed:
             raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
         return await asyncio.to_thread(runtime.repo.ensure_default_tenant), False
-    tenant = await tenant_cache(runtime).lookup(runtime, key)
+    tenant = await cached_tenant(runtime, key)
     if tenant is None:
         raise Unauthorized("invalid API key")
     return tenant, False
@@ -105,9 +84,7 @@ def tenant_agents(runtime: Runtime, tenant: Tenant) -> list[Agent]:
     return runtime.agents
 
 
-async def get_tenant(
-    request: Request, authorization: Annotated[str | None, Header()] = None
-) -> TenantCtx:
+async def get_tenant(request: Request, authorization: Annotated[str | None, Header()] = None) -> TenantCtx:
     runtime = get_runtime(request)
     tenant, admin = await resolve_tenant(runtime, authorization)
     gpu = runtime.pool.get(tenant.backend_url, tenant.gpu_vram_gb)

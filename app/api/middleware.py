@@ -46,7 +46,7 @@ class BodyLimit:
                 if seen > self.max_bytes:
                     too_big = True
                     raise ValueError("body too large")
-            return message  # type: ignore[return-value]
+            return message
 
         try:
             await self.app(scope, counted, send)

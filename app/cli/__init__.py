@@ -12,7 +12,7 @@ from app.core.errors import SwarmError
 class Parser(argparse.ArgumentParser):
     """argparse that also accepts dash spellings of underscore flags (--gpu-vram-gb == --gpu_vram_gb)."""
 
-    def add_argument(self, *names: str, **kwargs: object) -> argparse.Action:  # type: ignore[override]
+    def add_argument(self, *names: str, **kwargs: object) -> argparse.Action:
         extra = [n.replace("_", "-") for n in names if n.startswith("--") and "_" in n]
         return super().add_argument(*names, *extra, **kwargs)  # type: ignore[arg-type]
 
@@ -30,8 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    import importlib
+
     try:
-        from app.cli import bench
+        bench = importlib.import_module("app.cli.bench")
     except ImportError:  # the bench commands are wired when app.bench's runner exists
         return
     bench.register(sub)

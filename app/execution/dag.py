@@ -61,11 +61,7 @@ class TaskDAG:
 
     def ready(self, done: Iterable[str]) -> list[str]:
         finished = set(done)
-        return [
-            sid
-            for sid in self.order
-            if sid not in finished and all(d in finished for d in self.nodes[sid].deps)
-        ]
+        return [sid for sid in self.order if sid not in finished and all(d in finished for d in self.nodes[sid].deps)]
 
     def horizon(self, done: Iterable[str], depth: int) -> dict[str, int]:
         """Unfinished nodes within `depth` steps of now, with their step (0 = ready now).

@@ -97,9 +97,7 @@ def classify(text: str) -> str:
 def estimate_difficulty(text: str) -> float:
     words = len(re.findall(r"\w+", text))
     hard = sum(
-        1
-        for w in ("prove", "optimi", "explain why", "step by step", "complex", "efficient")
-        if w in text.lower()
+        1 for w in ("prove", "optimi", "explain why", "step by step", "complex", "efficient") if w in text.lower()
     )
     return round(min(0.9, 0.25 + words / 400 + 0.15 * hard), 2)
 
@@ -108,7 +106,7 @@ def heuristic(query: str, reason: str | None = None) -> Decomposition:
     task_type = classify(query)
     sub = Subtask(
         id="s0",
-        task_type=task_type,  # type: ignore[arg-type]
+        task_type=task_type,
         description=query,
         estimated_tokens=512 if task_type in ("code", "creative") else 256,
         difficulty=estimate_difficulty(query),
@@ -126,9 +124,7 @@ def parse(content: str, query: str) -> list[Subtask]:
         if not isinstance(raw, dict):
             raise ValueError("subtask is not an object")
         raw = {
-            k: raw[k]
-            for k in ("id", "task_type", "description", "estimated_tokens", "difficulty", "deps")
-            if k in raw
+            k: raw[k] for k in ("id", "task_type", "description", "estimated_tokens", "difficulty", "deps") if k in raw
         }
         raw.setdefault("description", query)
         raw["estimated_tokens"] = int(min(max(int(raw.get("estimated_tokens") or 256), 16), 4096))
@@ -146,7 +142,7 @@ async def decompose(query: str, chat: ChatFn | None) -> Decomposition:
         {"role": "user", "content": query},
     ]
     try:
-        reply = await chat(messages, SCHEMA)
+        reply = await chat(messages, {"format": SCHEMA, "temperature": 0})
         return Decomposition(parse(reply.content, query), "decomposer")
     except (ValueError, ValidationError, DagError, TypeError) as exc:
         return heuristic(query, f"decomposer output unusable: {str(exc)[:200]}")

@@ -93,6 +93,5 @@ async def run_job(
         max_concurrency=runtime.settings.max_concurrency,
     )
     result = await orch.run(spec)
-    if result.summary.get("total_tokens"):
-        await asyncio.to_thread(runtime.repo.add_tokens_used, tenant_id, int(result.summary["total_tokens"]))
+    await runtime.add_tokens(tenant_id, int(result.summary.get("total_tokens") or 0))
     return result

@@ -4,49 +4,33 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from app.backends.base import Backend, Usage
+from app.routing import ChatFn, ChatReply
 
 Messages = list[dict[str, str]]
-
-
-@dataclass
-class Reply:
-    """Same fields as app.routing's ChatReply, so the planner can take a backend-bound chat function."""
-
-    content: str
-    prompt_tokens: int = 0
-    eval_tokens: int = 0
-    model: str | None = None
-    latency_ms: float = 0.0
-
-
-ChatFn = Callable[[Messages, dict[str, Any]], Awaitable[Reply]]
+__all__ = ["ChatFn", "ChatReply", "bind_chat", "extract_json"]
 
 
 def bind_chat(backend: Backend, model: str, keep_alive: str | int = "10m", num_predict: int = 512) -> ChatFn:
-    """A chat function that asks `model` on `backend` for JSON matching the schema (Ollama's `format`)."""
+    """A routing.ChatFn on `backend`: options may carry "format" (a JSON schema), "model", "temperature"."""
 
-    async def chat(messages: Messages, schema: dict[str, Any]) -> Reply:
-        started = time.perf_counter()
+    async def chat(messages: Messages, options: dict[str, Any]) -> ChatReply:
+        name = str(options.get("model") or model)
         body = await backend.chat(
             {
-                "model": model,
+                "model": name,
                 "messages": messages,
                 "stream": False,
-                "format": schema or "json",
+                "format": options.get("format") or "json",
                 "keep_alive": keep_alive,
-                "options": {"temperature": 0, "num_predict": num_predict},
+                "options": {"temperature": options.get("temperature", 0), "num_predict": num_predict},
             }
         )
         usage = Usage.from_response(body)
         content = str((body.get("message") or {}).get("content", ""))
-        elapsed = (time.perf_counter() - started) * 1000
-        return Reply(content, usage.prompt_tokens, usage.eval_tokens, model, elapsed)
+        return ChatReply(content, usage.prompt_tokens, usage.eval_tokens, name)
 
     return chat
 

@@ -17,7 +17,7 @@ from app.execution.results import JobResult, JobSpec, SubtaskResult
 from app.execution.state import GpuState
 from app.execution.steps import StepLog, summarize
 from app.execution.telemetry import Recorder
-from app.routing import Estimator, route
+from app.routing import Estimator, route, route_sync
 from app.storage.models import PlanStepRecord, SubtaskRecord
 
 
@@ -56,9 +56,7 @@ class Orchestrator:
             final = await self._final_answer(spec, dag, results)
             status, error = self._outcome(dag, results)
         except asyncio.CancelledError:
-            await self._finish(
-                spec, results, log, "cancelled", "cancelled by request", None, started, plan_source
-            )
+            await self._finish(spec, results, log, "cancelled", "cancelled by request", None, started, plan_source)
             raise
         except Exception as exc:
             msg = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
@@ -109,9 +107,7 @@ class Orchestrator:
             },
         )
 
-    async def _loop(
-        self, spec: JobSpec, dag: TaskDAG, results: dict[str, SubtaskResult], log: StepLog
-    ) -> None:
+    async def _loop(self, spec: JobSpec, dag: TaskDAG, results: dict[str, SubtaskResult], log: StepLog) -> None:
         step_index = 0
         while True:
             finished = [sid for sid, r in results.items() if r.status in ("done", "failed", "skipped")]
@@ -151,11 +147,10 @@ class Orchestrator:
                 params=spec.params,
             )
             plan = await self._route(spec, problem)
+            await self.rec.event("orchestration", spec.job_id, decision(step_index, plan, ready))
             evicted = await self._evict(plan, spec)
             loads = await self._load(plan, ready, spec)
-            observed_after_load = (
-                self.gpu.resident_gb if loads or evicted else sum(m.size_vram for m in before) / 1e9
-            )
+            observed_after_load = self.gpu.resident_gb if loads or evicted else sum(m.size_vram for m in before) / 1e9
             await self._run_ready(spec, dag, plan, ready, results)
             after = await self.gpu.refresh()
         entry = log.add(
@@ -219,9 +214,7 @@ class Orchestrator:
                     if results[child].status == "pending":
                         results[child].status = "skipped"
                         results[child].error = f"skipped: upstream subtask {sid!r} failed"
-                        await self.rec.update_subtask(
-                            spec.job_id, child, status="skipped", error=results[child].error
-                        )
+                        await self.rec.update_subtask(spec.job_id, child, status="skipped", error=results[child].error)
 
     async def _run_subtask(
         self, spec: JobSpec, dag: TaskDAG, sid: str, assignment: Any, results: dict[str, SubtaskResult]
@@ -284,12 +277,9 @@ class Orchestrator:
                 vram_peak_gb=entry["vram_peak_gb"],
             )
         )
-        await self.rec.event("orchestration", spec.job_id, {k: entry[k] for k in StepLog.ORCHESTRATION_KEYS})
         await self.rec.event("plan_step", spec.job_id, entry)
 
-    async def _final_answer(
-        self, spec: JobSpec, dag: TaskDAG, results: dict[str, SubtaskResult]
-    ) -> str | None:
+    async def _final_answer(self, spec: JobSpec, dag: TaskDAG, results: dict[str, SubtaskResult]) -> str | None:
         done = [(dag.nodes[sid], r.output or "") for sid, r in results.items() if r.status == "done"]
         if len(dag.nodes) == 1 or not spec.synthesize:
             return done[-1][1] if done else None
@@ -345,13 +335,26 @@ class Orchestrator:
             finished_at=time.time(),
         )
         await self.rec.event("job_dag_summary", spec.job_id, summary)
-        await self.rec.event(
-            "job", spec.job_id, {"status": status, "error": error, "final_answer": final, **summary}
-        )
+        await self.rec.event("job", spec.job_id, {"status": status, "error": error, "final_answer": final, **summary})
         return result
 
 
-def _route_sync(problem: RoutingProblem, estimator: Estimator, mode: str, seed: int) -> Plan:
-    from app.routing import route_sync
+def decision(step: int, plan: Plan, ready: list[str]) -> dict[str, Any]:
+    """The routing decision as announced before the step runs (clients following SSE see the plan first)."""
+    return {
+        "step": step,
+        "routing_mode": plan.mode,
+        "routing_source": plan.routing_source,
+        "fallback_reason": plan.fallback_reason,
+        "solver": plan.solver.model_dump() if plan.solver else None,
+        "planner": plan.planner.model_dump() if plan.planner else None,
+        "objective": plan.objective,
+        "ready_now_nodes": ready,
+        "assignments": [a.model_dump() for a in plan.assignments],
+        "resident_planned": plan.resident_per_step,
+        "evictions_planned": [e.model_dump() for e in plan.evictions],
+    }
 
+
+def _route_sync(problem: RoutingProblem, estimator: Estimator, mode: str, seed: int) -> Plan:
     return route_sync(problem, estimator, mode, seed=seed)

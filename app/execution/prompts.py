@@ -28,9 +28,7 @@ def subtask_messages(sub: Subtask, parent_outputs: list[tuple[Subtask, str]]) ->
 
 
 def synthesis_messages(query: str, results: list[tuple[Subtask, str]]) -> list[dict[str, str]]:
-    body = "\n\n".join(
-        f"[{s.id} - {s.task_type}] {s.description}\n{out[:PARENT_CHARS]}" for s, out in results
-    )
+    body = "\n\n".join(f"[{s.id} - {s.task_type}] {s.description}\n{out[:PARENT_CHARS]}" for s, out in results)
     return [
         {"role": "system", "content": "Combine the partial results into one complete answer to the request."},
         {"role": "user", "content": f"Request: {query}\n\nPartial results:\n{body}\n\nFinal answer:"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,16 +13,45 @@ from typing import Any
 import httpx
 
 from app.backends.base import Backend
-from app.backends.factory import make_backend
 from app.core.errors import BackendError
 from app.core.settings import Settings
 from app.domain.models import Agent
 from app.execution.state import BackendPool
 from app.routing import Estimator, load_agents
 from app.storage import db
+from app.storage.models import Tenant
 from app.storage.repo import Repo
 
 log = logging.getLogger("swarm")
+
+
+class TenantCache:
+    """API key -> tenant for a few seconds, so hot paths (the proxies) do not query the DB per request.
+
+    Token usage is applied to the cached objects as well as to the DB, so budget checks stay current.
+    """
+
+    ttl_s = 5.0
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[float, Tenant | None]] = {}
+
+    def get(self, key: str) -> tuple[bool, Tenant | None]:
+        hit = self._items.get(key)
+        if hit and hit[0] > time.monotonic():
+            return True, hit[1]
+        return False, None
+
+    def put(self, key: str, tenant: Tenant | None) -> None:
+        self._items[key] = (time.monotonic() + self.ttl_s, tenant)
+
+    def add_tokens(self, tenant_id: str, tokens: int) -> None:
+        for _, tenant in self._items.values():
+            if tenant is not None and tenant.id == tenant_id:
+                tenant.tokens_used += tokens
+
+    def clear(self) -> None:
+        self._items.clear()
 
 
 @dataclass
@@ -34,6 +64,12 @@ class Runtime:
     estimator: Estimator
     backend_kind: str
     tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+    tenants: TenantCache = field(default_factory=TenantCache)
+
+    async def add_tokens(self, tenant_id: str, tokens: int) -> None:
+        if tokens > 0:
+            self.tenants.add_tokens(tenant_id, tokens)
+            await asyncio.to_thread(self.repo.add_tokens_used, tenant_id, tokens)
 
     async def aclose(self) -> None:
         await self.pool.aclose()
@@ -68,6 +104,8 @@ def agents_file_for(settings: Settings, kind: str) -> Path:
 
 
 def build_backend(settings: Settings, kind: str, http: httpx.AsyncClient, agents: list[Agent]) -> Backend:
+    from app.backends.factory import make_backend  # the local backend pulls in llama.cpp: import on demand
+
     return make_backend(
         kind,
         client=http,
@@ -80,6 +118,13 @@ def build_backend(settings: Settings, kind: str, http: httpx.AsyncClient, agents
         keep_alive=settings.keep_alive,
         data_dir=settings.data_dir,
     )
+
+
+def remote_ollama(settings: Settings, http: httpx.AsyncClient, url: str) -> Backend:
+    """A tenant bound to its own Ollama URL gets its own GPU state, over the shared client."""
+    from app.backends.ollama import OllamaBackend
+
+    return OllamaBackend(http, url, deadline_s=settings.backend_deadline_s, keep_alive=settings.keep_alive)
 
 
 async def open_runtime(settings: Settings, backend: Backend | None = None, *, migrate: bool = True) -> Runtime:
@@ -96,18 +141,6 @@ async def open_runtime(settings: Settings, backend: Backend | None = None, *, mi
         except BackendError:
             await http.aclose()
             raise
-    pool = BackendPool(
-        backend,
-        settings.gpu_vram_gb,
-        remote_factory=lambda url: make_backend(
-            "ollama",
-            client=http,
-            ollama_base_url=url,
-            agents=agents,
-            gpu_vram_gb=settings.gpu_vram_gb,
-            deadline_s=settings.backend_deadline_s,
-            keep_alive=settings.keep_alive,
-        ),
-    )
+    pool = BackendPool(backend, settings.gpu_vram_gb, remote_factory=lambda url: remote_ollama(settings, http, url))
     log.info("backend %s (%s), %d agents, G=%.1f GB", kind, backend.name, len(agents), settings.gpu_vram_gb)
     return Runtime(settings, repo, http, pool, agents, Estimator(), kind)

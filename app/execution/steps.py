@@ -19,8 +19,6 @@ def _gb(models: Sequence[LoadedModel]) -> float:
 
 
 class StepLog:
-    ORCHESTRATION_KEYS = ("step", "routing_mode", "routing_source", "fallback_reason", "planner", "solver")
-
     def __init__(self) -> None:
         self.entries: list[dict[str, Any]] = []
 
@@ -86,9 +84,7 @@ def summarize(
     done = [r for r in results.values() if r.status == "done"]
     scores = [r.score for r in done if r.score is not None]
     token_cost = sum(
-        agents[r.model].cost_per_token * r.eval_tokens / spec.params.token_scale
-        for r in done
-        if r.model in agents
+        agents[r.model].cost_per_token * r.eval_tokens / spec.params.token_scale for r in done if r.model in agents
     )
     entries = log.entries
     sources = [e["routing_source"] for e in entries]
@@ -113,9 +109,7 @@ def summarize(
         "total_tokens": sum(r.prompt_tokens + r.eval_tokens for r in results.values()),
         "token_cost": round(token_cost, 6),
         "objective_per_step": [e["objective"] for e in entries],
-        "solve_time_ms_per_step": [
-            e["lp_solve_time_ms"] for e in entries if e["lp_solve_time_ms"] is not None
-        ],
+        "solve_time_ms_per_step": [e["lp_solve_time_ms"] for e in entries if e["lp_solve_time_ms"] is not None],
         "routing_sources": sources,
         "fallback_count": sum(1 for s in sources if s.startswith("fallback")),
         "planner_latency_ms": round(sum((e["planner"] or {}).get("latency_ms", 0.0) for e in entries), 3),

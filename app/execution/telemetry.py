@@ -37,9 +37,7 @@ class Recorder:
         ts = time.time()
         record = {"ts": ts, "event": event_type, "job_id": job_id, **payload}
         if self.repo is not None:
-            row = TelemetryEvent(
-                tenant_id=self.tenant_id, job_id=job_id, ts=ts, event_type=event_type, payload=payload
-            )
+            row = TelemetryEvent(tenant_id=self.tenant_id, job_id=job_id, ts=ts, event_type=event_type, payload=payload)
             await self._db(self.repo.add_events, [row])
         if self.jsonl_path is not None:
             with self.jsonl_path.open("a", encoding="utf-8") as fh:

@@ -94,11 +94,7 @@ class Repo:
 
     def add_tokens_used(self, tenant_id: str, tokens: int) -> None:
         with self.session() as s:
-            s.execute(
-                update(Tenant)
-                .where(col(Tenant.id) == tenant_id)
-                .values(tokens_used=Tenant.tokens_used + tokens)
-            )
+            s.execute(update(Tenant).where(col(Tenant.id) == tenant_id).values(tokens_used=Tenant.tokens_used + tokens))
             s.commit()
 
     # ---- jobs ------------------------------------------------------------------------------------------

@@ -89,7 +89,8 @@ def test_sse_stream_ends_with_final_job(client: TestClient) -> None:
     names = [n for n, _ in events]
     assert names[-1] == "end" and events[-1][1]["status"] == "succeeded"
     assert names.count("plan_step") == 3 and names.count("subtask") == 3 and "job" in names
-    assert names.index("plan_step") < names.index("subtask")
+    # the routing decision is announced before the step's subtasks run; the step record follows them
+    assert names.index("orchestration") < names.index("subtask") < names.index("plan_step")
 
 
 def test_cancel_running_job(settings: Settings) -> None:

@@ -145,15 +145,32 @@ def faulty_ollama(fault: str, failing_model: str) -> httpx.MockTransport:
 
 @pytest.mark.parametrize(
     ("fault", "needle"),
-    [("404", "not found"), ("500", "terminated"), ("down", "unavailable"), ("timeout", "timeout"),
-     ("broken", "badbackendresponse")],
+    [
+        ("404", "not found"),
+        ("500", "terminated"),
+        ("down", "unavailable"),
+        ("timeout", "timeout"),
+        ("broken", "badbackendresponse"),
+    ],
 )
 async def test_backend_fault_fails_job_and_keeps_finished_results(tmp_path: Path, fault: str, needle: str) -> None:
     agents = [
-        Agent(name="good", cost_per_token=0.1, max_ctx=8192, capabilities={"extraction": 0.9, "math": 0.1,
-              "code": 0.1}, vram_gb=2.0, load_time_ms=100),
-        Agent(name="bad", cost_per_token=0.1, max_ctx=8192, capabilities={"extraction": 0.1, "math": 0.9,
-              "code": 0.9}, vram_gb=2.0, load_time_ms=100),
+        Agent(
+            name="good",
+            cost_per_token=0.1,
+            max_ctx=8192,
+            capabilities={"extraction": 0.9, "math": 0.1, "code": 0.1},
+            vram_gb=2.0,
+            load_time_ms=100,
+        ),
+        Agent(
+            name="bad",
+            cost_per_token=0.1,
+            max_ctx=8192,
+            capabilities={"extraction": 0.1, "math": 0.9, "code": 0.9},
+            vram_gb=2.0,
+            load_time_ms=100,
+        ),
     ]
     repo = Repo(db.make_engine(f"sqlite:///{tmp_path / 'f.db'}"))
     db.upgrade(repo.engine)

@@ -16,8 +16,16 @@ APP = ROOT / "app"
 # layer -> packages it must never import
 FORBIDDEN = {
     "domain": ("app.routing", "app.backends", "app.storage", "app.execution", "app.api", "app.bench", "fastapi"),
-    "routing": ("app.backends", "app.storage", "app.execution", "app.api", "fastapi", "httpx", "sqlmodel",
-                "sqlalchemy"),
+    "routing": (
+        "app.backends",
+        "app.storage",
+        "app.execution",
+        "app.api",
+        "fastapi",
+        "httpx",
+        "sqlmodel",
+        "sqlalchemy",
+    ),
     "backends": ("app.storage", "app.execution", "app.api", "app.routing", "sqlmodel"),
     "storage": ("app.routing", "app.backends", "app.execution", "app.api", "fastapi"),
     "execution": ("app.api", "fastapi", "app.cli"),

@@ -67,8 +67,13 @@ def test_unfinished_jobs_marked_interrupted(repo: Repo) -> None:
 def test_jsonl_round_trip_loses_nothing(repo: Repo, tmp_path: Path) -> None:
     t = repo.ensure_default_tenant()
     events = [
-        TelemetryEvent(tenant_id=t.id, job_id=f"j{i % 3}", ts=1000.0 + i, event_type=f"e{i % 2}",
-                       payload={"i": i, "nested": {"x": [1, 2.5, "s"]}, "unicode": "héllo"})
+        TelemetryEvent(
+            tenant_id=t.id,
+            job_id=f"j{i % 3}",
+            ts=1000.0 + i,
+            event_type=f"e{i % 2}",
+            payload={"i": i, "nested": {"x": [1, 2.5, "s"]}, "unicode": "héllo"},
+        )
         for i in range(1200)  # > one export batch
     ]
     repo.add_events(events)
@@ -86,8 +91,12 @@ def test_jsonl_round_trip_loses_nothing(repo: Repo, tmp_path: Path) -> None:
 
 def test_export_filters(repo: Repo) -> None:
     t = repo.ensure_default_tenant()
-    repo.add_events([TelemetryEvent(tenant_id=t.id, job_id=f"j{i}", ts=float(i), event_type="x" if i < 5 else "y",
-                                    payload={}) for i in range(10)])
+    repo.add_events(
+        [
+            TelemetryEvent(tenant_id=t.id, job_id=f"j{i}", ts=float(i), event_type="x" if i < 5 else "y", payload={})
+            for i in range(10)
+        ]
+    )
     assert len(list(repo.iter_events(t.id, job_id="j3"))) == 1
     assert len(list(repo.iter_events(t.id, event_type="y"))) == 5
     assert [e.ts for e in repo.iter_events(t.id, since=8.0)] == [8.0, 9.0]

@@ -115,8 +115,13 @@ async def get_job(job_id: str, ctx: TenantDep, runtime: RuntimeDep) -> dict[str,
 async def cancel_job(job_id: str, ctx: TenantDep, runtime: RuntimeDep) -> JSONResponse:
     job = await _load(runtime, ctx.tenant.id, job_id)
     if not await manager(runtime).cancel(job_id):
-        body = {"error": {"message": f"job {job_id!r} is not running (status {job.status})", "type": "conflict",
-                          "code": "not_running"}}
+        body = {
+            "error": {
+                "message": f"job {job_id!r} is not running (status {job.status})",
+                "type": "conflict",
+                "code": "not_running",
+            }
+        }
         return JSONResponse(body, 409)
     job = await _load(runtime, ctx.tenant.id, job_id)
     return JSONResponse({"id": job_id, "status": job.status})

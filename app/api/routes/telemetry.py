@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime
+from itertools import islice
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
@@ -12,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from app.api.deps import RuntimeDep, TenantDep
 from app.core.errors import ValidationFailed
 from app.storage.export import event_to_dict
+from app.storage.models import TelemetryEvent
 
 router = APIRouter(tags=["telemetry"])
 
@@ -41,20 +44,13 @@ async def export(
     batch = 500
 
     async def lines() -> AsyncIterator[bytes]:
-        import json
+        def page(after: int) -> list[TelemetryEvent]:
+            events = runtime.repo.iter_events(ctx.tenant.id, job_id, event_type, since_ts, batch, after)
+            return list(islice(events, batch))
 
         last = 0
         while True:
-            rows = await asyncio.to_thread(
-                lambda: [
-                    e
-                    for _, e in zip(
-                        range(batch),
-                        runtime.repo.iter_events(ctx.tenant.id, job_id, event_type, since_ts, after_id=last),
-                        strict=False,
-                    )
-                ]
-            )
+            rows = await asyncio.to_thread(page, last)
             if not rows:
                 return
             for e in rows:

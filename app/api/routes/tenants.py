@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.api.deps import AdminDep, TenantDep, tenant_cache
+from app.api.deps import AdminDep, RuntimeDep, TenantDep
 from app.api.schemas import TenantCreate
 from app.core.errors import NotFound, ValidationFailed
 from app.routing import load_agents
@@ -37,9 +37,9 @@ async def create_tenant(body: TenantCreate, runtime: AdminDep) -> dict[str, Any]
     if await asyncio.to_thread(runtime.repo.tenant_by_name, body.name):
         raise ValidationFailed(f"name: a tenant named {body.name!r} already exists")
     if body.agents_file:
-        if not Path(body.agents_file).is_file():
+        if not await asyncio.to_thread(Path(body.agents_file).is_file):
             raise ValidationFailed(f"agents_file: file not found: {body.agents_file}")
-        load_agents(body.agents_file)  # reject a broken catalog now, not at the first job
+        await asyncio.to_thread(load_agents, body.agents_file)  # reject a broken catalog now, not at a job
     fields = body.model_dump(exclude={"name", "agents"})
     fields["agents"] = [a.model_dump() for a in body.agents] if body.agents else None
     tenant, key = await asyncio.to_thread(runtime.repo.create_tenant, body.name, **fields)
@@ -59,14 +59,14 @@ async def delete_tenant(tenant_id: str, runtime: AdminDep) -> dict[str, Any]:
         raise ValidationFailed("the default tenant cannot be deleted")
     if not await asyncio.to_thread(runtime.repo.delete_tenant, tenant_id):
         raise NotFound(f"tenant {tenant_id!r} not found")
-    tenant_cache(runtime).clear()
+    runtime.tenants.clear()
     return {"id": tenant_id, "deleted": True}
 
 
 @router.get("/tenants/me")
-async def me(ctx: TenantDep) -> dict[str, Any]:
+async def me(ctx: TenantDep, runtime: RuntimeDep) -> dict[str, Any]:
     resident = await ctx.gpu.refresh()
-    t = ctx.tenant
+    t = await asyncio.to_thread(runtime.repo.get_tenant, ctx.tenant.id) or ctx.tenant
     remaining = None if t.token_budget is None else max(0, t.token_budget - t.tokens_used)
     return {
         **tenant_view(t),
