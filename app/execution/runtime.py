@@ -106,6 +106,10 @@ def agents_file_for(settings: Settings, kind: str) -> Path:
 def build_backend(settings: Settings, kind: str, http: httpx.AsyncClient, agents: list[Agent]) -> Backend:
     from app.backends.factory import make_backend  # the local backend pulls in llama.cpp: import on demand
 
+    extra: dict[str, Any] = {
+        "ollama": {"deadline_s": settings.backend_deadline_s, "keep_alive": settings.keep_alive},
+        "local": {"data_dir": settings.data_dir},
+    }.get(kind, {})
     return make_backend(
         kind,
         client=http,
@@ -114,9 +118,7 @@ def build_backend(settings: Settings, kind: str, http: httpx.AsyncClient, agents
         gpu_vram_gb=settings.gpu_vram_gb,
         seed=settings.sim_seed,
         time_scale=settings.sim_time_scale,
-        deadline_s=settings.backend_deadline_s,
-        keep_alive=settings.keep_alive,
-        data_dir=settings.data_dir,
+        **extra,
     )
 
 
