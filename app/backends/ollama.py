@@ -1,0 +1,269 @@
+"""Ollama backend: native /api/* over the shared httpx.AsyncClient, NDJSON streaming, typed errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from app.backends.base import DEFAULT_KEEP_ALIVE, JSON, LoadedModel, Usage
+from app.core.errors import BackendTimeout, BackendUnavailable, BadBackendResponse, ModelNotFound
+
+log = logging.getLogger(__name__)
+
+# Request key that allows a differing options.num_ctx through (i.e. the plan means to reload the model).
+RELOAD_FLAG = "_reload"
+
+
+class OllamaBackend:
+    """One Ollama server (one GPU).
+
+    Timeouts: connect/write/pool are short, read is unlimited because Ollama sends no byte until a cold
+    model has loaded (can take minutes); every call is instead bounded by an overall `deadline_s`.
+
+    num_ctx: Ollama reloads a model whenever a load-time option differs from the running one, so this
+    backend remembers the num_ctx each model was loaded with (from the requests it sent and from
+    /api/ps `context_length`) and strips a differing `options.num_ctx` unless the request carries
+    `"_reload": True` (stripped before sending). The record of a model is dropped on unload and when
+    /api/ps no longer lists it, so call `loaded()` regularly (the orchestrator does, every step).
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient | None,
+        base_url: str,
+        *,
+        deadline_s: float = 600.0,
+        keep_alive: str | int = DEFAULT_KEEP_ALIVE,
+        connect_timeout_s: float = 5.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.name = self.base_url
+        self.deadline_s = deadline_s
+        self.keep_alive = keep_alive
+        self._own_client = client is None
+        self._client = client if client is not None else httpx.AsyncClient()
+        # Pool timeout is generous: the shared client may be busy with other long streams.
+        self._timeout = httpx.Timeout(connect=connect_timeout_s, read=None, write=30.0, pool=60.0)
+        self._num_ctx: dict[str, int] = {}
+
+    # ---- inference -------------------------------------------------------------------------------
+
+    async def chat(self, request: JSON) -> JSON:
+        return await self._post_json("/api/chat", self._prepare(request, stream=False))
+
+    def chat_stream(self, request: JSON) -> AsyncIterator[JSON]:
+        return self._stream("/api/chat", self._prepare(request, stream=True))
+
+    async def generate(self, request: JSON) -> JSON:
+        return await self._post_json("/api/generate", self._prepare(request, stream=False))
+
+    def generate_stream(self, request: JSON) -> AsyncIterator[JSON]:
+        return self._stream("/api/generate", self._prepare(request, stream=True))
+
+    async def embed(self, request: JSON) -> JSON:
+        body = dict(request)
+        body.pop(RELOAD_FLAG, None)
+        body.setdefault("keep_alive", self.keep_alive)
+        return await self._post_json("/api/embed", body)
+
+    # ---- model management ------------------------------------------------------------------------
+
+    async def installed(self) -> list[JSON]:
+        body = await self._request_json("GET", "/api/tags", None)
+        return _models_list(body, "/api/tags")
+
+    async def loaded(self) -> list[LoadedModel]:
+        entries = _models_list(await self._request_json("GET", "/api/ps", None), "/api/ps")
+        models = [_loaded_model(e) for e in entries]
+        self._sync_num_ctx(entries)
+        return models
+
+    async def show(self, model: str) -> JSON:
+        return await self._post_json("/api/show", {"model": model})
+
+    async def version(self) -> str:
+        body = await self._request_json("GET", "/api/version", None)
+        return str(body.get("version", ""))
+
+    async def load(self, model: str, keep_alive: str | int = DEFAULT_KEEP_ALIVE) -> Usage:
+        started = time.perf_counter()
+        body = await self._post_json("/api/generate", {"model": model, "keep_alive": keep_alive, "stream": False})
+        usage = Usage.from_response(body)
+        if usage.load_ms == 0.0:
+            # Ollama's empty-prompt load reply carries no metrics; the wall time is the switch time.
+            wall_ms = (time.perf_counter() - started) * 1e3
+            usage = Usage(load_ms=wall_ms, total_ms=wall_ms)
+        return usage
+
+    async def unload(self, model: str) -> None:
+        await self._post_json("/api/generate", {"model": model, "keep_alive": 0})
+        self._num_ctx.pop(_with_latest(model), None)
+
+    async def ping(self) -> None:
+        try:
+            await self.version()
+        except (BackendTimeout, BadBackendResponse) as exc:
+            raise BackendUnavailable(f"Ollama at {self.base_url} is not answering: {exc}") from exc
+
+    async def aclose(self) -> None:
+        if self._own_client:
+            await self._client.aclose()
+
+    # ---- request preparation ---------------------------------------------------------------------
+
+    def _prepare(self, request: JSON, *, stream: bool) -> JSON:
+        body = dict(request)
+        reload = bool(body.pop(RELOAD_FLAG, False))
+        body["stream"] = stream
+        body.setdefault("keep_alive", self.keep_alive)
+        model = _with_latest(str(body.get("model", "")))
+        options = body.get("options")
+        if isinstance(options, dict) and "num_ctx" in options:
+            wanted = int(options["num_ctx"])
+            current = self._num_ctx.get(model)
+            if current is not None and current != wanted and not reload:
+                log.info("keeping %s at num_ctx=%d (request asked %d, no reload flag)", model, current, wanted)
+                body["options"] = {k: v for k, v in options.items() if k != "num_ctx"}
+            else:
+                self._num_ctx[model] = wanted
+        return body
+
+    def _sync_num_ctx(self, entries: list[JSON]) -> None:
+        resident: dict[str, int | None] = {}
+        for e in entries:
+            ctx = e.get("context_length")
+            name = _with_latest(str(e.get("name") or e.get("model") or ""))
+            resident[name] = int(ctx) if isinstance(ctx, int) and ctx > 0 else None
+        for model in list(self._num_ctx):
+            if model not in resident:
+                del self._num_ctx[model]  # evicted: the next load may pick any num_ctx
+        for name, ctx in resident.items():
+            if ctx is not None:
+                self._num_ctx[name] = ctx
+
+    # ---- HTTP plumbing ---------------------------------------------------------------------------
+
+    async def _post_json(self, path: str, body: JSON) -> JSON:
+        return await self._request_json("POST", path, body)
+
+    async def _request_json(self, method: str, path: str, body: JSON | None) -> JSON:
+        url = self.base_url + path
+        try:
+            async with asyncio.timeout(self.deadline_s):
+                resp = await self._client.request(method, url, json=body, timeout=self._timeout)
+        except TimeoutError as exc:
+            raise BackendTimeout(f"{method} {url} exceeded the {self.deadline_s:g}s deadline") from exc
+        except httpx.HTTPError as exc:
+            raise self._transport_error(url, exc) from exc
+        if resp.status_code >= 400:
+            raise _status_error(url, resp.status_code, resp.text, body)
+        return _parse_object(resp.text, url)
+
+    async def _stream(self, path: str, body: JSON) -> AsyncIterator[JSON]:
+        url = self.base_url + path
+        deadline = asyncio.get_running_loop().time() + self.deadline_s
+        try:
+            async with asyncio.timeout_at(deadline):
+                cm = self._client.stream("POST", url, json=body, timeout=self._timeout)
+                resp = await cm.__aenter__()
+        except TimeoutError as exc:
+            raise BackendTimeout(f"POST {url} exceeded the {self.deadline_s:g}s deadline") from exc
+        except httpx.HTTPError as exc:
+            raise self._transport_error(url, exc) from exc
+        try:
+            async for chunk in self._iter_chunks(resp, url, body, deadline):
+                yield chunk
+        finally:
+            await cm.__aexit__(None, None, None)
+
+    async def _iter_chunks(self, resp: httpx.Response, url: str, body: JSON, deadline: float) -> AsyncIterator[JSON]:
+        try:
+            if resp.status_code >= 400:
+                async with asyncio.timeout_at(deadline):
+                    text = (await resp.aread()).decode("utf-8", "replace")
+                raise _status_error(url, resp.status_code, text, body)
+            lines = resp.aiter_lines()
+            while True:
+                # The deadline guards each wait for the next line only, never the consumer's own work.
+                async with asyncio.timeout_at(deadline):
+                    line = await anext(lines, None)
+                if line is None:
+                    raise BadBackendResponse(f"stream from {url} ended before a done=true chunk")
+                if not line.strip():
+                    continue
+                chunk = _parse_object(line, url)
+                if "error" in chunk:
+                    raise BadBackendResponse(f"Ollama stream from {url} failed: {chunk['error']}")
+                yield chunk
+                if chunk.get("done"):
+                    return
+        except TimeoutError as exc:
+            raise BackendTimeout(f"POST {url} exceeded the {self.deadline_s:g}s deadline") from exc
+        except httpx.HTTPError as exc:
+            raise BadBackendResponse(f"stream from {url} broke mid-way: {exc!r}") from exc
+
+    def _transport_error(self, url: str, exc: httpx.HTTPError) -> Exception:
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            return BackendUnavailable(f"cannot connect to Ollama at {self.base_url} ({url}): {exc}")
+        if isinstance(exc, httpx.TimeoutException):
+            return BackendTimeout(f"{url} timed out: {exc!r}")
+        return BadBackendResponse(f"{url} failed: {exc!r}")
+
+
+def _error_text(text: str) -> tuple[str, bool]:
+    """Ollama's error message and whether it came as a native {"error": ...} body."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text.strip(), False
+    if isinstance(data, dict) and "error" in data:
+        return str(data["error"]), True
+    return text.strip(), False
+
+
+def _status_error(url: str, status: int, text: str, body: JSON | None) -> Exception:
+    message, native = _error_text(text)
+    # A JSON {"error": ...} 404 is a missing model; a plain-text "404 page not found" is a missing route.
+    if status == 404 and native:
+        return ModelNotFound(str((body or {}).get("model", "")), message)
+    return BadBackendResponse(f"{url} returned HTTP {status}: {message}")
+
+
+def _parse_object(text: str, url: str) -> JSON:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise BadBackendResponse(f"invalid JSON from {url}: {text[:200]!r}") from exc
+    if not isinstance(data, dict):
+        raise BadBackendResponse(f"expected a JSON object from {url}, got {type(data).__name__}")
+    return data
+
+
+def _models_list(body: JSON, path: str) -> list[JSON]:
+    models = body.get("models")
+    if models is None:
+        return []
+    if not isinstance(models, list):
+        raise BadBackendResponse(f"{path}: 'models' is not a list")
+    return [m for m in models if isinstance(m, dict)]
+
+
+def _loaded_model(entry: dict[str, Any]) -> LoadedModel:
+    name = str(entry.get("name") or entry.get("model") or "")
+    size = int(entry.get("size") or 0)
+    return LoadedModel(
+        name=name,
+        size=size,
+        size_vram=int(entry.get("size_vram", size) or 0),
+        expires_at=entry.get("expires_at"),
+    )
+
+
+def _with_latest(model: str) -> str:
+    return model if ":" in model else model + ":latest"
