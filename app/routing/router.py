@@ -1,0 +1,121 @@
+"""Mode dispatch: one entry point per routing mode, all producing Plans scored by the same objective."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+
+from app.domain.models import Agent, Assignment, Plan, RoutingParams, RoutingProblem, SolverInfo, Subtask
+from app.routing.baselines import greedy_assign, oracle_solve, random_assign, single_assign
+from app.routing.dp import fitting_sets, solve_dp
+from app.routing.estimator import Estimates, Estimator
+from app.routing.milp import solve_milp
+from app.routing.plan_builder import build_plan, infeasible
+from app.routing.planner import ChatFn, plan_with_llm
+from app.routing.relaxed import solve_relaxed
+
+ROUTING_MODES: tuple[str, ...] = ("lp", "lp_relaxed", "llm", "greedy", "random", "single", "oracle")
+ExactMethod = Literal["auto", "dp", "milp"]
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in ROUTING_MODES:
+        raise ValueError(f"unknown routing mode {mode!r}; allowed: {', '.join(ROUTING_MODES)}")
+
+
+def route_lp(problem: RoutingProblem, estimator: Estimator, *, method: ExactMethod = "auto") -> Plan:
+    """Exact router: the resident-set DP while at most MAX_DP_SETS sets fit G (always for <= 8 models), else the
+    CVXPY MILP; both reach the same optimum (cross-checked in tests)."""
+    est = estimator.estimates(problem)
+    if method == "dp" or (method == "auto" and fitting_sets(est) is not None):
+        start = time.perf_counter()
+        assignment, sets, _ = solve_dp(est)
+        info = SolverInfo(name="exact_dp", status="optimal", solve_time_ms=(time.perf_counter() - start) * 1e3)
+    else:
+        assignment, sets, info = solve_milp(est)
+    return build_plan(problem, est, assignment, mode="lp", routing_source="lp", base_sets=sets, solver=info)
+
+
+def _timed(fn: Callable[[], list[int]]) -> tuple[list[int], float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, (time.perf_counter() - start) * 1e3
+
+
+def route_sync(
+    problem: RoutingProblem, estimator: Estimator, mode: str, *, seed: int = 0, single_model: str | None = None
+) -> Plan:
+    """Every mode except `llm`; blocking (HiGHS), so async callers run it in a worker thread."""
+    _check_mode(mode)
+    if mode == "llm":
+        raise ValueError("mode 'llm' needs a chat function: use `await route(..., chat=...)`")
+    if mode == "lp":
+        return route_lp(problem, estimator)
+    est = estimator.estimates(problem)
+    if mode == "lp_relaxed":
+        assignment, info, violation = solve_relaxed(est)
+        return build_plan(problem, est, assignment, mode=mode, routing_source=mode, solver=info, violation_gb=violation)
+    if mode == "oracle":
+        start = time.perf_counter()
+        assignment, sets, _ = oracle_solve(est)
+        info = SolverInfo(name="brute_force", status="optimal", solve_time_ms=(time.perf_counter() - start) * 1e3)
+        return build_plan(problem, est, assignment, mode=mode, routing_source=mode, base_sets=sets, solver=info)
+    if mode == "single":
+        if single_model is None:
+            raise ValueError("mode 'single' needs single_model")
+        assignment, ms = _timed(lambda: single_assign(est, single_model))
+    elif mode == "random":
+        assignment, ms = _timed(lambda: random_assign(est, seed))
+    else:
+        assignment, ms = _timed(lambda: greedy_assign(est))
+    info = SolverInfo(name=mode, status="heuristic", solve_time_ms=ms)
+    return build_plan(problem, est, assignment, mode=mode, routing_source=mode, solver=info)
+
+
+async def route(
+    problem: RoutingProblem,
+    estimator: Estimator,
+    mode: str,
+    *,
+    chat: ChatFn | None = None,
+    planner_model: str | None = None,
+    seed: int = 0,
+    single_model: str | None = None,
+) -> Plan:
+    """Route a horizon. Non-llm modes run synchronously here (move the call to a thread if the loop matters)."""
+    _check_mode(mode)
+    if mode == "llm":
+        if chat is None:
+            raise ValueError("mode 'llm' requires a chat function")
+        return await plan_with_llm(problem, estimator.estimates(problem), chat, planner_model=planner_model)
+    return route_sync(problem, estimator, mode, seed=seed, single_model=single_model)
+
+
+def route_single(
+    subtask: Subtask,
+    agents: list[Agent],
+    loaded: list[str],
+    gpu_vram_gb: float,
+    params: RoutingParams,
+    estimator: Estimator,
+) -> Assignment:
+    """Proxy fast path: argmax of P - λ_tok·C_tok - λ_sw·C_sw over models that fit G on their own (C_sw = 0 when
+    loaded); ties go to a loaded model, then catalog order. No solver."""
+    problem = RoutingProblem(subtasks=[subtask], agents=agents, gpu_vram_gb=gpu_vram_gb, loaded=loaded, params=params)
+    est: Estimates = estimator.estimates(problem)
+    util = np.where(est.feasible[:, 0], est.utility[:, 0], -np.inf)
+    if not np.isfinite(util).any():
+        raise infeasible(est, f"subtask {subtask.id!r} fits no model (VRAM or context)")
+    best = max(range(len(agents)), key=lambda i: (round(float(util[i]), 12), bool(est.loaded[i]), -i))
+    return Assignment(
+        subtask_id=subtask.id,
+        model=agents[best].name,
+        step=0,
+        estimated_quality=float(est.quality[best, 0]),
+        token_cost=float(est.token_cost[best, 0]),
+        switch_cost=float(est.switch_cost[best]),
+        utility=float(util[best]),
+    )
