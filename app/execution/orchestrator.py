@@ -169,13 +169,24 @@ class Orchestrator:
         await self._persist_step(spec, plan, entry, horizon, ready)
 
     async def _evict(self, plan: Plan, spec: JobSpec) -> list[str]:
-        """Carry out the plan's step-0 evictions on the real backend (only what it really holds)."""
+        """Carry out the plan's step-0 evictions on the real backend (only what it really holds).
+
+        Models outside the catalog (loaded by someone else) are not in the plan; they are unloaded only when
+        the step's resident set would not fit beside them.
+        """
         present = set(self.gpu.loaded_names)
         evicted: list[str] = []
         for ev in plan.evictions:
             if ev.step == 0 and ev.model in present:
                 await self.gpu.backend.unload(ev.model)
                 evicted.append(ev.model)
+        vram = {a.name: a.vram_gb for a in spec.agents}
+        foreign = [m for m in self.gpu.resident if m.name not in vram]
+        needed = sum(vram[m] for m in (plan.resident_per_step or [[]])[0] if m in vram)
+        if foreign and needed + sum(m.size_vram for m in foreign) / 1e9 > (spec.gpu_vram_gb or self.gpu.capacity_gb):
+            for m in foreign:
+                await self.gpu.backend.unload(m.name)
+                evicted.append(m.name)
         if evicted:
             await self.gpu.refresh()
         return evicted

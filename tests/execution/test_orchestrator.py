@@ -107,15 +107,19 @@ async def test_loads_reported_only_when_the_backend_loaded() -> None:
     assert second.steps[0]["resident_before"] == [first.subtasks["s"].model]
 
 
-def faulty_ollama(fault: str, failing_model: str) -> httpx.MockTransport:
+def faulty_ollama(fault: str, failing_model: str, resident: list[str] | None = None) -> httpx.MockTransport:
     """An Ollama that serves every model except `failing_model`, which fails in the given way."""
-    resident: list[str] = []
+    resident = [] if resident is None else resident
+    size = {"foreign:7b": int(7e9)}
 
     async def handler(request: httpx.Request) -> httpx.Response:
         path = request.url.path
         body = json.loads(request.content or b"{}")
         if path == "/api/ps":
-            models = [{"name": m, "model": m, "size": int(2e9), "size_vram": int(2e9)} for m in resident]
+            models = [
+                {"name": m, "model": m, "size": size.get(m, int(2e9)), "size_vram": size.get(m, int(2e9))}
+                for m in resident
+            ]
             return httpx.Response(200, json={"models": models})
         model = body.get("model")
         if model == failing_model and path in ("/api/chat", "/api/generate"):
@@ -188,3 +192,17 @@ async def test_backend_fault_fails_job_and_keeps_finished_results(tmp_path: Path
     assert rows["b"].status == "failed" and rows["c"].status == "skipped"
     job = repo.get_job(tenant.id, "jf")
     assert job is not None and job.status == "failed" and job.error == result.error
+
+
+async def test_foreign_model_is_unloaded_only_when_the_step_needs_the_room() -> None:
+    agents = [Agent(name="good", cost_per_token=0.1, max_ctx=8192, capabilities={"code": 0.9}, vram_gb=2.0,
+                    load_time_ms=100)]
+    one = [Subtask(id="s", task_type="code", description="write code")]
+    for capacity, expect_unloaded in ((8.0, True), (12.0, False)):
+        resident = ["foreign:7b"]
+        async with httpx.AsyncClient(transport=faulty_ollama("none", "-", resident), base_url="http://o") as client:
+            orch = orchestrator(OllamaBackend(client, "http://o"), capacity)
+            result = await orch.run(JobSpec(job_id="f", agents=agents, subtasks=one))
+        assert result.status == "succeeded"
+        assert ("foreign:7b" not in resident) is expect_unloaded
+        assert ("foreign:7b" in result.steps[0]["evictions_done"]) is expect_unloaded
