@@ -71,7 +71,7 @@ async def judge(
     """Score `output` 0..1 with a rationale; errors (transport, timeout, bad JSON) land in `.error`."""
     messages = build_messages(task_description, output, expected)
     try:
-        reply = await asyncio.wait_for(chat(messages, JUDGE_SCHEMA), timeout=timeout_s)
+        reply = await asyncio.wait_for(chat(messages, {"format": JUDGE_SCHEMA, "temperature": 0}), timeout=timeout_s)
         text = str(reply.content)
     except asyncio.CancelledError:
         raise

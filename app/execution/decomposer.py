@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from app.core.errors import DagError
 from app.domain.models import TASK_TYPES, Subtask
 from app.execution.dag import TaskDAG
-from app.execution.llm import ChatFn, extract_json
+from app.execution.llm import ChatFn
+from app.routing.planner import extract_json
 
 MAX_SUBTASKS = 8
 
@@ -115,8 +116,7 @@ def heuristic(query: str, reason: str | None = None) -> Decomposition:
 
 
 def parse(content: str, query: str) -> list[Subtask]:
-    data = extract_json(content)
-    items = data.get("subtasks") if isinstance(data, dict) else data
+    items = extract_json(content).get("subtasks")
     if not isinstance(items, list) or not items:
         raise ValueError("reply has no 'subtasks' list")
     subs: list[Subtask] = []

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
 from app.backends.base import Backend, Usage
 from app.routing import ChatFn, ChatReply
 
 Messages = list[dict[str, str]]
-__all__ = ["ChatFn", "ChatReply", "bind_chat", "extract_json"]
+__all__ = ["ChatFn", "ChatReply", "bind_chat"]
 
 
 def bind_chat(backend: Backend, model: str, keep_alive: str | int = "10m", num_predict: int = 512) -> ChatFn:
@@ -33,27 +31,3 @@ def bind_chat(backend: Backend, model: str, keep_alive: str | int = "10m", num_p
         return ChatReply(content, usage.prompt_tokens, usage.eval_tokens, name)
 
     return chat
-
-
-_FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", re.DOTALL)
-
-
-def extract_json(text: str) -> Any:
-    """Parse JSON from an LLM reply: bare, fenced (```json ... ```), or embedded in prose.
-
-    Raises ValueError when nothing parses.
-    """
-    candidates = [text.strip(), *(m.group(1).strip() for m in _FENCE.finditer(text))]
-    for cand in candidates:
-        try:
-            return json.loads(cand)
-        except json.JSONDecodeError:
-            pass
-    decoder = json.JSONDecoder()
-    for i, ch in enumerate(text):
-        if ch in "{[":
-            try:
-                return decoder.raw_decode(text[i:])[0]
-            except json.JSONDecodeError:
-                continue
-    raise ValueError("no JSON object found in reply")

@@ -174,19 +174,24 @@ class Orchestrator:
         Models outside the catalog (loaded by someone else) are not in the plan; they are unloaded only when
         the step's resident set would not fit beside them.
         """
-        present = set(self.gpu.loaded_names)
+        present = {m.name for m in await self.gpu.refresh()}
         evicted: list[str] = []
         for ev in plan.evictions:
             if ev.step == 0 and ev.model in present:
                 await self.gpu.backend.unload(ev.model)
                 evicted.append(ev.model)
+        # Whatever else is resident (a model outside the catalog, or the planner that just answered) is not in the
+        # plan; unload it when the step's resident set would not fit beside it.
+        planned = set((plan.resident_per_step or [[]])[0])
         vram = {a.name: a.vram_gb for a in spec.agents}
-        foreign = [m for m in self.gpu.resident if m.name not in vram]
-        needed = sum(vram[m] for m in (plan.resident_per_step or [[]])[0] if m in vram)
-        if foreign and needed + sum(m.size_vram for m in foreign) / 1e9 > (spec.gpu_vram_gb or self.gpu.capacity_gb):
-            for m in foreign:
-                await self.gpu.backend.unload(m.name)
-                evicted.append(m.name)
+        extras = [m for m in self.gpu.resident if m.name not in planned and m.name not in evicted]
+        needed = sum(vram.get(m, 0.0) for m in planned)
+        capacity = spec.gpu_vram_gb or self.gpu.capacity_gb
+        for m in sorted(extras, key=lambda x: -x.size_vram):
+            if needed + sum(x.size_vram for x in extras if x.name not in evicted) / 1e9 <= capacity + 1e-9:
+                break
+            await self.gpu.backend.unload(m.name)
+            evicted.append(m.name)
         if evicted:
             await self.gpu.refresh()
         return evicted
@@ -257,7 +262,8 @@ class Orchestrator:
             )
             self.estimator.observe_tokens(res.model, sub.estimated_tokens, usage.eval_tokens)
             if spec.score_fn is not None:
-                res.score = spec.score_fn(sub, res.output)
+                # scorers may run a sandboxed subprocess (code_eval): keep the event loop free
+                res.score = await asyncio.to_thread(spec.score_fn, sub, res.output)
                 if res.score is not None:
                     self.estimator.observe_score(res.model, sub.task_type, res.score, difficulty=sub.difficulty)
         res.latency_ms = (time.perf_counter() - t0) * 1000

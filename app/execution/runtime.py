@@ -106,10 +106,11 @@ def agents_file_for(settings: Settings, kind: str) -> Path:
 def build_backend(settings: Settings, kind: str, http: httpx.AsyncClient, agents: list[Agent]) -> Backend:
     from app.backends.factory import make_backend  # the local backend pulls in llama.cpp: import on demand
 
-    extra: dict[str, Any] = {
+    per_kind: dict[str, dict[str, Any]] = {
         "ollama": {"deadline_s": settings.backend_deadline_s, "keep_alive": settings.keep_alive},
         "local": {"data_dir": settings.data_dir},
-    }.get(kind, {})
+    }
+    extra = per_kind.get(kind, {})
     return make_backend(
         kind,
         client=http,

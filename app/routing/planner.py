@@ -44,6 +44,26 @@ PLAN_SCHEMA: dict[str, Any] = {
     "required": ["assignments"],
 }
 
+
+
+def plan_schema(est: Estimates) -> dict[str, Any]:
+    """PLAN_SCHEMA narrowed to this problem: ids and model names as enums, one item per subtask.
+
+    Ollama turns `format` into a grammar, so the planner cannot even spell an unknown id or model.
+    """
+    item = {
+        "type": "object",
+        "properties": {
+            "subtask_id": {"type": "string", "enum": list(est.subtask_ids)},
+            "model": {"type": "string", "enum": list(est.agents)},
+        },
+        "required": ["subtask_id", "model"],
+    }
+    n = len(est.subtask_ids)
+    array = {"type": "array", "items": item, "minItems": n, "maxItems": n}
+    return {"type": "object", "properties": {"assignments": array}, "required": ["assignments"]}
+
+
 _SYSTEM = (
     "You are a routing planner for a GPU that can hold only a few models at once. "
     "Reply with JSON only, matching the given schema."
@@ -96,7 +116,7 @@ def build_messages(problem: RoutingProblem, est: Estimates) -> list[dict[str, st
         ],
         # The estimator's current (learned, difficulty-adjusted) view, so the planner is not stuck on priors.
         "estimates": [{k: r[k] for k in ("model", "subtask_id", "quality", "token_cost")} for r in est.to_rows()],
-        "output_schema": PLAN_SCHEMA,
+        "output_schema": plan_schema(est),
     }
     return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": json.dumps(body)}]
 
@@ -153,11 +173,12 @@ def validate(payload: Any, est: Estimates) -> tuple[list[int] | None, list[str]]
 class _Attempts:
     """Accumulates the planner's cost across the first call and the repair call."""
 
-    def __init__(self, planner_model: str | None) -> None:
+    def __init__(self, planner_model: str | None, schema: dict[str, Any]) -> None:
         self.info = PlannerInfo(model=planner_model)
+        self.schema = schema
 
     async def ask(self, chat: ChatFn, messages: list[dict[str, str]], timeout_s: float) -> ChatReply:
-        options = {"model": self.info.model, "format": PLAN_SCHEMA, "temperature": 0.0}
+        options = {"model": self.info.model, "format": self.schema, "temperature": 0.0}
         self.info.attempts += 1
         start = time.perf_counter()
         try:
@@ -189,7 +210,7 @@ async def plan_with_llm(
 ) -> Plan:
     """Ask, validate, re-prompt once with the exact violations, and fall back to greedy; never raises on LLM
     failure (only InfeasibleError from the greedy fallback when no plan exists at all)."""
-    calls = _Attempts(planner_model)
+    calls = _Attempts(planner_model, plan_schema(est))
     messages = build_messages(problem, est)
     reason: str
     try:

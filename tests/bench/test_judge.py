@@ -33,7 +33,7 @@ async def test_fenced_json_verdict() -> None:
     res = await judge(chat, "Add 2 and 2.", "4", expected=4)
     assert (res.score, res.rationale, res.error) == (0.75, "mostly right", None)
     messages, schema = chat.seen[0]
-    assert schema == JUDGE_SCHEMA and "REFERENCE" in messages[-1]["content"]
+    assert schema == {"format": JUDGE_SCHEMA, "temperature": 0} and "REFERENCE" in messages[-1]["content"]
 
 
 @pytest.mark.anyio

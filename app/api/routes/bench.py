@@ -1,0 +1,211 @@
+"""/bench: start a benchmark run in the background, poll its progress and report, download its CSV and outputs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.api.deps import RuntimeDep, TenantCtx, TenantDep
+from app.bench.registry import list_benchmarks
+from app.bench.runner import BenchConfig, BenchResult, expand_compare, private_sim, run_bench
+from app.core.errors import NotFound
+from app.domain.models import Agent
+from app.execution.runtime import Runtime
+from app.routing import Estimator
+from app.storage.models import BenchRun
+from app.storage.repo import new_id
+
+router = APIRouter(tags=["bench"])
+log = logging.getLogger("swarm")
+
+
+class BenchRequest(BaseModel):
+    """Mirrors the `swarm bench` flags; omitted routing knobs take the service defaults, G the tenant's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    benchmarks: list[str] = Field(min_length=1, max_length=8)
+    limit: int = Field(default=20, ge=1, le=500)
+    seed: int = Field(default=0, ge=0)
+    compare: Literal["lp", "lp_relaxed", "llm", "greedy", "random", "both", "all"] = "both"
+    gpu_vram_gb: float | None = Field(default=None, gt=0, le=4096)
+    lambda_token: float | None = Field(default=None, ge=0, le=1000)
+    lambda_switch: float | None = Field(default=None, ge=0, le=1000)
+    token_scale: float | None = Field(default=None, gt=0)
+    switch_t_scale_ms: float | None = Field(default=None, gt=0)
+    horizon_depth: int | None = Field(default=None, ge=0, le=32)
+    mix: Literal["grouped", "interleave"] = "grouped"
+    code_eval: bool = False
+    judge: bool = False
+    judge_model: str | None = Field(default=None, max_length=200)
+    dry_run: bool = False
+    warm: list[str] = Field(default_factory=list, max_length=16)
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _known(cls, names: list[str]) -> list[str]:
+        known = list_benchmarks()
+        for name in names:
+            if name not in known:
+                raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(known)}")
+        return list(dict.fromkeys(names))
+
+
+def to_config(body: BenchRequest, runtime: Runtime, ctx: TenantCtx, output_dir: Path) -> BenchConfig:
+    s = runtime.settings
+    r = s.routing
+    return BenchConfig(
+        benchmarks=body.benchmarks,
+        compare=body.compare,
+        limit=body.limit,
+        seed=body.seed,
+        gpu_vram_gb=body.gpu_vram_gb or ctx.gpu_vram_gb,
+        lambda_token=r.lambda_token if body.lambda_token is None else body.lambda_token,
+        lambda_switch=r.lambda_switch if body.lambda_switch is None else body.lambda_switch,
+        token_scale=body.token_scale or r.token_scale,
+        switch_t_scale_ms=body.switch_t_scale_ms or r.switch_t_scale_ms,
+        horizon_depth=r.horizon_depth if body.horizon_depth is None else body.horizon_depth,
+        mix=body.mix,
+        code_eval=body.code_eval,
+        judge=body.judge,
+        judge_model=body.judge_model or s.models.judge,
+        planner_model=s.models.planner,
+        dry_run=body.dry_run,
+        warm=body.warm,
+        data_dir=str(s.data_dir) if "mbpp" in body.benchmarks else None,
+        keep_alive=s.keep_alive,
+        max_concurrency=s.max_concurrency,
+        output_dir=str(output_dir),
+    )
+
+
+class _Progress:
+    """Overall fraction from the runner's per-(mode, benchmark) counts; unseen cells count `limit` jobs."""
+
+    def __init__(self, config: BenchConfig) -> None:
+        self.cells = {(m, b): (0, config.limit) for m in expand_compare(config.compare) for b in config.benchmarks}
+
+    def __call__(self, mode: str, benchmark: str, done: int, total: int) -> None:
+        self.cells[(mode, benchmark)] = (done, total)
+
+    @property
+    def fraction(self) -> float:
+        total = sum(t for _, t in self.cells.values())
+        return round(min(1.0, sum(d for d, _ in self.cells.values()) / total), 4) if total else 0.0
+
+
+def _progress_map(runtime: Runtime) -> dict[str, _Progress]:
+    progress: dict[str, _Progress] | None = getattr(runtime, "_bench_progress", None)
+    if progress is None:
+        progress = {}
+        runtime._bench_progress = progress  # type: ignore[attr-defined]
+    return progress
+
+
+def _run_private(config: BenchConfig, agents: list[Agent], estimator: Estimator, progress: _Progress) -> BenchResult:
+    """dry_run: a private simulated GPU with the tenant's catalog, on its own event loop in a worker thread, so
+    neither the real GPU nor the service's loop (sync scoring, code_eval subprocesses) is disturbed."""
+    backend = private_sim(config, agents)
+    return asyncio.run(run_bench(config, backend=backend, agents=agents, estimator=estimator, progress=progress))
+
+
+async def _execute(runtime: Runtime, ctx: TenantCtx, run_id: str, config: BenchConfig) -> None:
+    repo = runtime.repo
+    progress = _Progress(config)
+    _progress_map(runtime)[run_id] = progress
+    await asyncio.to_thread(repo.update_bench_run, run_id, status="running")
+    try:
+        if config.dry_run:
+            snapshot = Estimator.from_dict(runtime.estimator.to_dict())
+            result = await asyncio.to_thread(_run_private, config, ctx.agents, snapshot, progress)
+        else:  # exclusive use of the tenant's GPU: its jobs wait until the benchmark is done
+            async with ctx.gpu.lock:
+                result = await run_bench(
+                    config, backend=ctx.gpu.backend, agents=ctx.agents, estimator=runtime.estimator, progress=progress
+                )
+            await ctx.gpu.refresh()
+    except asyncio.CancelledError:
+        await asyncio.to_thread(repo.update_bench_run, run_id, status="cancelled", finished_at=time.time())
+        raise
+    except Exception as exc:
+        log.exception("bench run %s failed", run_id)
+        msg = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        await asyncio.to_thread(repo.update_bench_run, run_id, status="failed", error=msg, finished_at=time.time())
+    else:
+        await asyncio.to_thread(
+            repo.update_bench_run,
+            run_id,
+            status="succeeded",
+            progress=1.0,
+            report=result.report,
+            finished_at=time.time(),
+        )
+    finally:
+        _progress_map(runtime).pop(run_id, None)
+        runtime.tasks.pop(run_id, None)
+
+
+@router.post("/bench", status_code=202)
+async def start_bench(body: BenchRequest, ctx: TenantDep, runtime: RuntimeDep) -> JSONResponse:
+    if not body.dry_run:
+        ctx.check_budget()
+    run_id = new_id("bench")
+    config = to_config(body, runtime, ctx, Path(runtime.settings.runs_dir) / "bench" / run_id)
+    row = BenchRun(
+        id=run_id,
+        tenant_id=ctx.tenant.id,
+        status="queued",
+        config=config.model_dump(mode="json"),
+        output_dir=config.output_dir,
+    )
+    await asyncio.to_thread(runtime.repo.create_bench_run, row)
+    runtime.tasks[run_id] = asyncio.create_task(_execute(runtime, ctx, run_id, config), name=f"bench:{run_id}")
+    return JSONResponse({"id": run_id, "status": "queued"}, status_code=202)
+
+
+async def _get(runtime: Runtime, ctx: TenantCtx, run_id: str) -> BenchRun:
+    run = await asyncio.to_thread(runtime.repo.get_bench_run, ctx.tenant.id, run_id)
+    if run is None:
+        raise NotFound(f"bench run {run_id!r} not found")
+    return run
+
+
+@router.get("/bench/{run_id}")
+async def get_bench(run_id: str, ctx: TenantDep, runtime: RuntimeDep) -> dict[str, Any]:
+    run = await _get(runtime, ctx, run_id)
+    live = _progress_map(runtime).get(run_id)
+    return {
+        "id": run.id,
+        "status": run.status,
+        "progress": live.fraction if live is not None and run.status == "running" else run.progress,
+        "config": run.config,
+        "error": run.error,
+        "created_at": run.created_at,
+        "finished_at": run.finished_at,
+        "report": run.report if run.status == "succeeded" else None,
+    }
+
+
+async def _file(runtime: Runtime, ctx: TenantCtx, run_id: str, name: str, media_type: str) -> FileResponse:
+    run = await _get(runtime, ctx, run_id)
+    path = Path(run.output_dir or "") / name
+    if run.status != "succeeded" or not path.is_file():
+        raise NotFound(f"bench run {run_id!r} has no {name} yet (status {run.status})")
+    return FileResponse(path, media_type=media_type, filename=f"{run_id}_{name}")
+
+
+@router.get("/bench/{run_id}/report.csv")
+async def get_report_csv(run_id: str, ctx: TenantDep, runtime: RuntimeDep) -> FileResponse:
+    return await _file(runtime, ctx, run_id, "report.csv", "text/csv")
+
+
+@router.get("/bench/{run_id}/outputs.jsonl")
+async def get_outputs(run_id: str, ctx: TenantDep, runtime: RuntimeDep) -> FileResponse:
+    return await _file(runtime, ctx, run_id, "outputs.jsonl", "application/x-ndjson")

@@ -1,0 +1,147 @@
+"""Experiment suites: grids of benchmark runs over λ_switch, VRAM and horizon, with an index and a meta report."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.backends.base import Backend
+from app.bench.plots import plot_meta
+from app.bench.registry import list_benchmarks
+from app.bench.runner import BenchConfig, ProgressFn, run_bench
+from app.bench.stats import mean
+from app.domain.models import Agent
+from app.routing import Estimator
+
+Suite = Literal["code_math_sweep", "workflow_sweep", "full_sweep"]
+SUITE_BENCHMARKS: dict[str, list[str]] = {
+    "code_math_sweep": ["code_math_mix"],
+    "workflow_sweep": ["workflowbench"],
+    "full_sweep": ["workflowbench", "code_math_mix", "agentic_bench"],
+}
+BackendFor = Callable[[BenchConfig], Backend]
+
+
+class SweepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    suite: Suite
+    lambda_switches: list[float] = Field(default_factory=lambda: [0.0, 0.2, 0.5, 1.0], min_length=1)
+    gpu_vrams: list[float] = Field(default_factory=lambda: [8.0, 24.0], min_length=1)
+    horizons: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    benchmarks: list[str] | None = None
+    base: BenchConfig
+    output_root: str = "runs"
+
+
+def suite_benchmarks(spec: SweepSpec) -> list[str]:
+    names = spec.benchmarks or list(SUITE_BENCHMARKS[spec.suite])
+    if spec.suite == "full_sweep" and spec.base.data_dir and "mbpp" not in names and spec.benchmarks is None:
+        names.append("mbpp")
+    return [n for n in names if n in list_benchmarks()]
+
+
+def sweep_dir(spec: SweepSpec, stamp: str | None = None) -> Path:
+    return Path(spec.output_root) / f"{stamp or time.strftime('%Y%m%d-%H%M%S')}_{spec.suite}"
+
+
+def grid(spec: SweepSpec, root: Path) -> list[tuple[str, BenchConfig]]:
+    """One run per (benchmark group, G, horizon, λ_switch). full_sweep runs each benchmark on its own so the
+    meta report never averages across benchmarks; the two focused sweeps keep their benchmark list together."""
+    groups = [[b] for b in suite_benchmarks(spec)] if spec.suite == "full_sweep" else [suite_benchmarks(spec)]
+    out = []
+    for benches in groups:
+        for g in spec.gpu_vrams:
+            for h in spec.horizons:
+                for ls in spec.lambda_switches:
+                    name = f"{'+'.join(benches)}_G{g:g}_h{h}_ls{ls:g}"
+                    cfg = spec.base.model_copy(
+                        update={
+                            "benchmarks": benches,
+                            "gpu_vram_gb": g,
+                            "horizon_depth": h,
+                            "lambda_switch": ls,
+                            "output_dir": str(root / name),
+                        }
+                    )
+                    out.append((name, cfg))
+    return out
+
+
+def run_entry(name: str, cfg: BenchConfig, report: dict[str, Any]) -> dict[str, Any]:
+    keys = ("avg_score", "ci95", "token_cost_mean", "estimated_switch_ms_mean", "peak_vram_gb", "vram_violation_rate")
+    return {
+        "name": name,
+        "output_dir": cfg.output_dir,
+        "benchmarks": cfg.benchmarks,
+        "gpu_vram_gb": cfg.gpu_vram_gb,
+        "horizon_depth": cfg.horizon_depth,
+        "lambda_switch": cfg.lambda_switch,
+        "lambda_token": cfg.lambda_token,
+        "per_mode": {m: {k: v.get(k) for k in keys} for m, v in report["per_mode"].items()},
+        "aggregates": report["aggregates"],
+    }
+
+
+def meta_report(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean over configurations of score, token cost, switch cost and peak VRAM per (benchmark, mode)."""
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for entry in entries:
+        for row in entry["aggregates"]:
+            if row["benchmark"] != "all":
+                cells.setdefault((row["benchmark"], row["mode"]), []).append(row)
+    rows = []
+    for (bench, mode), items in cells.items():
+
+        def avg(key: str, items: list[dict[str, Any]] = items) -> float | None:
+            vals = [float(r[key]) for r in items if r[key] is not None]
+            m = mean(vals)
+            return None if m is None else round(m, 6)
+
+        rows.append(
+            {
+                "benchmark": bench,
+                "mode": mode,
+                "n_configs": len(items),
+                "mean_score": avg("score"),
+                "mean_token_cost": avg("token_cost"),
+                "mean_switch_ms": avg("switch_ms"),
+                "mean_peak_vram_gb": avg("peak_vram_gb"),
+            }
+        )
+    return {"rows": rows, "n_runs": len(entries)}
+
+
+async def run_experiment(
+    spec: SweepSpec,
+    *,
+    backend_for: BackendFor,
+    agents: list[Agent],
+    estimator: Estimator,
+    root: Path | None = None,
+    progress: ProgressFn | None = None,
+    on_run: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Run the grid; each run gets its own backend (backend_for) and the same estimator snapshot."""
+    root = root or sweep_dir(spec)
+    root.mkdir(parents=True, exist_ok=True)
+    runs = grid(spec, root)
+    entries = []
+    for k, (name, cfg) in enumerate(runs):
+        if on_run is not None:
+            on_run(name, k, len(runs))
+        snapshot = Estimator.from_dict(estimator.to_dict())
+        result = await run_bench(cfg, backend=backend_for(cfg), agents=agents, estimator=snapshot, progress=progress)
+        entries.append(run_entry(name, cfg, result.report))
+    index = {"suite": spec.suite, "spec": spec.model_dump(mode="json"), "runs": entries}
+    (root / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    meta = meta_report(entries)
+    (root / "meta_report.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    if meta["rows"]:
+        plot_meta(meta["rows"], root / "meta_summary.png")
+    return {"root": str(root), "index": index, "meta": meta}

@@ -1,0 +1,262 @@
+"""Benchmark report: per-mode metrics, mode comparisons, aggregates and Pareto data from the run's jobs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from app.bench.stats import grouped_front, mean, percentile, summary
+from app.domain.models import Agent
+
+if TYPE_CHECKING:
+    from app.bench.runner import BenchConfig, JobRecord
+
+SCHEMA = "swarm-bench-report/1"
+EPS = 1e-9
+PARETO_MAX = ("score",)
+PARETO_MIN = ("token_cost", "switch_ms", "peak_vram_gb")
+DEFINITIONS = {
+    "avg_score": "mean benchmark score over scored subtasks (failed or skipped subtasks score 0); ci95 is the "
+    "half-width of the 95% Student-t interval over those subtask scores",
+    "job_score": "per job, the mean of its subtask scores; its ci95 treats jobs as the independent units",
+    "oracle_gap": "per plan step: the exact optimum (route_lp, DP or MILP) re-solved on the same RoutingProblem "
+    "under the same estimates the mode was given, minus the objective of the plan the mode chose; 0 = optimal, "
+    "negative only for plans that break the VRAM budget (lp_relaxed rounding)",
+    "objective_per_step / solve_time_ms_per_step": "per plan step, never summed per job",
+    "switch": "models_swapped_in and switch ms are per job (sums over its steps); estimated = the catalog's "
+    "load_time_ms of the models that were loaded, measured = the backend's load_duration",
+    "peak_vram_gb": "resident VRAM from the backend's /api/ps before, during and after each step (helpers included)",
+    "vram_violation_rate": "fraction of jobs whose resident peak exceeded gpu_vram_gb",
+    "token_cost": "sum over subtasks of cost_per_token * eval_tokens / token_scale, per job",
+    "fallback_rate": "fraction of plan steps whose routing_source starts with 'fallback'",
+    "mode_order": "examples run in blocks of block_size; each block rotates the mode order (A B C, B C A, ...); "
+    "every mode of every block starts from the same backend state (everything unloaded, then the warm set) and "
+    "each mode starts from the same estimator snapshot, then learns only from its own benchmark scores",
+    "timing": "every wall-clock-dependent value sits under a key named 'timing'; the rest is deterministic for a "
+    "seed on the sim backend",
+}
+
+
+def _rows_of(rows: list[dict[str, Any]], mode: str, benchmark: str | None = None) -> list[dict[str, Any]]:
+    return [r for r in rows if r["mode"] == mode and (benchmark is None or r["benchmark"] == benchmark)]
+
+
+def _scores(rows: list[dict[str, Any]]) -> list[float]:
+    return [float(r["score"]) for r in rows if r["score"] is not None]
+
+
+def _job_scores(rows: list[dict[str, Any]]) -> dict[str, float]:
+    by_job: dict[str, list[float]] = {}
+    for r in rows:
+        if r["score"] is not None:
+            by_job.setdefault(r["job"], []).append(float(r["score"]))
+    return {j: sum(v) / len(v) for j, v in by_job.items()}
+
+
+def _r(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def _m(values: list[float], digits: int = 6) -> float | None:
+    return _r(mean(values), digits)
+
+
+def _steps(jobs: list[JobRecord]) -> list[tuple[dict[str, Any], float | None]]:
+    out: list[tuple[dict[str, Any], float | None]] = []
+    for j in jobs:
+        optima = j.optima if len(j.optima) == len(j.result.steps) else [None] * len(j.result.steps)
+        out += list(zip(j.result.steps, optima, strict=True))
+    return out
+
+
+def step_metrics(jobs: list[JobRecord]) -> dict[str, Any]:
+    """Objective, solve time, planner latency, fallbacks and the oracle gap, all per plan step."""
+    steps = _steps(jobs)
+    objectives = [float(s["objective"]) for s, _ in steps]
+    gaps = [float(opt) - float(s["objective"]) for s, opt in steps if opt is not None]
+    rel = [(float(opt) - float(s["objective"])) / max(abs(float(opt)), EPS) for s, opt in steps if opt is not None]
+    sources = Counter(str(s["routing_source"]) for s, _ in steps)
+    solve = [float(s["lp_solve_time_ms"]) for s, _ in steps if s.get("lp_solve_time_ms") is not None]
+    planner = [float(s["planner"].get("latency_ms", 0.0)) for s, _ in steps if s.get("planner")]
+    fallbacks = sum(n for src, n in sources.items() if src.startswith("fallback"))
+    return {
+        "n_steps": len(steps),
+        "objective_per_step_mean": _m(objectives),
+        "oracle_gap_per_step_mean": _m(gaps),
+        "oracle_gap_per_step_max": _r(max(gaps)) if gaps else None,
+        "oracle_gap_rel_per_step_mean": _m(rel),
+        "oracle_optimal_step_rate": _m([1.0 if abs(g) <= 1e-6 else 0.0 for g in gaps]),
+        "oracle_steps": len(gaps),
+        "routing_sources": dict(sorted(sources.items())),
+        "fallback_rate": _r(fallbacks / len(steps)) if steps else None,
+        "planner_steps": len(planner),
+        "timing": {
+            "solve_time_ms_per_step_mean": _m(solve, 4),
+            "solve_time_ms_per_step_p50": _r(percentile(solve, 0.5), 4),
+            "solve_time_ms_per_step_p95": _r(percentile(solve, 0.95), 4),
+            "solve_time_ms_per_step_max": _r(max(solve), 4) if solve else None,
+            "planner_latency_ms_per_step_mean": _m(planner, 4),
+        },
+    }
+
+
+def job_metrics(jobs: list[JobRecord]) -> dict[str, Any]:
+    """Switching, VRAM, tokens and latency, per job."""
+    s = [j.result.summary for j in jobs]
+
+    def col(key: str) -> list[float]:
+        return [float(x.get(key) or 0.0) for x in s]
+
+    return {
+        "n_jobs": len(jobs),
+        "failed_jobs": sum(1 for j in jobs if j.result.status != "succeeded"),
+        "subtask_success_rate": _m(col("success_rate")),
+        "avg_models_swapped_in": _m(col("models_swapped_in")),
+        "estimated_switch_ms_mean": _m(col("estimated_switch_ms"), 3),
+        "avg_active_model_count": _m(col("active_model_count")),
+        "peak_vram_gb": _r(max(col("vram_peak_gb"), default=0.0), 4),
+        "mean_peak_vram_gb": _m(col("vram_peak_gb"), 4),
+        "vram_violation_rate": _m([1.0 if x.get("vram_violation") else 0.0 for x in s]),
+        "planned_vram_violation_rate": _m([1.0 if (x.get("planned_vram_violation_gb") or 0) > EPS else 0.0 for x in s]),
+        "tokens_mean": _m(col("total_tokens"), 3),
+        "eval_tokens_mean": _m(col("eval_tokens"), 3),
+        "token_cost_mean": _m(col("token_cost")),
+        "token_cost_total": _r(sum(col("token_cost"))),
+        "timing": {
+            "measured_switch_ms_mean": _m(col("measured_switch_ms"), 3),
+            "wall_ms_mean": _m(col("wall_ms"), 3),
+            "wall_ms_total": _r(sum(col("wall_ms")), 3),
+            "sum_subtask_latency_ms_mean": _m(col("sum_subtask_latency_ms"), 3),
+        },
+    }
+
+
+def score_metrics(rows: list[dict[str, Any]], benchmarks: list[str]) -> dict[str, Any]:
+    scores = _scores(rows)
+    sm = summary(scores)
+    jobs = summary(list(_job_scores(rows).values()))
+    judged = [float(r["judge_score"]) for r in rows if r["judge_score"] is not None]
+    by_bench = {}
+    for b in benchmarks:
+        sub = [r for r in rows if r["benchmark"] == b]
+        bs = summary(_scores(sub))
+        by_bench[b] = {"n": bs["n"], "avg_score": bs["mean"], "ci95": bs["ci95"], "jobs": len({r["job"] for r in sub})}
+    return {
+        "n": sm["n"],
+        "avg_score": sm["mean"],
+        "ci95": sm["ci95"],
+        "ci95_low": sm["ci95_low"],
+        "ci95_high": sm["ci95_high"],
+        "score_std": sm["std"],
+        "score_min": sm["min"],
+        "score_max": sm["max"],
+        "job_score_mean": jobs["mean"],
+        "job_score_ci95": jobs["ci95"],
+        "score_methods": dict(sorted(Counter(str(r["score_method"]) for r in rows).items())),
+        "by_benchmark": by_bench,
+        "judge_avg_score": _m(judged),
+        "judge_n": len(judged),
+        "judge_failures": sum(1 for r in rows if r["judge_error"] and r["status"] == "done"),
+    }
+
+
+def mode_metrics(mode: str, jobs: list[JobRecord], rows: list[dict[str, Any]], benchmarks: list[str]) -> dict[str, Any]:
+    mjobs = [j for j in jobs if j.mode == mode]
+    score = score_metrics(_rows_of(rows, mode), benchmarks)
+    job = job_metrics(mjobs)
+    step = step_metrics(mjobs)
+    cost = job["token_cost_mean"]
+    per_cost = None if not cost or score["avg_score"] is None else _r(score["avg_score"] / cost, 4)
+    timing = {**job.pop("timing"), **step.pop("timing")}
+    return {"mode": mode, **score, **job, "score_per_token_cost": per_cost, **step, "timing": timing}
+
+
+def compare_modes(rows: list[dict[str, Any]], a: str, b: str) -> dict[str, Any]:
+    """Jobs won/lost/tied by `a` against `b`, routing divergence, and who was better where they differed."""
+    ja, jb = _job_scores(_rows_of(rows, a)), _job_scores(_rows_of(rows, b))
+    common = [j for j in ja if j in jb]
+    won = sum(1 for j in common if ja[j] > jb[j] + EPS)
+    lost = sum(1 for j in common if jb[j] > ja[j] + EPS)
+    rb = {(r["job"], r["subtask"]): r for r in _rows_of(rows, b)}
+    pairs = [(r, rb[(r["job"], r["subtask"])]) for r in _rows_of(rows, a) if (r["job"], r["subtask"]) in rb]
+    diff = [(x, y) for x, y in pairs if x["model"] != y["model"]]
+
+    def better(x: dict[str, Any], y: dict[str, Any]) -> bool:
+        return float(x["score"] or 0.0) > float(y["score"] or 0.0) + EPS
+
+    a_better = sum(1 for x, y in diff if better(x, y))
+    b_better = sum(1 for x, y in diff if better(y, x))
+    return {
+        "modes": [a, b],
+        "jobs_compared": len(common),
+        "jobs_won": won,
+        "jobs_lost": lost,
+        "jobs_tied": len(common) - won - lost,
+        "subtasks_compared": len(pairs),
+        "routing_divergence": _r(len(diff) / len(pairs)) if pairs else None,
+        "when_differed": {
+            "n": len(diff),
+            f"{a}_better": a_better,
+            f"{b}_better": b_better,
+            "tied": len(diff) - a_better - b_better,
+        },
+        "mean_score_delta": _r((mean(list(ja.values())) or 0.0) - (mean(list(jb.values())) or 0.0)),
+    }
+
+
+def aggregates(rows: list[dict[str, Any]], jobs: list[JobRecord], config: BenchConfig) -> list[dict[str, Any]]:
+    """Per (benchmark, mode), benchmark 'all' included: every number is computed inside that cell."""
+    out = []
+    for bench in [*config.benchmarks, "all"]:
+        for mode in config.modes:
+            sel = _rows_of(rows, mode, None if bench == "all" else bench)
+            js = [j for j in jobs if j.mode == mode and (bench == "all" or j.example.benchmark == bench)]
+            sm = summary(_scores(sel))
+            out.append(
+                {
+                    "benchmark": bench,
+                    "mode": mode,
+                    "n": sm["n"],
+                    "score": sm["mean"],
+                    "score_std": sm["std"],
+                    "ci95": sm["ci95"],
+                    "token_cost": _m([float(j.result.summary.get("token_cost") or 0.0) for j in js]),
+                    "switch_ms": _m([float(j.result.summary.get("estimated_switch_ms") or 0.0) for j in js], 3),
+                    "peak_vram_gb": _m([float(j.result.summary.get("vram_peak_gb") or 0.0) for j in js], 4),
+                    "models_swapped_in": _m([float(j.result.summary.get("models_swapped_in") or 0) for j in js]),
+                }
+            )
+    return out
+
+
+def build_report(
+    config: BenchConfig,
+    agents: list[Agent],
+    jobs: list[JobRecord],
+    rows: list[dict[str, Any]],
+    starts: list[dict[str, Any]],
+    elapsed_s: float,
+) -> dict[str, Any]:
+    modes = config.modes
+    per_mode = {m: mode_metrics(m, jobs, rows, config.benchmarks) for m in modes}
+    others = [m for m in modes if m != "lp"]
+    comparisons = {f"lp_vs_{m}": compare_modes(rows, "lp", m) for m in others} if "lp" in modes else {}
+    agg = aggregates(rows, jobs, config)
+    return {
+        "schema": SCHEMA,
+        "config": config.model_dump(mode="json", exclude={"output_dir"}),
+        "agents": [a.name for a in agents],
+        "modes": modes,
+        "benchmarks": config.benchmarks,
+        "n_examples": len({j.example.id for j in jobs}),
+        "mode_starts": starts,
+        "per_mode": per_mode,
+        "comparison_lp_vs_llm": comparisons.get("lp_vs_llm"),
+        "comparisons": comparisons,
+        "aggregates": agg,
+        "pareto_data": agg,
+        "pareto_axes": {"maximize": list(PARETO_MAX), "minimize": list(PARETO_MIN)},
+        "pareto_frontier_indices": grouped_front(agg, "benchmark", PARETO_MAX, PARETO_MIN),
+        "definitions": DEFINITIONS,
+        "timing": {"elapsed_s": round(elapsed_s, 3)},
+    }

@@ -1,0 +1,275 @@
+"""Benchmark runner: every routing mode on the same examples, from the same GPU state and estimator snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.backends.base import Backend
+from app.backends.sim import SimBackend
+from app.bench.judging import judge_rows, output_rows
+from app.bench.registry import get_benchmark, list_benchmarks, load_examples
+from app.bench.report import build_report
+from app.bench.report_io import write_report
+from app.bench.simkeys import register_examples
+from app.bench.types import Example, ScoreResult
+from app.domain.models import Agent, Plan, RoutingParams, RoutingProblem, Subtask
+from app.execution.orchestrator import Orchestrator
+from app.execution.results import JobResult, JobSpec
+from app.execution.state import GpuState
+from app.execution.telemetry import Recorder
+from app.routing import Estimator
+from app.routing.router import route_lp
+
+ALL_MODES: tuple[str, ...] = ("lp", "lp_relaxed", "llm", "greedy", "random")
+Compare = Literal["lp", "lp_relaxed", "llm", "greedy", "random", "both", "all"]
+ProgressFn = Callable[[str, str, int, int], None]  # (mode, benchmark, done, total)
+
+
+def expand_compare(compare: str) -> list[str]:
+    if compare == "both":
+        return ["lp", "llm"]
+    if compare == "all":
+        return list(ALL_MODES)
+    if compare not in ALL_MODES:
+        raise ValueError(f"unknown --compare {compare!r}; use one of {', '.join((*ALL_MODES, 'both', 'all'))}")
+    return [compare]
+
+
+class BenchConfig(BaseModel):
+    """Everything a benchmark run depends on; written verbatim to bench_config.json."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    benchmarks: list[str] = Field(min_length=1)
+    compare: Compare = "both"
+    limit: int = Field(default=20, ge=1, le=500)
+    seed: int = Field(default=0, ge=0)
+    gpu_vram_gb: float = Field(default=8.0, gt=0, le=4096)
+    lambda_token: float = Field(default=0.5, ge=0)
+    lambda_switch: float = Field(default=0.2, ge=0)
+    token_scale: float = Field(default=1000.0, gt=0)
+    switch_t_scale_ms: float = Field(default=1500.0, gt=0)
+    horizon_depth: int = Field(default=1, ge=0, le=32)
+    mix: Literal["grouped", "interleave"] = "grouped"
+    code_eval: bool = False
+    judge: bool = False
+    judge_model: str | None = None
+    planner_model: str | None = None
+    dry_run: bool = False
+    warm: list[str] = Field(default_factory=list)
+    # Jobs per block; the mode order rotates from block to block (A B C, B C A, ...; A B then B A for two modes).
+    block_size: int = Field(default=10, ge=1)
+    freeze_estimator: bool = False
+    data_dir: str | None = None
+    keep_alive: str = "10m"
+    max_concurrency: int = Field(default=4, ge=1, le=64)
+    # Sim only: device memory. None = room for every agent at once, so the measured resident VRAM shows what the
+    # router decided (the budget G is what routers are told and what violations are measured against).
+    sim_device_gb: float | None = Field(default=None, gt=0)
+    time_scale: float = Field(default=0.0, ge=0)
+    output_dir: str = "runs/bench"
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _known(cls, names: list[str]) -> list[str]:
+        bad = [n for n in names if n not in list_benchmarks()]
+        if bad:
+            raise ValueError(f"unknown benchmark {bad[0]!r}; known: {', '.join(list_benchmarks())}")
+        return list(dict.fromkeys(names))
+
+    @property
+    def modes(self) -> list[str]:
+        return expand_compare(self.compare)
+
+    @property
+    def params(self) -> RoutingParams:
+        return RoutingParams(
+            lambda_token=self.lambda_token,
+            lambda_switch=self.lambda_switch,
+            token_scale=self.token_scale,
+            switch_t_scale_ms=self.switch_t_scale_ms,
+        )
+
+
+class OracleTap(Estimator):
+    """The mode's estimator, which also re-solves each routing problem exactly under the estimates it hands out.
+
+    The orchestrator asks for estimates once per plan step, so `optima[k]` is step k's exact optimum (None when
+    infeasible): the oracle gap compares like with like, same problem, same estimates.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.optima: list[float | None] = []
+
+    def estimates(self, problem: RoutingProblem) -> Any:
+        est = super().estimates(problem)
+        try:
+            self.optima.append(_exact(problem, est))
+        except Exception:  # infeasible or solver failure: no oracle for this step
+            self.optima.append(None)
+        return est
+
+
+def _tap(snapshot: dict[str, Any], frozen: bool) -> OracleTap:
+    tap = OracleTap.from_dict(snapshot, frozen=frozen)
+    assert isinstance(tap, OracleTap)
+    return tap
+
+
+class _Fixed(Estimator):
+    def __init__(self, est: Any) -> None:
+        super().__init__(frozen=True)
+        self._est = est
+
+    def estimates(self, problem: RoutingProblem) -> Any:
+        return self._est
+
+
+def _exact(problem: RoutingProblem, est: Any) -> float:
+    plan: Plan = route_lp(problem, _Fixed(est))
+    return float(plan.objective)
+
+
+@dataclass
+class JobRecord:
+    mode: str
+    block: int
+    example: Example
+    result: JobResult
+    scores: dict[str, ScoreResult]
+    optima: list[float | None]
+
+
+@dataclass
+class BenchResult:
+    config: BenchConfig
+    output_dir: Path
+    report: dict[str, Any]
+    jobs: list[JobRecord] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def mode_schedule(modes: list[str], n_examples: int, block_size: int) -> list[tuple[int, list[str], range]]:
+    """(block, mode order, example index range): rotate the order each block so no mode always runs first."""
+    out = []
+    for b, start in enumerate(range(0, n_examples, block_size)):
+        k = b % len(modes)
+        out.append((b, modes[k:] + modes[:k], range(start, min(n_examples, start + block_size))))
+    return out
+
+
+async def reset_backend(backend: Backend, warm: list[str], keep_alive: str) -> list[str]:
+    """Unload everything, then load the warm set: the state every mode starts from. Returns what is loaded."""
+    for m in await backend.loaded():
+        await backend.unload(m.name)
+    for name in warm:
+        await backend.load(name, keep_alive)
+    return sorted(m.name for m in await backend.loaded())
+
+
+def private_sim(config: BenchConfig, agents: list[Agent]) -> SimBackend:
+    device = config.sim_device_gb or max(config.gpu_vram_gb, sum(a.vram_gb for a in agents))
+    return SimBackend(agents, device, seed=config.seed, time_scale=config.time_scale, name="sim-bench")
+
+
+def _job_seed(seed: int, example_id: str) -> int:
+    return zlib.crc32(f"{seed}:{example_id}".encode()) & 0x7FFFFFFF
+
+
+def _score_fn(
+    config: BenchConfig, example: Example, scores: dict[str, ScoreResult]
+) -> Callable[[Subtask, str], float | None]:
+    bench = get_benchmark(example.benchmark)
+
+    def score(sub: Subtask, output: str) -> float | None:
+        result = bench.score(example, {sub.id: output}, code_eval=config.code_eval)[sub.id]
+        scores[sub.id] = result
+        return result.score
+
+    return score
+
+
+async def _run_job(
+    config: BenchConfig, orch: Orchestrator, tap: OracleTap, agents: list[Agent], mode: str, ex: Example
+) -> tuple[JobResult, dict[str, ScoreResult], list[float | None]]:
+    scores: dict[str, ScoreResult] = {}
+    tap.optima = []
+    spec = JobSpec(
+        job_id=f"{mode}-{ex.id}",
+        agents=agents,
+        subtasks=ex.plain_subtasks(),
+        mode=mode,
+        params=config.params,
+        horizon_depth=config.horizon_depth,
+        gpu_vram_gb=config.gpu_vram_gb,
+        planner_model=config.planner_model,
+        seed=_job_seed(config.seed, ex.id),
+        synthesize=False,  # the benchmark scores subtasks; a synthesis call would only perturb GPU state
+        score_fn=_score_fn(config, ex, scores),
+    )
+    result = await orch.run(spec)
+    return result, scores, list(tap.optima)
+
+
+async def run_bench(
+    config: BenchConfig,
+    *,
+    backend: Backend,
+    agents: list[Agent],
+    estimator: Estimator,
+    progress: ProgressFn | None = None,
+) -> BenchResult:
+    """Run every mode over the same examples; write all outputs into config.output_dir and return the report."""
+    started = time.perf_counter()
+    out = Path(config.output_dir)
+    await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
+    opts = {"data_dir": config.data_dir} if config.data_dir else {}
+    examples = load_examples(config.benchmarks, config.limit, config.seed, config.mix, **opts)
+    if isinstance(backend, SimBackend):
+        register_examples(backend, examples)
+    _write_inputs(out, config, examples)
+    snapshot = estimator.to_dict()
+    taps = {m: _tap(snapshot, config.freeze_estimator) for m in config.modes}
+    gpu = GpuState(backend, config.gpu_vram_gb)
+    totals = {(m, b): sum(1 for e in examples if e.benchmark == b) for m in config.modes for b in config.benchmarks}
+    done = dict.fromkeys(totals, 0)
+    jobs: list[JobRecord] = []
+    starts: list[dict[str, Any]] = []
+    for block, order, idx in mode_schedule(config.modes, len(examples), config.block_size):
+        for mode in order:
+            loaded = await reset_backend(backend, config.warm, config.keep_alive)
+            starts.append({"block": block, "mode": mode, "loaded": loaded})
+            tap = taps[mode]
+            rec = Recorder(None, "bench", out / "runs" / mode / "telemetry.jsonl")
+            orch = Orchestrator(gpu, tap, rec, keep_alive=config.keep_alive, max_concurrency=config.max_concurrency)
+            for i in idx:
+                ex = examples[i]
+                result, scores, optima = await _run_job(config, orch, tap, agents, mode, ex)
+                jobs.append(JobRecord(mode, block, ex, result, scores, optima))
+                done[(mode, ex.benchmark)] += 1
+                if progress is not None:
+                    progress(mode, ex.benchmark, done[(mode, ex.benchmark)], totals[(mode, ex.benchmark)])
+    rows = output_rows(jobs)
+    if config.judge:
+        await judge_rows(rows, jobs, backend, agents, config)
+    elapsed_s = time.perf_counter() - started
+    report = build_report(config, agents, jobs, rows, starts, elapsed_s)
+    write_report(out, report, rows, jobs)
+    return BenchResult(config, out, report, jobs, rows)
+
+
+def _write_inputs(out: Path, config: BenchConfig, examples: list[Example]) -> None:
+    (out / "bench_config.json").write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    with (out / "examples.jsonl").open("w", encoding="utf-8") as fh:
+        for ex in examples:
+            fh.write(json.dumps(ex.model_dump(mode="json"), sort_keys=True) + "\n")

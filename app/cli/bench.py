@@ -1,0 +1,271 @@
+"""`swarm bench`, `swarm experiment` and `swarm write-agents`: benchmark runs, sweeps and agent-file presets."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from app.backends.base import Backend
+from app.backends.sim import SimBackend
+from app.bench.experiments import SweepSpec, run_experiment, sweep_dir
+from app.bench.presets import PRESETS, auto_fast_catalog, preset_catalog, write_catalog
+from app.bench.registry import list_benchmarks
+from app.bench.runner import BenchConfig, private_sim, run_bench
+from app.cli.common import add_backend_flags, settings_from
+from app.core.errors import ValidationFailed
+from app.core.settings import Settings
+from app.domain.models import Agent
+from app.execution.runtime import open_runtime
+from app.routing import Estimator, load_agents
+
+console = Console(stderr=True)
+COMPARE = ("lp", "lp_relaxed", "llm", "greedy", "random", "both", "all")
+
+
+def _bench_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--compare", choices=COMPARE, default="both", help="modes (both = lp+llm, all = every mode)")
+    p.add_argument("--limit", type=int, default=20, help="examples per benchmark")
+    p.add_argument("--mix", choices=["grouped", "interleave"], default="grouped", help="arrival order")
+    p.add_argument("--lambda_token", type=float)
+    p.add_argument("--lambda_switch", type=float)
+    p.add_argument("--token_scale", type=float)
+    p.add_argument("--switch_t_scale_ms", type=float)
+    p.add_argument("--horizon_depth", type=int)
+    p.add_argument("--code_eval", action="store_true", help="run code answers against their tests (sandboxed)")
+    p.add_argument("--judge", action="store_true", help="also score every answer with an LLM judge")
+    p.add_argument("--judge_model", help="judge model (default: the smallest agent)")
+    p.add_argument("--planner_model", help="planner model for --compare llm (default: the smallest agent)")
+    p.add_argument("--warm", action="append", default=[], help="model loaded before every mode starts")
+    p.add_argument("--block_size", type=int, default=10, help="jobs per block; the mode order rotates per block")
+    p.add_argument("--freeze_estimator", action="store_true", help="no online learning during the run")
+    p.add_argument("--estimator_in", help="start every mode from this estimator state (JSON)")
+    p.add_argument("--output_dir", help="output folder (default: <runs_dir>/<timestamp>_bench)")
+    p.add_argument("--data_dir", help="dataset folder (mbpp JSONL)")
+    p.add_argument("--sim_device_gb", type=float, help="dry run: sim device memory (default: room for all agents)")
+    add_backend_flags(p)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("bench", help="benchmark routing modes against each other on the same examples")
+    p.add_argument("--benchmark", action="append", required=True, choices=list_benchmarks(), help="repeatable")
+    _bench_flags(p)
+    p.set_defaults(func=cmd_bench)
+    e = sub.add_parser("experiment", help="sweep λ_switch x VRAM (x horizon) and aggregate the runs")
+    e.add_argument("--suite", choices=["code_math_sweep", "workflow_sweep", "full_sweep"], required=True)
+    e.add_argument("--lambda_switches", default="0,0.2,0.5,1", help="comma-separated λ_switch values")
+    e.add_argument("--gpu_vrams", default="8,24", help="comma-separated VRAM budgets (GB)")
+    e.add_argument("--horizons", default=None, help="comma-separated horizon depths (full_sweep default 1,3)")
+    e.add_argument("--benchmark", action="append", choices=list_benchmarks(), help="override the suite's list")
+    e.add_argument("--runs_dir", help="root of runs/<timestamp>_<suite> (default settings.runs_dir)")
+    _bench_flags(e)
+    e.set_defaults(func=cmd_experiment, limit=6)
+    w = sub.add_parser("write-agents", help="write an agent catalog: fast | heavy | auto_fast (from /api/tags)")
+    w.add_argument("--preset", choices=PRESETS, required=True)
+    w.add_argument("--out", required=True, help="output JSON path")
+    w.add_argument("--k", type=int, default=3, help="auto_fast: how many of the smallest installed models")
+    add_backend_flags(w)
+    w.set_defaults(func=cmd_write_agents)
+
+
+def bench_config(args: argparse.Namespace, settings: Settings, benchmarks: list[str], out: Path) -> BenchConfig:
+    r = settings.routing
+
+    def pick(flag: str, default: Any) -> Any:
+        value = getattr(args, flag, None)
+        return default if value is None else value
+
+    return BenchConfig(
+        benchmarks=benchmarks,
+        compare=args.compare,
+        limit=args.limit,
+        seed=args.seed or 0,
+        gpu_vram_gb=settings.gpu_vram_gb,
+        lambda_token=pick("lambda_token", r.lambda_token),
+        lambda_switch=pick("lambda_switch", r.lambda_switch),
+        token_scale=pick("token_scale", r.token_scale),
+        switch_t_scale_ms=pick("switch_t_scale_ms", r.switch_t_scale_ms),
+        horizon_depth=pick("horizon_depth", r.horizon_depth),
+        mix=args.mix,
+        code_eval=args.code_eval,
+        judge=args.judge,
+        judge_model=args.judge_model or settings.models.judge,
+        planner_model=args.planner_model or settings.models.planner,
+        dry_run=settings.backend == "sim",
+        warm=list(args.warm),
+        block_size=args.block_size,
+        freeze_estimator=args.freeze_estimator,
+        data_dir=args.data_dir,
+        keep_alive=settings.keep_alive,
+        max_concurrency=settings.max_concurrency,
+        time_scale=settings.sim_time_scale,
+        sim_device_gb=args.sim_device_gb,
+        output_dir=str(out),
+    )
+
+
+def _estimator(args: argparse.Namespace) -> Estimator:
+    if not args.estimator_in:
+        return Estimator()
+    path = Path(args.estimator_in)
+    if not path.is_file():
+        raise ValidationFailed(f"--estimator_in: file not found: {path}")
+    return Estimator.load(path)
+
+
+@asynccontextmanager
+async def _target(settings: Settings) -> AsyncIterator[tuple[Backend | None, list[Agent]]]:
+    """(backend, agents): None for the sim (each run builds a private one), else the runtime's GPU backend."""
+    if settings.backend == "sim":
+        yield None, load_agents(settings.default_agents_file())
+        return
+    runtime = await open_runtime(settings)
+    try:
+        yield runtime.pool.default.backend, runtime.agents
+    finally:
+        await runtime.aclose()
+
+
+class BenchProgress:
+    """rich bars, one per (mode, benchmark)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[tuple[str, str], TaskID] = {}
+
+    def __call__(self, mode: str, benchmark: str, done: int, total: int) -> None:
+        key = (mode, benchmark)
+        if key not in self.tasks:
+            self.tasks[key] = self.progress.add_task(f"{mode:<10} {benchmark}", total=total)
+        self.progress.update(self.tasks[key], completed=done)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    out = Path(args.output_dir or Path(settings.runs_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}_bench")
+    config = bench_config(args, settings, list(dict.fromkeys(args.benchmark)), out)
+    report = asyncio.run(_bench(config, settings, _estimator(args)))
+    print_report(report)
+    console.print(f"[bold]outputs[/] {out}")
+    return 0
+
+
+async def _bench(config: BenchConfig, settings: Settings, estimator: Estimator) -> dict[str, Any]:
+    async with _target(settings) as (backend, agents):
+        with _progress() as bar:
+            result = await run_bench(
+                config,
+                backend=backend or private_sim(config, agents),
+                agents=agents,
+                estimator=estimator,
+                progress=BenchProgress(bar),
+            )
+    return result.report
+
+
+def print_report(report: dict[str, Any]) -> None:
+    cols = (
+        ("mode", "mode"), ("n", "n"), ("score", "avg_score"), ("±95%", "ci95"), ("judge", "judge_avg_score"),
+        ("swaps/job", "avg_models_swapped_in"), ("est sw ms", "estimated_switch_ms_mean"),
+        ("peak GB", "peak_vram_gb"), ("viol", "vram_violation_rate"), ("tok cost", "token_cost_mean"),
+        ("obj/step", "objective_per_step_mean"), ("gap/step", "oracle_gap_per_step_mean"),
+        ("fallback", "fallback_rate"),
+    )  # fmt: skip
+    table = Table(title=f"bench {'+'.join(report['benchmarks'])}: {report['n_examples']} jobs per mode")
+    for head, _ in cols:
+        table.add_column(head, justify="right")
+    table.add_column("solve ms/step", justify="right")
+    for m in report["per_mode"].values():
+        cells = [_fmt(m.get(key)) for _, key in cols]
+        table.add_row(*cells, _fmt(m["timing"].get("solve_time_ms_per_step_mean")))
+    out = Console() if Console().is_terminal else Console(width=200)
+    out.print(table)
+    cmp = report.get("comparison_lp_vs_llm")
+    if cmp:
+        out.print(
+            f"lp vs llm: jobs won/lost/tied {cmp['jobs_won']}/{cmp['jobs_lost']}/{cmp['jobs_tied']}, "
+            f"routing divergence {_fmt(cmp['routing_divergence'])}, when differed {cmp['when_differed']}"
+        )
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def _floats(text: str, flag: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValidationFailed(f"{flag}: expected comma-separated numbers, got {text!r}") from None
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    horizons = args.horizons or ("1,3" if args.suite == "full_sweep" else str(settings.routing.horizon_depth))
+    base = bench_config(args, settings, list_benchmarks()[:1], Path("."))
+    spec = SweepSpec(
+        suite=args.suite,
+        lambda_switches=_floats(args.lambda_switches, "--lambda_switches"),
+        gpu_vrams=_floats(args.gpu_vrams, "--gpu_vrams"),
+        horizons=[int(h) for h in _floats(horizons, "--horizons")],
+        benchmarks=list(dict.fromkeys(args.benchmark)) if args.benchmark else None,
+        base=base,
+        output_root=str(args.runs_dir or settings.runs_dir),
+    )
+    root = Path(args.output_dir) if args.output_dir else sweep_dir(spec)
+    result = asyncio.run(_experiment(spec, settings, _estimator(args), root))
+    for row in result["meta"]["rows"]:
+        console.print(row)
+    console.print(f"[bold]index[/] {root / 'index.json'}")
+    return 0
+
+
+async def _experiment(spec: SweepSpec, settings: Settings, estimator: Estimator, root: Path) -> dict[str, Any]:
+    async with _target(settings) as (backend, agents):
+
+        def backend_for(cfg: BenchConfig) -> Backend:
+            return backend or private_sim(cfg, agents)
+
+        def on_run(name: str, k: int, n: int) -> None:
+            console.print(f"[bold]run {k + 1}/{n}[/] {name}")
+
+        return await run_experiment(
+            spec, backend_for=backend_for, agents=agents, estimator=estimator, root=root, on_run=on_run
+        )
+
+
+def cmd_write_agents(args: argparse.Namespace) -> int:
+    if args.preset != "auto_fast":
+        path = write_catalog(preset_catalog(args.preset), args.out)
+    else:
+        settings = settings_from(args)
+        path = asyncio.run(_auto_fast(settings, args.k, args.out))
+    console.print(f"wrote {path}")
+    return 0
+
+
+async def _auto_fast(settings: Settings, k: int, out: str) -> Path:
+    if settings.backend == "sim":
+        agents = load_agents(settings.default_agents_file())
+        return write_catalog(await auto_fast_catalog(SimBackend(agents, settings.gpu_vram_gb), k), out)
+    async with _target(settings) as (backend, _):
+        assert backend is not None
+        return write_catalog(await auto_fast_catalog(backend, k), out)
