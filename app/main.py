@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,8 +12,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import errors
+from app.api.metrics import install_metrics
 from app.api.middleware import BodyLimit
-from app.api.routes import health, jobs, route, telemetry, tenants
+from app.api.routes import health, jobs, metrics, ollama, openai, route, telemetry, tenants
 from app.backends.base import Backend
 from app.core.settings import Settings, load_settings
 from app.execution.runtime import open_runtime
@@ -49,12 +51,11 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     )
     app.state.settings = cfg
     if cfg.cors_origins:
-        app.add_middleware(
-            CORSMiddleware, allow_origins=cfg.cors_origins, allow_methods=["*"], allow_headers=["*"]
-        )
+        app.add_middleware(CORSMiddleware, allow_origins=cfg.cors_origins, allow_methods=["*"], allow_headers=["*"])
     app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
+    install_metrics(app)
     errors.install(app)
-    for module in (health, route, jobs, tenants, telemetry):
+    for module in (health, route, jobs, tenants, telemetry, metrics, openai, ollama):
         app.include_router(module.router)
     return app
 
@@ -64,8 +65,6 @@ async def _shutdown(runtime: Any) -> None:
     for task in list(runtime.tasks.values()):
         task.cancel()
     for task in list(runtime.tasks.values()):
-        try:
+        with contextlib.suppress(BaseException):  # the job runner already recorded the outcome
             await task
-        except BaseException:  # noqa: S110 - already recorded by the job runner
-            pass
     await runtime.aclose()

@@ -18,13 +18,14 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app.cli import data, run, serve
+    from app.cli import data, run, serve, sim
 
     parser = Parser(prog="swarm", description="Ollama Swarm Router: VRAM-aware routing across local models.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     run.register(sub)
     serve.register(sub)
     data.register(sub)
+    sim.register(sub)
     _register_optional(sub)
     return parser
 

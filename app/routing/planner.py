@@ -45,7 +45,6 @@ PLAN_SCHEMA: dict[str, Any] = {
 }
 
 
-
 def plan_schema(est: Estimates) -> dict[str, Any]:
     """PLAN_SCHEMA narrowed to this problem: ids and model names as enums, one item per subtask.
 

@@ -17,10 +17,24 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_run_dry_run_three_queries(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["run", "--dry_run", "--routing", "lp", "--gpu_vram_gb", "8", "--runs_dir", str(tmp_path), "--run_id", "r1",
-            "--query", "Write a Python function that parses a CSV.",
-            "--query", "Now solve: integrate x^2 from 0 to 1.",
-            "--query", "Write a Python function that sorts a list."]
+    argv = [
+        "run",
+        "--dry_run",
+        "--routing",
+        "lp",
+        "--gpu_vram_gb",
+        "8",
+        "--runs_dir",
+        str(tmp_path),
+        "--run_id",
+        "r1",
+        "--query",
+        "Write a Python function that parses a CSV.",
+        "--query",
+        "Now solve: integrate x^2 from 0 to 1.",
+        "--query",
+        "Write a Python function that sorts a list.",
+    ]
     assert main(argv) == 0
     run = tmp_path / "r1"
     summary = json.loads((run / "summary.json").read_text())
@@ -42,7 +56,9 @@ def test_run_dry_run_three_queries(tmp_path: Path, capsys: pytest.CaptureFixture
         assert nxt["resident_before"], "state is carried across jobs, never reset"
         assert set(nxt["resident_before"]) <= set(prev["resident_after"]) | {decomposer}
     artifact = json.loads((run / "artifacts" / f"{jobs[0]['job_id']}.json").read_text())
-    assert artifact["model_task_estimates"] and {"model", "quality", "utility"} <= set(artifact["model_task_estimates"][0])
+    assert artifact["model_task_estimates"] and {"model", "quality", "utility"} <= set(
+        artifact["model_task_estimates"][0]
+    )
 
 
 def test_run_rejects_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,8 +14,14 @@ pytestmark = pytest.mark.anyio
 GOOD = {
     "subtasks": [
         {"id": "s0", "task_type": "extraction", "description": "Pull the numbers", "deps": []},
-        {"id": "s1", "task_type": "math", "description": "Add them", "deps": ["s0"], "estimated_tokens": 99999,
-         "difficulty": 7},
+        {
+            "id": "s1",
+            "task_type": "math",
+            "description": "Add them",
+            "deps": ["s0"],
+            "estimated_tokens": 99999,
+            "difficulty": 7,
+        },
     ]
 }
 

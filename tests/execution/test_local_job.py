@@ -38,8 +38,9 @@ async def test_two_model_job_swaps_for_real(tmp_path: Path) -> None:
     orch = Orchestrator(gpu, Estimator(), Recorder(None, "default", jsonl), max_concurrency=1)
     subtasks = [
         Subtask(id="facts", task_type="extraction", description="Name one planet.", estimated_tokens=16),
-        Subtask(id="poem", task_type="creative", description="Write one line about it.", estimated_tokens=16,
-                deps=["facts"]),
+        Subtask(
+            id="poem", task_type="creative", description="Write one line about it.", estimated_tokens=16, deps=["facts"]
+        ),
     ]
     try:
         result = await orch.run(JobSpec(job_id="local", agents=agents, subtasks=subtasks, synthesize=False))

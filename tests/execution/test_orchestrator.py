@@ -195,8 +195,9 @@ async def test_backend_fault_fails_job_and_keeps_finished_results(tmp_path: Path
 
 
 async def test_foreign_model_is_unloaded_only_when_the_step_needs_the_room() -> None:
-    agents = [Agent(name="good", cost_per_token=0.1, max_ctx=8192, capabilities={"code": 0.9}, vram_gb=2.0,
-                    load_time_ms=100)]
+    agents = [
+        Agent(name="good", cost_per_token=0.1, max_ctx=8192, capabilities={"code": 0.9}, vram_gb=2.0, load_time_ms=100)
+    ]
     one = [Subtask(id="s", task_type="code", description="write code")]
     for capacity, expect_unloaded in ((8.0, True), (12.0, False)):
         resident = ["foreign:7b"]
