@@ -15,7 +15,7 @@ from typing import Any
 
 from app.backends.base import DEFAULT_KEEP_ALIVE, JSON, LoadedModel, Usage
 from app.backends.local_models import build_grammar, completion_prompt, resolve_model_path
-from app.backends.residency import GpuMemory, MemoryEvent, iso
+from app.backends.residency import GpuMemory, MemoryEvent, chunk, collect
 from app.core.errors import BackendUnavailable, BadBackendResponse, ModelNotFound
 from app.domain.models import Agent
 
@@ -70,13 +70,13 @@ class LocalBackend:
     # ---- inference -------------------------------------------------------------------------------
 
     async def chat(self, request: JSON) -> JSON:
-        return await _collect(self._run(request, chat=True, stream=False))
+        return await collect(self._run(request, chat=True, stream=False))
 
     def chat_stream(self, request: JSON) -> AsyncIterator[JSON]:
         return self._run(request, chat=True, stream=True)
 
     async def generate(self, request: JSON) -> JSON:
-        return await _collect(self._run(request, chat=False, stream=False))
+        return await collect(self._run(request, chat=False, stream=False))
 
     def generate_stream(self, request: JSON) -> AsyncIterator[JSON]:
         return self._run(request, chat=False, stream=True)
@@ -177,9 +177,9 @@ class LocalBackend:
                     pieces.append(text)
                     finish = reason or finish
                     if stream and text:
-                        yield _chunk(model, text, chat, done=False)
+                        yield chunk(model, text, chat, done=False)
                 perf = _perf(self._llama_cpp, llm)
-            final = _chunk(model, "" if stream else "".join(pieces), chat, done=True)
+            final = chunk(model, "" if stream else "".join(pieces), chat, done=True)
             final.update(done_reason=finish, load_duration=int(load_ms * 1e6) if loaded else 0, **perf)
             final["total_duration"] = int((time.perf_counter() - started) * 1e9)
             yield final
@@ -231,11 +231,11 @@ class LocalBackend:
     async def _load_or_unload(self, model: str, keep_alive: Any, chat: bool) -> JSON:
         if keep_alive == 0 or keep_alive == "0":
             await self.memory.unload(model)
-            out = _chunk(model, "", chat, done=True)
+            out = chunk(model, "", chat, done=True)
             out["done_reason"] = "unload"
             return out
         usage = await self._load(model, keep_alive)
-        out = _chunk(model, "", chat, done=True)
+        out = chunk(model, "", chat, done=True)
         out.update(done_reason="load", load_duration=int(usage.load_ms * 1e6))
         return out
 
@@ -293,25 +293,8 @@ def _generate_prompt(request: JSON) -> str:
     return f"{system}\n\n{prompt}" if system else prompt
 
 
-def _chunk(model: str, text: str, chat: bool, *, done: bool) -> JSON:
-    body: JSON = {"model": model, "created_at": iso(time.time())}
-    if chat:
-        body["message"] = {"role": "assistant", "content": text}
-    else:
-        body["response"] = text
-    body["done"] = done
-    return body
-
-
 def _details() -> JSON:
     return {"parent_model": "", "format": "gguf", "family": "llama.cpp", "families": ["llama.cpp"]}
-
-
-async def _collect(stream: AsyncIterator[JSON]) -> JSON:
-    final: JSON = {}
-    async for chunk in stream:
-        final = chunk
-    return final
 
 
 def _default_data_dir() -> Path:

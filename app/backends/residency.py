@@ -6,12 +6,12 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from app.backends.base import LoadedModel
+from app.backends.base import JSON, LoadedModel
 from app.core.errors import BadBackendResponse
 
 EventKind = Literal["load", "evict", "expire", "unload"]
@@ -207,3 +207,22 @@ class GpuMemory:
         if self.on_evict is not None:
             self.on_evict(model)
         self.events.append(MemoryEvent(kind, model, self.clock(), self.used_gb))
+
+
+def chunk(model: str, text: str, chat: bool, *, done: bool) -> JSON:
+    """One Ollama-native response object (/api/chat `message` or /api/generate `response`)."""
+    body: JSON = {"model": model, "created_at": iso(time.time())}
+    if chat:
+        body["message"] = {"role": "assistant", "content": text}
+    else:
+        body["response"] = text
+    body["done"] = done
+    return body
+
+
+async def collect(stream: AsyncIterator[JSON]) -> JSON:
+    """The final (done) object of a stream: what a non-streaming call returns."""
+    final: JSON = {}
+    async for item in stream:
+        final = item
+    return final

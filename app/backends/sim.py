@@ -7,7 +7,6 @@ import hashlib
 import json
 import math
 import random
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from app.backends.base import DEFAULT_KEEP_ALIVE, JSON, LoadedModel, Usage
-from app.backends.residency import GpuMemory, MemoryEvent, iso
+from app.backends.residency import GpuMemory, MemoryEvent, chunk, collect
 from app.backends.schema_sample import SchemaSampler
 from app.core.errors import ModelNotFound
 from app.domain.models import Agent
@@ -86,13 +85,13 @@ class SimBackend:
     # ---- inference -------------------------------------------------------------------------------
 
     async def chat(self, request: JSON) -> JSON:
-        return await _collect(self._run(request, chat=True, stream=False))
+        return await collect(self._run(request, chat=True, stream=False))
 
     def chat_stream(self, request: JSON) -> AsyncIterator[JSON]:
         return self._run(request, chat=True, stream=True)
 
     async def generate(self, request: JSON) -> JSON:
-        return await _collect(self._run(request, chat=False, stream=False))
+        return await collect(self._run(request, chat=False, stream=False))
 
     def generate_stream(self, request: JSON) -> AsyncIterator[JSON]:
         return self._run(request, chat=False, stream=True)
@@ -203,8 +202,8 @@ class SimBackend:
             for piece in pieces:
                 await self._sleep(decode_s / len(pieces))
                 if stream:
-                    yield _chunk(agent.name, piece, chat, done=False)
-            final = _chunk(agent.name, "" if stream else text, chat, done=True)
+                    yield chunk(agent.name, piece, chat, done=False)
+            final = chunk(agent.name, "" if stream else text, chat, done=True)
             final.update(
                 done_reason=reason,
                 total_duration=int((load_ms if loaded else 0.0) * 1e6 + (prefill_s + decode_s) * 1e9),
@@ -227,7 +226,7 @@ class SimBackend:
         else:
             usage = await self._load(agent.name, keep_alive)
             reason, load_ns = "load", int(usage.load_ms * 1e6)
-        out = _chunk(agent.name, "", chat, done=True)
+        out = chunk(agent.name, "", chat, done=True)
         out["done_reason"] = reason
         if load_ns:
             out["load_duration"] = out["total_duration"] = load_ns
@@ -308,22 +307,5 @@ def _wrong(expected: Any, rng: random.Random) -> str:
     return "I think the answer is " + " ".join(rng.choices(_FILLER, k=3))
 
 
-def _chunk(model: str, text: str, chat: bool, *, done: bool) -> JSON:
-    body: JSON = {"model": model, "created_at": iso(time.time())}
-    if chat:
-        body["message"] = {"role": "assistant", "content": text}
-    else:
-        body["response"] = text
-    body["done"] = done
-    return body
-
-
 def _details() -> JSON:
     return {"parent_model": "", "format": "gguf", "family": "sim", "families": ["sim"]}
-
-
-async def _collect(stream: AsyncIterator[JSON]) -> JSON:
-    final: JSON = {}
-    async for chunk in stream:
-        final = chunk
-    return final

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from app.bench.scoring import score_example
-from app.bench.types import BenchSubtask, CodeSpec, Example, ScoreResult
+from app.bench.types import BenchSubtask, CodeSpec, Example, ScoreResult, balanced_order
 
 NAMES = ["Amara", "Bruno", "Chen", "Dalia", "Emeka", "Freya", "Goran", "Hana", "Ivo", "Jun", "Kofi", "Lena"]
 CITIES = ["Porto", "Tromso", "Nairobi", "Osaka", "Quito", "Leeds", "Gdansk", "Perth", "Lyon", "Dakar"]
@@ -184,9 +184,7 @@ class CodeMathMix:
 
     def load(self, limit: int, seed: int, **opts: Any) -> list[Example]:
         rng = random.Random(f"{self.name}:{seed}")
-        kinds = list(GENERATORS)
-        plan = [kinds[i % len(kinds)] for i in range(max(0, limit))]
-        rng.shuffle(plan)
+        plan = balanced_order(list(GENERATORS), limit, rng)
 
         def make(slot: int) -> Example:
             gen = rng.choice(GENERATORS[plan[slot]])

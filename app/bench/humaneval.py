@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import random
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from app.bench.scoring import score_example
-from app.bench.types import BenchSubtask, CodeSpec, Example, ScoreResult
+from app.bench.types import BenchSubtask, CodeSpec, Example, ScoreResult, sample_indices
 from app.core.errors import ConfigError
 
 INSTRUCTION = (
@@ -62,12 +61,7 @@ class HumanEval:
 
     def load(self, limit: int, seed: int, **opts: Any) -> list[Example]:
         rows = load_problems()
-        idx = list(range(len(rows)))
-        if 0 < limit < len(rows):
-            if opts.get("sample", True):
-                idx = sorted(random.Random(f"{self.name}:{seed}").sample(idx, limit))
-            else:
-                idx = idx[:limit]
+        idx = sample_indices(len(rows), limit, f"{self.name}:{seed}", sample=opts.get("sample", True))
         return [problem_to_example(rows[i]) for i in idx]
 
     def score(self, example: Example, outputs: Mapping[str, str], *, code_eval: bool) -> dict[str, ScoreResult]:

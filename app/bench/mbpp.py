@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import ast
 import json
-import random
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from app.bench.scoring import score_example
-from app.bench.types import BenchSubtask, CodeSpec, Example, ScoreResult
+from app.bench.types import BenchSubtask, CodeSpec, Example, ScoreResult, sample_indices
 from app.core.errors import ConfigError
 
 
@@ -106,12 +105,7 @@ class MBPP:
 
     def load(self, limit: int, seed: int, **opts: Any) -> list[Example]:
         rows = load_rows(opts.get("data_dir"))
-        idx = list(range(len(rows)))
-        if 0 < limit < len(rows):
-            if opts.get("sample", True):
-                idx = sorted(random.Random(f"{self.name}:{seed}").sample(idx, limit))
-            else:
-                idx = idx[:limit]
+        idx = sample_indices(len(rows), limit, f"{self.name}:{seed}", sample=opts.get("sample", True))
         return [row_to_example(rows[i]) for i in idx]
 
     def score(self, example: Example, outputs: Mapping[str, str], *, code_eval: bool) -> dict[str, ScoreResult]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -117,3 +118,18 @@ class Benchmark(Protocol):
 
 
 TASK_ORDER: dict[str, int] = {t: i for i, t in enumerate(TASK_TYPES)}
+
+
+def sample_indices(n_rows: int, limit: int, key: str, *, sample: bool = True) -> list[int]:
+    """Dataset rows to use: all when limit <= 0, else a seeded sample (kept in dataset order) or the first `limit`."""
+    idx = list(range(n_rows))
+    if 0 < limit < n_rows:
+        idx = sorted(random.Random(key).sample(idx, limit)) if sample else idx[:limit]
+    return idx
+
+
+def balanced_order(kinds: list[str], limit: int, rng: random.Random) -> list[str]:
+    """`limit` slots cycling through `kinds` (balanced counts), shuffled by the benchmark's seeded rng."""
+    order = [kinds[i % len(kinds)] for i in range(max(0, limit))]
+    rng.shuffle(order)
+    return order

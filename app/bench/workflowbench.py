@@ -8,7 +8,7 @@ from typing import Any
 
 from app.bench.code_math_mix import CITIES, ITEMS, NAMES, distinct
 from app.bench.scoring import score_example
-from app.bench.types import BenchSubtask, CodeSpec, Example, ScoreResult
+from app.bench.types import BenchSubtask, CodeSpec, Example, ScoreResult, balanced_order
 
 Template = Callable[[random.Random], list[BenchSubtask]]
 GOODS = {"crates": 12, "drums": 30, "rolls": 7, "panels": 18, "coils": 25, "sacks": 40}
@@ -263,9 +263,7 @@ class WorkflowBench:
 
     def load(self, limit: int, seed: int, **opts: Any) -> list[Example]:
         rng = random.Random(f"{self.name}:{seed}")
-        names = list(TEMPLATES)
-        order = [names[i % len(names)] for i in range(max(0, limit))]
-        rng.shuffle(order)
+        order = balanced_order(list(TEMPLATES), limit, rng)
 
         def make(slot: int) -> Example:
             tpl = order[slot]

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
 from pathlib import Path
 
 from app.core.errors import ValidationFailed
 from app.core.settings import load_settings
 from app.storage import db
-from app.storage.export import import_jsonl, write_jsonl
+from app.storage.export import import_jsonl, parse_since, write_jsonl
 from app.storage.repo import DEFAULT_TENANT, Repo
 
 
@@ -37,19 +36,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     i.set_defaults(func=cmd_import)
 
 
-def parse_since(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise ValidationFailed(f"--since: expected an ISO timestamp or epoch seconds, got {value!r}") from None
-
-
 def _repo(args: argparse.Namespace) -> Repo:
     url = args.database_url or load_settings().database_url
     engine = db.make_engine(url)
@@ -74,7 +60,7 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     repo = _repo(args)
     repo.ensure_default_tenant()
-    filters = {"job_id": args.job_id, "event_type": args.event_type, "since": parse_since(args.since)}
+    filters = {"job_id": args.job_id, "event_type": args.event_type, "since": parse_since(args.since, "--since")}
     tenant_id = _tenant_id(repo, args.tenant)
     if args.out == "-":
         n = write_jsonl(repo, sys.stdout, tenant_id, **filters)

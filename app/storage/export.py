@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any, TextIO
 
 from app.core.errors import ValidationFailed
@@ -11,6 +12,20 @@ from app.storage.models import TelemetryEvent
 from app.storage.repo import Repo
 
 EXPORT_FIELDS = ("id", "tenant_id", "job_id", "ts", "event_type", "payload")
+
+
+def parse_since(value: str | None, field: str = "since") -> float | None:
+    """An ISO 8601 timestamp or epoch seconds, as epoch seconds."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise ValidationFailed(f"{field}: expected an ISO timestamp or epoch seconds, got {value!r}") from None
 
 
 def event_to_dict(event: TelemetryEvent) -> dict[str, Any]:

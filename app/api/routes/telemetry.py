@@ -5,31 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
 from itertools import islice
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import RuntimeDep, TenantDep
-from app.core.errors import ValidationFailed
-from app.storage.export import event_to_dict
+from app.storage.export import event_to_dict, parse_since
 from app.storage.models import TelemetryEvent
 
 router = APIRouter(tags=["telemetry"])
-
-
-def _since(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise ValidationFailed(f"since: expected an ISO timestamp or epoch seconds, got {value!r}") from None
 
 
 @router.get("/telemetry/export")
@@ -40,7 +25,7 @@ async def export(
     event_type: str | None = Query(None, max_length=40),
     since: str | None = Query(None, description="ISO 8601 timestamp or epoch seconds"),
 ) -> StreamingResponse:
-    since_ts = _since(since)
+    since_ts = parse_since(since)
     batch = 500
 
     async def lines() -> AsyncIterator[bytes]:
