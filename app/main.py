@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app.api import errors
 from app.api.metrics import install_metrics
 from app.api.middleware import BodyLimit
-from app.api.routes import health, jobs, metrics, ollama, openai, route, telemetry, tenants
+from app.api.routes import bench, health, jobs, metrics, ollama, openai, route, telemetry, tenants
 from app.backends.base import Backend
 from app.core.settings import Settings, load_settings
 from app.execution.runtime import open_runtime
@@ -41,6 +41,10 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
         try:
             yield
         finally:
+            gateway = getattr(app.state, "gateway", None)
+            usage = getattr(gateway, "usage", None)
+            if usage is not None:
+                await usage.flush()  # proxied tokens still waiting for their batched write
             await _shutdown(runtime)
 
     app = FastAPI(
@@ -55,7 +59,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
     install_metrics(app)
     errors.install(app)
-    for module in (health, route, jobs, tenants, telemetry, metrics, openai, ollama):
+    for module in (health, route, jobs, bench, tenants, telemetry, metrics, openai, ollama):
         app.include_router(module.router)
     return app
 

@@ -86,6 +86,11 @@ class BackendTimeout(BackendError):
 class BadBackendResponse(BackendError):
     code = "bad_backend_response"
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        # The upstream's own HTTP status when it answered with an error (the proxies relay it).
+        self.status = status
+
 
 class JobCancelled(SwarmError):
     code = "cancelled"

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api.routes import bench
 from app.backends.sim import SimBackend
 from app.core.settings import Settings
 from app.main import create_app
@@ -22,8 +21,6 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 def client(settings: Settings) -> Iterator[tuple[TestClient, SimBackend]]:
     sim = SimBackend(load_agents(CONFIGS / "agents_heavy.json"), settings.gpu_vram_gb, seed=1)
     app = create_app(settings, backend=sim)
-    if not any(getattr(r, "path", None) == "/bench" for r in app.routes):
-        app.include_router(bench.router)
     with TestClient(app) as c:
         yield c, sim
 
@@ -93,8 +90,6 @@ def test_unknown_run_is_404(client: tuple[TestClient, SimBackend]) -> None:
 def test_foreign_run_is_404(settings: Settings) -> None:
     sim = SimBackend(load_agents(CONFIGS / "agents_heavy.json"), settings.gpu_vram_gb, seed=1)
     app = create_app(settings.model_copy(update={"admin_key": "admin-secret"}), backend=sim)
-    if not any(getattr(r, "path", None) == "/bench" for r in app.routes):
-        app.include_router(bench.router)
     admin = {"Authorization": "Bearer admin-secret"}
     with TestClient(app) as c:
         key = c.post("/admin/tenants", json={"name": "other"}, headers=admin).json()["api_key"]

@@ -1,0 +1,362 @@
+"""Shared core of the OpenAI / Ollama compatibility proxies: who serves a call, model="auto", headers, usage."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+from fastapi import Request
+
+from app.api.deps import TenantCtx, get_tenant, is_admin_key, tenant_agents
+from app.api.errors import status_for
+from app.api.metrics import T0_KEY, Metrics, metrics_of
+from app.backends.base import JSON, Backend
+from app.core.errors import BadBackendResponse, Forbidden, SwarmError, ValidationFailed
+from app.domain.models import RoutingParams, Subtask
+from app.execution.decomposer import classify, estimate_difficulty
+from app.execution.runtime import Runtime
+from app.execution.state import GpuState
+from app.routing import route_single
+from app.storage.models import Tenant
+
+log = logging.getLogger("swarm.proxy")
+T = TypeVar("T")
+
+AUTO = "auto"
+ROUTED_HEADER = "x-swarm-routed-model"
+OVERHEAD_HEADER = "x-swarm-overhead-ms"
+LOADED_TTL_S = 1.0  # how stale the routed-over loaded set may be
+OPEN_TTL_S = 1.0  # how long "no keyed tenant exists" is trusted before asking the DB again
+FLUSH_DELAY_S = 0.25  # token usage is written to the DB in batches, off the request path
+
+
+class BadRequest(ValidationFailed):
+    """A malformed compat request; `param` names the offending field."""
+
+    code = "invalid_request"
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class Unsupported(SwarmError):
+    code = "not_implemented"
+
+
+class ClientGone(SwarmError):
+    code = "client_disconnected"
+
+
+def compat_status(exc: SwarmError) -> int:
+    """HTTP status of an error on a compat endpoint (input errors are 400, as in OpenAI and Ollama)."""
+    if isinstance(exc, Unsupported):
+        return 501
+    if isinstance(exc, ClientGone):
+        return 499
+    if isinstance(exc, BadBackendResponse) and exc.status is not None:
+        return exc.status
+    if isinstance(exc, ValidationFailed):
+        return 400
+    return status_for(exc)
+
+
+def dumps(obj: Any) -> bytes:
+    # ensure_ascii keeps U+2028 escaped: ollama-python splits lines on it otherwise.
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def parse_body(raw: bytes) -> JSON:
+    if not raw.strip():
+        raise BadRequest("missing request body")
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise BadRequest(f"invalid JSON body: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return body
+
+
+def require_model(body: JSON, *keys: str) -> str:
+    for key in keys or ("model",):
+        value = body.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    raise BadRequest(f"{keys[0] if keys else 'model'} is required", keys[0] if keys else "model")
+
+
+@dataclass
+class Call:
+    """One proxied request: the backend and model serving it and the router's own time."""
+
+    gateway: Gateway
+    backend: Backend
+    model: str
+    routed: bool
+    api: str
+    t0: float
+    tenant: Tenant | None = None
+    upstream_s: float = 0.0
+
+    async def upstream(self, awaitable: Awaitable[T]) -> T:
+        started = time.perf_counter()
+        try:
+            return await awaitable
+        finally:
+            self.upstream_s += time.perf_counter() - started
+
+    async def first(self, stream: AsyncIterator[JSON]) -> JSON | None:
+        """Pull the first chunk before answering, so errors before any byte get a real status code."""
+        return await self.upstream(anext(stream, None))
+
+    def overhead_ms(self) -> float:
+        return max(0.0, (time.perf_counter() - self.t0 - self.upstream_s) * 1e3)
+
+    def headers(self) -> dict[str, str]:
+        ms = self.overhead_ms()
+        if self.gateway.metrics is not None:
+            self.gateway.metrics.overhead.labels(self.api).observe(ms / 1e3)
+        return {ROUTED_HEADER: self.model, OVERHEAD_HEADER: f"{ms:.3f}"}
+
+    def finish(self, final: JSON) -> None:
+        """Account a final response: tokens, loads, the tenant's budget."""
+        self.gateway.account(self, final)
+
+
+async def close_stream(stream: AsyncIterator[Any]) -> None:
+    """Close a backend stream (its finally blocks close the upstream HTTP response)."""
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Await `work`; if the client hangs up first, cancel it (and the upstream call inside) and raise ClientGone."""
+    me = asyncio.current_task()
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        if me is not None:
+            me.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if gone and me is not None:
+            me.uncancel()
+            raise ClientGone("client disconnected; upstream request cancelled") from None
+        raise
+    finally:
+        watcher.cancel()
+
+
+class Gateway:
+    """Resolves who serves a compat call. The plain gateway (the sim-ollama server) has no tenants or routing."""
+
+    supports_auto = False
+
+    def __init__(self, backend: Backend, metrics: Metrics | None = None) -> None:
+        self._backend = backend
+        self.metrics = metrics
+
+    async def backend_for(self, request: Request) -> Backend:
+        return self._backend
+
+    async def begin(
+        self, request: Request, api: str, model: str, text: Callable[[], str], max_tokens: Any = None
+    ) -> Call:
+        t0 = float(request.scope.get(T0_KEY) or time.perf_counter())
+        return Call(self, self._backend, model, False, api, t0)
+
+    async def admin_backend(self, request: Request, path: str) -> Backend:
+        return self._backend
+
+    def account(self, call: Call, final: JSON) -> None:
+        if self.metrics is not None:
+            self.metrics.proxied.labels(call.api, call.model, str(call.routed).lower()).inc()
+            self.metrics.observe_usage(call.model, final)
+
+    def observe_error(self, exc: SwarmError | str) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_error(exc if isinstance(exc, str) else exc.code)
+
+
+@dataclass
+class UsageSink:
+    """Token usage per tenant, written in batches in a worker thread so the hot path never waits on SQLite."""
+
+    runtime: Runtime
+    pending: dict[str, int] = field(default_factory=dict)
+    task: asyncio.Task[None] | None = None
+
+    def add(self, tenant: Tenant, tokens: int) -> None:
+        if tokens <= 0:
+            return
+        if tenant.token_budget is not None:
+            # The cached tenant object is shared by requests with the same key: its budget check sees this now.
+            tenant.tokens_used += tokens
+        self.pending[tenant.id] = self.pending.get(tenant.id, 0) + tokens
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(FLUSH_DELAY_S)
+        await self.flush()
+
+    async def flush(self) -> None:
+        batch, self.pending = self.pending, {}
+        for tenant_id, tokens in batch.items():
+            try:
+                await asyncio.to_thread(self.runtime.repo.add_tokens_used, tenant_id, tokens)
+            except Exception:  # a failed write must never fail a request; the tokens are logged instead
+                log.exception("could not record %d tokens for tenant %s", tokens, tenant_id)
+
+
+class TenantGateway(Gateway):
+    """The router: the caller's tenant picks the GPU; model="auto" picks the model with the fast path."""
+
+    supports_auto = True
+
+    def __init__(self, runtime: Runtime, metrics: Metrics | None) -> None:
+        super().__init__(runtime.pool.default.backend, metrics)
+        self.runtime = runtime
+        self.usage = UsageSink(runtime)
+        d = runtime.settings.routing
+        self.params = RoutingParams(
+            lambda_token=d.lambda_token,
+            lambda_switch=d.lambda_switch,
+            token_scale=d.token_scale,
+            switch_t_scale_ms=d.switch_t_scale_ms,
+        )
+        self._refreshing: dict[int, asyncio.Task[Any]] = {}
+        self._open: Tenant | None = None
+        self._open_until = 0.0
+
+    async def _tenant(self, request: Request) -> TenantCtx:
+        authorization = request.headers.get("authorization")
+        tenant = await self._open_tenant()
+        if tenant is None:
+            return await get_tenant(request, authorization)
+        # Open mode (no keyed tenant): OpenAI clients must send some key; any key is accepted, as Ollama does.
+        _, _, key = (authorization or "").partition(" ")
+        gpu = self.runtime.pool.default
+        agents = tenant_agents(self.runtime, tenant)
+        return TenantCtx(tenant, gpu, agents, gpu.capacity_gb, is_admin_key(self.runtime, key.strip() or None))
+
+    async def _open_tenant(self) -> Tenant | None:
+        """The default tenant while no keyed tenant exists, read from the DB at most every OPEN_TTL_S."""
+        now = time.monotonic()
+        if now >= self._open_until:
+            repo = self.runtime.repo
+            keyed = await asyncio.to_thread(repo.keyed_tenant_count)
+            self._open = None if keyed else await asyncio.to_thread(repo.ensure_default_tenant)
+            self._open_until = now + OPEN_TTL_S
+        return self._open
+
+    async def backend_for(self, request: Request) -> Backend:
+        return (await self._tenant(request)).gpu.backend
+
+    async def begin(
+        self, request: Request, api: str, model: str, text: Callable[[], str], max_tokens: Any = None
+    ) -> Call:
+        t0 = float(request.scope.get(T0_KEY) or time.perf_counter())
+        ctx = await self._tenant(request)
+        ctx.check_budget()
+        routed = model == AUTO
+        if routed:
+            model = await self._route(ctx, text(), max_tokens)
+        return Call(self, ctx.gpu.backend, model, routed, api, t0, ctx.tenant)
+
+    async def admin_backend(self, request: Request, path: str) -> Backend:
+        ctx = await self._tenant(request)
+        if not ctx.is_admin:
+            raise Forbidden(f"{path} needs the admin key")
+        return ctx.gpu.backend
+
+    def account(self, call: Call, final: JSON) -> None:
+        super().account(call, final)
+        if call.tenant is not None:
+            tokens = int(final.get("prompt_eval_count") or 0) + int(final.get("eval_count") or 0)
+            self.usage.add(call.tenant, tokens)
+
+    async def _route(self, ctx: TenantCtx, text: str, max_tokens: Any) -> str:
+        loaded = await self._loaded(ctx.gpu)
+        task_type = classify(text)
+        default_tokens = 512 if task_type in ("code", "creative") else 256
+        tokens = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else default_tokens
+        sub = Subtask(
+            id="request",
+            task_type=task_type,
+            description=text[:200_000],
+            estimated_tokens=min(tokens, 1_000_000),
+            difficulty=estimate_difficulty(text[:20_000]),
+        )
+        names = {a.name for a in ctx.agents}
+        resident = [n for n in (_catalog_name(m, names) for m in loaded) if n is not None]
+        started = time.perf_counter()
+        choice = route_single(sub, ctx.agents, resident, ctx.gpu_vram_gb, self.params, self.runtime.estimator)
+        if self.metrics is not None:
+            self.metrics.observe_solve(time.perf_counter() - started, "fast_path")
+        return choice.model
+
+    async def _loaded(self, gpu: GpuState) -> list[str]:
+        """The GPU's loaded set, at most LOADED_TTL_S old; a stale set is served while a refresh runs."""
+        age = time.time() - gpu.refreshed_at
+        if age <= LOADED_TTL_S:
+            return gpu.loaded_names
+        task = self._refreshing.get(id(gpu))
+        if task is None:
+            task = asyncio.create_task(gpu.refresh())
+            self._refreshing[id(gpu)] = task
+            task.add_done_callback(partial(self._refreshed, id(gpu)))
+        if gpu.refreshed_at == 0.0:  # never read: wait for the truth once
+            await asyncio.wait([task])
+        return gpu.loaded_names
+
+    def _refreshed(self, key: int, task: asyncio.Task[Any]) -> None:
+        self._refreshing.pop(key, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("refreshing the loaded models failed: %s", task.exception())
+
+
+def _catalog_name(loaded: str, names: set[str]) -> str | None:
+    for candidate in (loaded, loaded.removesuffix(":latest"), f"{loaded}:latest"):
+        if candidate in names:
+            return candidate
+    return None
+
+
+def gateway_of(request: Request) -> Gateway:
+    """The app's gateway: set explicitly (sim-ollama), else built once around the router's runtime."""
+    state = request.app.state
+    gateway = getattr(state, "gateway", None)
+    if gateway is None or (isinstance(gateway, TenantGateway) and gateway.runtime is not state.runtime):
+        gateway = TenantGateway(state.runtime, metrics_of(request.app))
+        state.gateway = gateway
+    assert isinstance(gateway, Gateway)
+    return gateway
+
+
+def last_user_text(messages: Any) -> str:
+    """The text auto-routing classifies: the last user message (text parts of a multi-part content)."""
+    if not isinstance(messages, list):
+        return ""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+            return str(content or "")
+    return ""

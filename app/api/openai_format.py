@@ -1,0 +1,163 @@
+"""OpenAI ↔ Ollama translation for the /v1 proxy: request validation (errors name the field), options, replies."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from app.api.compat import BadRequest
+from app.backends.base import JSON
+
+
+def model_of(body: JSON) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise BadRequest("you must provide a model parameter (a string)", "model")
+    return model
+
+
+def number(body: JSON, key: str, lo: float, hi: float, *, integer: bool = False) -> float | int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    ok = isinstance(value, int) if integer else isinstance(value, int | float)
+    if not ok or isinstance(value, bool) or not lo <= value <= hi:
+        kind = "an integer" if integer else "a number"
+        raise BadRequest(f"{key}: must be {kind} between {lo:g} and {hi:g}, got {value!r}", key)
+    return value  # type: ignore[no-any-return]
+
+
+def options_of(body: JSON) -> JSON:
+    """OpenAI sampling fields → Ollama options, with /v1's defaults (temperature and top_p 1.0)."""
+    opts: JSON = {"temperature": number(body, "temperature", 0, 2), "top_p": number(body, "top_p", 0, 1)}
+    opts = {k: 1.0 if v is None else v for k, v in opts.items()}
+    limit = number(body, "max_tokens", 1, 10**9, integer=True) or number(
+        body, "max_completion_tokens", 1, 10**9, integer=True
+    )
+    if limit is not None:
+        opts["num_predict"] = limit
+    for key in ("frequency_penalty", "presence_penalty"):
+        if (value := number(body, key, -2, 2)) is not None:
+            opts[key] = value
+    if (seed := number(body, "seed", -(2**63), 2**63 - 1, integer=True)) is not None:
+        opts["seed"] = seed
+    stop = body.get("stop")
+    if stop is not None:
+        if isinstance(stop, str):
+            stop = [stop]
+        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+            raise BadRequest("stop: must be a string or an array of strings", "stop")
+        opts["stop"] = stop
+    return opts
+
+
+def format_of(body: JSON) -> Any:
+    fmt = body.get("response_format")
+    if fmt is None:
+        return None
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind == "json_object":
+        return "json"
+    if kind == "json_schema":
+        schema = (fmt.get("json_schema") or {}).get("schema")
+        if not isinstance(schema, dict):
+            raise BadRequest("response_format.json_schema.schema: must be a JSON schema object", "response_format")
+        return schema
+    if kind == "text":
+        return None
+    raise BadRequest("response_format.type: must be 'text', 'json_object' or 'json_schema'", "response_format")
+
+
+def message(msg: Any, i: int, tool_names: dict[str, str]) -> JSON:
+    if not isinstance(msg, dict) or not isinstance(msg.get("role"), str):
+        raise BadRequest(f"messages[{i}]: must be an object with a string 'role'", f"messages[{i}].role")
+    out: JSON = {"role": msg["role"], "content": ""}
+    content = msg.get("content")
+    if isinstance(content, list):
+        texts, images = [], []
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "text":
+                texts.append(str(part.get("text", "")))
+            elif isinstance(part, dict) and part.get("type") == "image_url":
+                url = str((part.get("image_url") or {}).get("url", ""))
+                if not url.startswith("data:image/"):
+                    raise BadRequest("image_url: only base64 data: URLs are supported", f"messages[{i}].content")
+                images.append(url.split(",", 1)[-1])
+        out["content"] = "\n".join(texts)
+        if images:
+            out["images"] = images
+    elif content is not None:
+        out["content"] = str(content)
+    calls = msg.get("tool_calls")
+    if isinstance(calls, list) and calls:
+        out["tool_calls"] = [native_tool_call(c, i, tool_names) for c in calls]
+    if msg["role"] == "tool" and msg.get("tool_call_id") in tool_names:
+        out["tool_name"] = tool_names[msg["tool_call_id"]]
+    return out
+
+
+def native_tool_call(call: Any, i: int, tool_names: dict[str, str]) -> JSON:
+    fn = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(fn, dict):
+        raise BadRequest(f"messages[{i}].tool_calls: each needs a 'function'", f"messages[{i}].tool_calls")
+    try:
+        args = json.loads(fn.get("arguments") or "{}")
+    except (TypeError, ValueError):
+        raise BadRequest("invalid tool call arguments (not JSON)", f"messages[{i}].tool_calls") from None
+    if call.get("id"):
+        tool_names[str(call["id"])] = str(fn.get("name", ""))
+    return {"function": {"name": fn.get("name", ""), "arguments": args}}
+
+
+def chat_request(body: JSON, model: str) -> JSON:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("messages: must be a non-empty array", "messages")
+    tool_names: dict[str, str] = {}
+    native: JSON = {
+        "model": model,
+        "messages": [message(m, i, tool_names) for i, m in enumerate(messages)],
+        "options": options_of(body),
+    }
+    if (fmt := format_of(body)) is not None:
+        native["format"] = fmt
+    if body.get("tools"):
+        native["tools"] = body["tools"]
+    return native
+
+
+def stream_flags(body: JSON) -> tuple[bool, bool]:
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise BadRequest("stream: must be a boolean", "stream")
+    opts = body.get("stream_options") or {}
+    if not isinstance(opts, dict):
+        raise BadRequest("stream_options: must be an object", "stream_options")
+    return stream, bool(opts.get("include_usage"))
+
+
+def usage(final: JSON) -> JSON:
+    prompt, completion = int(final.get("prompt_eval_count") or 0), int(final.get("eval_count") or 0)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def finish_reason(final: JSON) -> str:
+    if (final.get("message") or {}).get("tool_calls"):
+        return "tool_calls"
+    return "length" if final.get("done_reason") == "length" else "stop"
+
+
+def tool_calls(calls: list[Any]) -> list[JSON]:
+    out = []
+    for i, call in enumerate(calls):
+        fn = call.get("function") or {}
+        out.append(
+            {
+                "id": call.get("id") or f"call_{os.urandom(4).hex()}",
+                "index": i,
+                "type": "function",
+                "function": {"name": fn.get("name", ""), "arguments": json.dumps(fn.get("arguments") or {})},
+            }
+        )
+    return out

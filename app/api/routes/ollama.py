@@ -1,0 +1,279 @@
+"""Ollama-native proxy (/api/*, HEAD /): bodies pass through untouched except model="auto"; Ollama's error shape."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from app.api.compat import (
+    AUTO,
+    Call,
+    TenantGateway,
+    Unsupported,
+    close_stream,
+    compat_status,
+    dumps,
+    gateway_of,
+    last_user_text,
+    parse_body,
+    require_model,
+    until_disconnect,
+)
+from app.backends.base import JSON, Backend
+from app.backends.ollama import OllamaBackend
+from app.core.errors import BackendUnavailable, BadBackendResponse, ModelNotFound, SwarmError
+
+router = APIRouter(tags=["ollama"])
+
+JSON_TYPE = "application/json; charset=utf-8"
+NDJSON_TYPE = "application/x-ndjson"
+STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+MANAGE_PATHS = ("/api/pull", "/api/push", "/api/create", "/api/copy")
+
+
+def ollama_error(request: Request, exc: SwarmError) -> Response:
+    gateway_of(request).observe_error(exc)
+    return JSONResponse({"error": exc.message}, compat_status(exc))
+
+
+async def _guard(request: Request, work: Callable[[], Awaitable[Response]]) -> Response:
+    try:
+        return await work()
+    except SwarmError as exc:
+        return ollama_error(request, exc)
+
+
+def _json(body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(dumps(body), media_type=JSON_TYPE, headers=headers)
+
+
+# ---- liveness ------------------------------------------------------------------------------------------
+
+
+@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+async def root() -> Response:
+    return Response("Ollama is running", media_type="text/plain; charset=utf-8")
+
+
+@router.api_route("/api/version", methods=["GET", "HEAD"], include_in_schema=False)
+async def version(request: Request) -> Response:
+    async def work() -> Response:
+        backend = await gateway_of(request).backend_for(request)
+        return _json({"version": await backend.version()})
+
+    return await _guard(request, work)
+
+
+# ---- inference -----------------------------------------------------------------------------------------
+
+
+@router.post("/api/chat")
+async def chat(request: Request) -> Response:
+    return await _guard(request, lambda: _infer(request, chat=True))
+
+
+@router.post("/api/generate")
+async def generate(request: Request) -> Response:
+    return await _guard(request, lambda: _infer(request, chat=False))
+
+
+async def _infer(request: Request, *, chat: bool) -> Response:
+    raw = await request.body()
+    body = parse_body(raw)
+    model = require_model(body)
+
+    def text() -> str:
+        return last_user_text(body.get("messages")) if chat else str(body.get("prompt") or "")
+
+    options = body.get("options")
+    max_tokens = options.get("num_predict") if isinstance(options, dict) else None
+    call = await gateway_of(request).begin(request, "ollama", model, text, max_tokens)
+    if call.routed:
+        body["model"] = call.model
+        raw = dumps(body)
+    stream = body.get("stream", True) is not False
+    backend = call.backend
+    if not stream:
+        work = backend.chat(body) if chat else backend.generate(body)
+        final = await until_disconnect(request, call.upstream(work))
+        call.finish(final)
+        return _json(final, call.headers())
+    chunks = backend.chat_stream(body) if chat else backend.generate_stream(body)
+    return await ndjson_response(request, call, chunks)
+
+
+async def ndjson_response(request: Request, call: Call, stream: AsyncIterator[JSON]) -> Response:
+    """Answer with NDJSON once the first chunk is in (a cold load sends no byte before it)."""
+    try:
+        first = await until_disconnect(request, call.first(stream))
+    except BaseException:
+        await close_stream(stream)
+        raise
+    if first is None:
+        raise BadBackendResponse("the backend closed the stream without a chunk")
+    headers = {**call.headers(), **STREAM_HEADERS}
+    return StreamingResponse(_ndjson(call, first, stream), media_type=NDJSON_TYPE, headers=headers)
+
+
+async def _ndjson(call: Call, first: JSON, stream: AsyncIterator[JSON]) -> AsyncIterator[bytes]:
+    # Cancelled when the client disconnects (Starlette watches http.disconnect): the finally closes upstream.
+    try:
+        chunk: JSON | None = first
+        while chunk is not None:
+            yield dumps(chunk) + b"\n"
+            if chunk.get("done"):
+                call.finish(chunk)
+                return
+            chunk = await anext(stream, None)
+        raise BadBackendResponse("the backend stream ended before a done=true chunk")
+    except SwarmError as exc:
+        call.gateway.observe_error(exc)
+        # After the first byte the status is already 200: Ollama reports the error as a last line.
+        yield dumps({"error": exc.message}) + b"\n"
+    finally:
+        await close_stream(stream)
+
+
+@router.post("/api/embed")
+async def embed(request: Request) -> Response:
+    async def work() -> Response:
+        body = parse_body(await request.body())
+        model = require_model(body)
+        raw = body.get("input")
+
+        def text() -> str:
+            return raw if isinstance(raw, str) else " ".join(str(x) for x in raw or [])
+
+        call = await gateway_of(request).begin(request, "ollama", model, text)
+        if call.routed:
+            body["model"] = call.model
+        result = await until_disconnect(request, call.upstream(call.backend.embed(body)))
+        call.finish(result)
+        return _json(result, call.headers())
+
+    return await _guard(request, work)
+
+
+# ---- catalog -------------------------------------------------------------------------------------------
+
+
+AUTO_DETAILS = {"parent_model": "", "format": "router", "family": "swarm", "families": ["swarm"]}
+
+
+@router.api_route("/api/tags", methods=["GET", "HEAD"], include_in_schema=False)
+async def tags(request: Request) -> Response:
+    async def work() -> Response:
+        gateway = gateway_of(request)
+        models = list(await (await gateway.backend_for(request)).installed())
+        if gateway.supports_auto:
+            models.append(_auto_entry())
+        return _json({"models": models})
+
+    return await _guard(request, work)
+
+
+def _auto_entry() -> JSON:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(0))
+    return {"name": AUTO, "model": AUTO, "modified_at": stamp, "size": 0, "digest": "", "details": AUTO_DETAILS}
+
+
+@router.get("/api/ps")
+async def ps(request: Request) -> Response:
+    async def work() -> Response:
+        backend = await gateway_of(request).backend_for(request)
+        entries = [
+            {"name": m.name, "model": m.name, "size": m.size, "size_vram": m.size_vram, "expires_at": m.expires_at}
+            for m in await backend.loaded()
+        ]
+        return _json({"models": entries})
+
+    return await _guard(request, work)
+
+
+@router.post("/api/show")
+async def show(request: Request) -> Response:
+    async def work() -> Response:
+        body = parse_body(await request.body())
+        model = require_model(body, "model", "name")
+        gateway = gateway_of(request)
+        backend = await gateway.backend_for(request)
+        if model == AUTO and gateway.supports_auto:
+            return _json(_auto_show())
+        return _json(await backend.show(model))
+
+    return await _guard(request, work)
+
+
+def _auto_show() -> JSON:
+    return {
+        "modelfile": "# model=auto: each request is routed to a catalog model by the Ollama Swarm Router",
+        "parameters": "",
+        "template": "",
+        "details": AUTO_DETAILS,
+        "model_info": {"general.architecture": "router"},
+        "capabilities": ["completion"],
+    }
+
+
+# ---- model management (admin key only) -------------------------------------------------------------------
+
+
+async def manage(request: Request) -> Response:
+    return await _guard(request, lambda: _manage(request, request.url.path))
+
+
+for _path in MANAGE_PATHS:
+    router.add_api_route(_path, manage, methods=["POST"], name=_path.rsplit("/", 1)[-1])
+router.add_api_route("/api/delete", manage, methods=["DELETE"], name="delete")
+
+
+async def _manage(request: Request, path: str) -> Response:
+    gateway = gateway_of(request)
+    backend = await gateway.admin_backend(request, path)
+    raw = await request.body()
+    if isinstance(backend, OllamaBackend) and isinstance(gateway, TenantGateway):
+        return await forward(gateway.runtime.http, backend.base_url, request.method, path, raw)
+    if not isinstance(gateway, TenantGateway) and path == "/api/pull":
+        return await _simulated_pull(backend, parse_body(raw))
+    raise Unsupported(f"{path} needs an Ollama backend; this server runs on the {backend.name!r} backend")
+
+
+async def forward(http: httpx.AsyncClient, base_url: str, method: str, path: str, raw: bytes) -> Response:
+    """Relay a request to Ollama byte for byte (status, body and content type), streaming the answer."""
+    headers = {"content-type": "application/json", "host": urlsplit(base_url).netloc}
+    upstream = http.build_request(method, base_url + path, content=raw, headers=headers)
+    try:
+        resp = await http.send(upstream, stream=True)
+    except httpx.ConnectError as exc:
+        raise BackendUnavailable(f"cannot connect to Ollama at {base_url}: {exc}") from exc
+    except httpx.HTTPError as exc:
+        raise BadBackendResponse(f"{method} {base_url}{path} failed: {exc!r}") from exc
+
+    async def relay() -> AsyncIterator[bytes]:
+        try:
+            async for piece in resp.aiter_bytes():
+                yield piece
+        finally:
+            await resp.aclose()
+
+    media = resp.headers.get("content-type")
+    return StreamingResponse(relay(), status_code=resp.status_code, media_type=media, headers=STREAM_HEADERS)
+
+
+async def _simulated_pull(backend: Backend, body: JSON) -> Response:
+    """The sim's models are all 'installed': pulling one succeeds at once, an unknown one fails like Ollama."""
+    model = require_model(body, "model", "name")
+    try:
+        await backend.show(model)
+    except ModelNotFound:
+        return JSONResponse({"error": "pull model manifest: file does not exist"}, 500)
+    if body.get("stream", True) is False:
+        return _json({"status": "success"})
+    lines = b"".join(dumps({"status": s}) + b"\n" for s in ("pulling manifest", "writing manifest", "success"))
+    return Response(lines, media_type=NDJSON_TYPE)

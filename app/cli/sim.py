@@ -1,0 +1,52 @@
+"""`swarm sim-ollama`: the simulated GPU served as an Ollama-compatible HTTP server (native /api/* and /v1)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from app.api.compat import Gateway
+from app.api.routes import ollama, openai
+from app.backends.base import Backend
+from app.backends.sim import SimBackend
+from app.core.settings import load_settings
+from app.routing import load_agents
+
+
+def build_sim_app(backend: Backend) -> FastAPI:
+    """A plain Ollama look-alike around `backend`: no tenants, no routing, no database."""
+    app = FastAPI(title="Ollama Swarm Router: simulated Ollama", version="0.1.0", docs_url=None, redoc_url=None)
+    app.state.gateway = Gateway(backend)
+    app.include_router(ollama.router)
+    app.include_router(openai.router)
+    return app
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("sim-ollama", help="serve the simulated GPU as an Ollama-compatible server")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=11435, help="port (default 11435)")
+    p.add_argument("--agents_file", help="agent registry JSON (default: the sim preset, agents_heavy.json)")
+    p.add_argument("--gpu_vram_gb", type=float, help="simulated VRAM capacity G in GB (default: settings)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated outputs")
+    p.add_argument("--time_scale", type=float, default=0.0, help="0 = answer instantly, 1 = realistic times")
+    p.add_argument("--log_level", default="warning")
+    p.set_defaults(func=cmd_sim_ollama)
+
+
+def cmd_sim_ollama(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    over: dict[str, object] = {"backend": "sim"}
+    if args.agents_file:
+        over["agents_file"] = Path(args.agents_file)
+    if args.gpu_vram_gb is not None:
+        over["gpu_vram_gb"] = args.gpu_vram_gb
+    settings = load_settings(**over)
+    agents = load_agents(settings.default_agents_file())
+    sim = SimBackend(agents, settings.gpu_vram_gb, seed=args.seed, time_scale=args.time_scale)
+    print(f"simulated Ollama on http://{args.host}:{args.port} (G={settings.gpu_vram_gb:g} GB, {len(agents)} models)")
+    uvicorn.run(build_sim_app(sim), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
