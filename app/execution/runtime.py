@@ -66,6 +66,7 @@ class Runtime:
     tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
     tenants: TenantCache = field(default_factory=TenantCache)
     aio: aiohttp.ClientSession | None = None
+    jobs: Any = None  # the service's JobManager (execution/manager.py), made by the API on first use
 
     async def add_tokens(self, tenant_id: str, tokens: int) -> None:
         if tokens > 0:

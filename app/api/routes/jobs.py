@@ -24,11 +24,11 @@ router = APIRouter(tags=["jobs"])
 
 
 def manager(runtime: Runtime) -> JobManager:
-    mgr = getattr(runtime, "_jobs", None)
-    if mgr is None:
-        mgr = JobManager(runtime)
-        runtime._jobs = mgr  # type: ignore[attr-defined]
-    return mgr
+    """The process's job manager: one per runtime, made on first use."""
+    if runtime.jobs is None:
+        runtime.jobs = JobManager(runtime)
+    assert isinstance(runtime.jobs, JobManager)
+    return runtime.jobs
 
 
 def job_view(runtime: Runtime, job: Job) -> dict[str, Any]:
