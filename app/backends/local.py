@@ -52,6 +52,7 @@ class LocalBackend:
             raise BackendUnavailable("the local backend needs llama-cpp-python: pip install .[local]") from exc
         if extra_buffers is False or (extra_buffers is None and _cpu_has_amx()):
             _disable_extra_buffer_types()
+        _quiet_llama_logs(self._llama_cpp)
         self.name = name
         self.n_ctx = n_ctx
         self.n_threads = n_threads
@@ -299,6 +300,17 @@ def _details() -> JSON:
 
 def _default_data_dir() -> Path:
     return Path.home() / ".cache" / "ollama-swarm-router"
+
+
+_LOG_SINK: Any = None  # keeps the ctypes callback alive for as long as llama.cpp may call it
+
+
+def _quiet_llama_logs(llama_cpp: Any) -> None:
+    """llama.cpp logs to stderr even with verbose=False (e.g. "using full-size SWA cache"): drop its logs."""
+    global _LOG_SINK
+    if _LOG_SINK is None and hasattr(llama_cpp, "llama_log_set"):
+        _LOG_SINK = llama_cpp.llama_log_callback(lambda level, text, user_data: None)
+        llama_cpp.llama_log_set(_LOG_SINK, None)
 
 
 def _cpu_has_amx() -> bool:
