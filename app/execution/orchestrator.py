@@ -48,12 +48,12 @@ class Orchestrator:
         log = StepLog()
         plan_source = spec.plan_source
         try:
-            subtasks, plan_source = await self._subtasks(spec)
+            subtasks, plan_source = await self._subtasks(spec, log)
             dag = TaskDAG(subtasks)
             results = {s.id: SubtaskResult(s.id, s.task_type) for s in subtasks}
             await self._record_plan(spec, dag, plan_source)
             await self._loop(spec, dag, results, log)
-            final = await self._final_answer(spec, dag, results)
+            final = await self._final_answer(spec, dag, results, log)
             status, error = self._outcome(dag, results)
         except asyncio.CancelledError:
             await self._finish(spec, results, log, "cancelled", "cancelled by request", None, started, plan_source)
@@ -63,14 +63,35 @@ class Orchestrator:
             return await self._finish(spec, results, log, "failed", msg, None, started, plan_source)
         return await self._finish(spec, results, log, status, error, final, started, plan_source)
 
-    async def _subtasks(self, spec: JobSpec) -> tuple[list[Subtask], str]:
+    async def _make_room(self, spec: JobSpec, model: str, log: StepLog) -> None:
+        """Before a helper call (decomposer, planner, synthesiser), evict what its model would not fit beside.
+
+        Helper models occupy VRAM like any other: their loads count against G and in the measured peak.
+        """
+        resident = await self.gpu.refresh()
+        log.observe_peak(self.gpu.resident_gb)
+        if any(m.name == model for m in resident):
+            return
+        need = next((a.vram_gb for a in spec.agents if a.name == model), 0.0)
+        capacity = spec.gpu_vram_gb or self.gpu.capacity_gb
+        kept = sorted(resident, key=lambda m: m.size_vram)
+        while kept and sum(m.size_vram for m in kept) / 1e9 + need > capacity + 1e-9:
+            await self.gpu.backend.unload(kept.pop().name)  # the largest first: fewest evictions
+
+    async def _helper_done(self, log: StepLog) -> None:
+        await self.gpu.refresh()
+        log.observe_peak(self.gpu.resident_gb)
+
+    async def _subtasks(self, spec: JobSpec, log: StepLog) -> tuple[list[Subtask], str]:
         if spec.subtasks:
             return list(spec.subtasks), spec.plan_source
         query = spec.query or ""
         model = self._helper_model(spec, spec.decomposer_model)
         async with self.gpu.lock:
+            await self._make_room(spec, model, log)
             chat = bind_chat(self.gpu.backend, model, self.keep_alive)
             result = await decompose(query, chat)
+            await self._helper_done(log)
         if result.reason:
             await self.rec.event("decomposer_fallback", spec.job_id, {"reason": result.reason})
         return result.subtasks, result.plan_source
@@ -117,11 +138,14 @@ class Orchestrator:
             await self._step(spec, dag, horizon, results, log, step_index)
             step_index += 1
 
-    async def _route(self, spec: JobSpec, problem: RoutingProblem) -> Plan:
+    async def _route(self, spec: JobSpec, problem: RoutingProblem, log: StepLog) -> Plan:
         if spec.mode == "llm":
             model = self._helper_model(spec, spec.planner_model)
+            await self._make_room(spec, model, log)
             chat = bind_chat(self.gpu.backend, model, self.keep_alive)
-            return await route(problem, self.estimator, "llm", chat=chat, planner_model=model, seed=spec.seed)
+            plan = await route(problem, self.estimator, "llm", chat=chat, planner_model=model, seed=spec.seed)
+            await self._helper_done(log)
+            return plan
         # HiGHS and the exact DP are CPU work: keep the event loop free.
         return await asyncio.to_thread(_route_sync, problem, self.estimator, spec.mode, spec.seed)
 
@@ -146,7 +170,7 @@ class Orchestrator:
                 loaded=[m.name for m in before if m.name in names],
                 params=spec.params,
             )
-            plan = await self._route(spec, problem)
+            plan = await self._route(spec, problem, log)
             await self.rec.event("orchestration", spec.job_id, decision(step_index, plan, ready))
             evicted = await self._evict(plan, spec)
             loads = await self._load(plan, ready, spec)
@@ -296,7 +320,9 @@ class Orchestrator:
         )
         await self.rec.event("plan_step", spec.job_id, entry)
 
-    async def _final_answer(self, spec: JobSpec, dag: TaskDAG, results: dict[str, SubtaskResult]) -> str | None:
+    async def _final_answer(
+        self, spec: JobSpec, dag: TaskDAG, results: dict[str, SubtaskResult], log: StepLog
+    ) -> str | None:
         done = [(dag.nodes[sid], r.output or "") for sid, r in results.items() if r.status == "done"]
         if len(dag.nodes) == 1 or not spec.synthesize:
             return done[-1][1] if done else None
@@ -311,7 +337,9 @@ class Orchestrator:
             "keep_alive": self.keep_alive,
         }
         async with self.gpu.lock:
+            await self._make_room(spec, model, log)
             body = await self.gpu.backend.chat(request)
+            await self._helper_done(log)
         return str((body.get("message") or {}).get("content", ""))
 
     @staticmethod

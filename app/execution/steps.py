@@ -21,6 +21,11 @@ def _gb(models: Sequence[LoadedModel]) -> float:
 class StepLog:
     def __init__(self) -> None:
         self.entries: list[dict[str, Any]] = []
+        # Resident VRAM seen around helper-LLM calls (decomposer, planner, synthesiser), outside the steps.
+        self.helper_peak_gb = 0.0
+
+    def observe_peak(self, resident_gb: float) -> None:
+        self.helper_peak_gb = max(self.helper_peak_gb, round(resident_gb, 4))
 
     def add(
         self,
@@ -89,7 +94,7 @@ def summarize(
     entries = log.entries
     sources = [e["routing_source"] for e in entries]
     capacity = spec.gpu_vram_gb or gpu.capacity_gb
-    peak = max((e["vram_peak_gb"] for e in entries), default=0.0)
+    peak = max([log.helper_peak_gb, *(e["vram_peak_gb"] for e in entries)])
     return {
         "routing_mode": spec.mode,
         "n_subtasks": len(results),

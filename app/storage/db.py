@@ -11,6 +11,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import create_engine
 
+from app.core.errors import ConfigError
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -37,6 +39,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def alembic_config(url: str) -> Config:
+    if not (ROOT / "migrations" / "env.py").is_file():
+        # A plain wheel install has no migrations/: the project runs from a checkout (pip install -e .).
+        raise ConfigError(f"migrations not found under {ROOT}: install the project with `pip install -e .`")
     cfg = Config()
     cfg.set_main_option("script_location", str(ROOT / "migrations"))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

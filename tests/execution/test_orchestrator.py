@@ -80,17 +80,21 @@ async def test_horizon_excludes_finished_nodes_and_depth_zero_is_layer_by_layer(
         assert [s["ready_now_nodes"] for s in result.steps] == [["a"], ["b"], ["c"]]
 
 
-async def test_two_concurrent_jobs_never_exceed_g() -> None:
+async def test_concurrent_jobs_never_exceed_g() -> None:
+    # The simulated device is far larger than G, so only the router's own discipline keeps the peak under G:
+    # plan-and-load under the GPU lock, evictions carried out, helper-LLM models (decomposer, planner,
+    # synthesiser) given room like any other model.
     agents = heavy()
-    sim = SimBackend(agents, 8.0, seed=1)
+    sim = SimBackend(agents, 24.0, seed=1)
     gpu = GpuState(sim, 8.0)
     specs = [
         JobSpec(job_id=f"j{i}", agents=agents, subtasks=chain(), mode=mode, seed=i)
-        for i, mode in enumerate(("lp", "greedy", "random", "lp"))
+        for i, mode in enumerate(("lp", "greedy", "random", "llm", "lp_relaxed"))
     ]
+    specs[-1] = JobSpec(job_id="q", agents=agents, query="Write a Python function that sums a list.")
     runs = [Orchestrator(gpu, Estimator(), Recorder(None, "t")).run(s) for s in specs]
     results = await asyncio.gather(*runs)
-    assert all(r.status == "succeeded" for r in results)
+    assert all(r.status == "succeeded" for r in results), [r.error for r in results]
     assert sim.peak_vram_gb <= 8.0 + 1e-9
     assert max(r.summary["vram_peak_gb"] for r in results) <= 8.0 + 1e-9
 
