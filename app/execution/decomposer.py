@@ -15,6 +15,7 @@ from app.execution.llm import ChatFn
 from app.routing.planner import extract_json
 
 MAX_SUBTASKS = 8
+IDS = [f"s{i}" for i in range(MAX_SUBTASKS)]  # an enum: a grammar-constrained model cannot invent ids
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -26,12 +27,12 @@ SCHEMA: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "properties": {
-                    "id": {"type": "string"},
+                    "id": {"type": "string", "enum": IDS},
                     "task_type": {"type": "string", "enum": list(TASK_TYPES)},
                     "description": {"type": "string"},
                     "estimated_tokens": {"type": "integer"},
                     "difficulty": {"type": "number"},
-                    "deps": {"type": "array", "items": {"type": "string"}},
+                    "deps": {"type": "array", "items": {"type": "string", "enum": IDS}},
                 },
                 "required": ["id", "task_type", "description", "deps"],
             },
@@ -116,6 +117,8 @@ def heuristic(query: str, reason: str | None = None) -> Decomposition:
 
 
 def parse(content: str, query: str) -> list[Subtask]:
+    """Validate a decomposition, repairing what is unambiguous: a repeated id gets the next free one, and a
+    dependency may only name an earlier subtask, so forward or unknown deps (a cycle, or dangling) are dropped."""
     items = extract_json(content).get("subtasks")
     if not isinstance(items, list) or not items:
         raise ValueError("reply has no 'subtasks' list")
@@ -123,14 +126,27 @@ def parse(content: str, query: str) -> list[Subtask]:
     for raw in items[:MAX_SUBTASKS]:
         if not isinstance(raw, dict):
             raise ValueError("subtask is not an object")
-        raw = {
-            k: raw[k] for k in ("id", "task_type", "description", "estimated_tokens", "difficulty", "deps") if k in raw
-        }
-        raw.setdefault("description", query)
-        raw["estimated_tokens"] = int(min(max(int(raw.get("estimated_tokens") or 256), 16), 4096))
-        raw["difficulty"] = float(min(max(float(raw.get("difficulty") or 0.5), 0.0), 1.0))
-        subs.append(Subtask.model_validate(raw))
-    TaskDAG(subs)  # unknown deps / cycles make the decomposition unusable
+        earlier = [s.id for s in subs]
+        sid = str(raw.get("id") or "")
+        if not sid or sid in earlier:
+            sid = next(i for i in (f"s{n}" for n in range(len(earlier) + MAX_SUBTASKS)) if i not in earlier)
+        deps = raw.get("deps") or []
+        if not isinstance(deps, list):
+            raise ValueError(f"subtask {sid!r}: deps is not a list")
+        fields = {k: raw[k] for k in ("task_type", "description") if k in raw}
+        subs.append(
+            Subtask.model_validate(
+                {
+                    **fields,
+                    "id": sid,
+                    "description": fields.get("description") or query,
+                    "deps": list(dict.fromkeys(str(d) for d in deps if str(d) in earlier)),
+                    "estimated_tokens": int(min(max(int(raw.get("estimated_tokens") or 256), 16), 4096)),
+                    "difficulty": float(min(max(float(raw.get("difficulty") or 0.5), 0.0), 1.0)),
+                }
+            )
+        )
+    TaskDAG(subs)
     return subs
 
 

@@ -55,7 +55,7 @@ async def test_fenced_json_with_prose_parses_and_clamps() -> None:
     [
         ("no json at all", "unusable"),
         (json.dumps({"subtasks": [{"id": "a", "task_type": "dance", "description": "x", "deps": []}]}), "unusable"),
-        (json.dumps({"subtasks": [{"id": "a", "task_type": "code", "description": "x", "deps": ["zz"]}]}), "unusable"),
+        (json.dumps({"subtasks": "do it all"}), "no 'subtasks' list"),
         (RuntimeError("backend down"), "call failed"),
     ],
 )
@@ -71,3 +71,30 @@ def test_keyword_classification() -> None:
     assert classify("Solve the equation for x") == "math"
     assert classify("Write a haiku about rain") == "creative"
     assert classify("Why is the sky blue?") == "reasoning"
+
+
+async def test_forward_and_unknown_deps_are_dropped() -> None:
+    reply = {
+        "subtasks": [
+            {"id": "s0", "task_type": "code", "description": "a", "deps": ["s1", "zz"]},
+            {"id": "s1", "task_type": "math", "description": "b", "deps": ["s0", "s0"]},
+            {"id": "s1", "task_type": "summarize", "description": "c", "deps": ["s1"]},
+        ]
+    }
+    result = await decompose("q", fake(json.dumps(reply)))
+    assert result.plan_source == "decomposer"
+    assert [s.id for s in result.subtasks] == ["s0", "s1", "s2"]  # the repeated id got the next free one
+    assert [s.deps for s in result.subtasks] == [[], ["s0"], ["s1"]]
+
+
+async def test_simulated_decomposer_answers_within_the_schema() -> None:
+    from pathlib import Path
+
+    from app.backends.sim import SimBackend
+    from app.execution.llm import bind_chat
+    from app.routing import load_agents
+
+    agents = load_agents(Path(__file__).resolve().parents[2] / "configs" / "agents_heavy.json")
+    sim = SimBackend(agents, 24.0, seed=4)
+    sources = [(await decompose(f"query {i}", bind_chat(sim, "gemma2:2b"))).plan_source for i in range(10)]
+    assert sources.count("decomposer") >= 8, sources
