@@ -9,11 +9,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 from rich.console import Console
-from rich.table import Table
 
 console = Console()
 
@@ -40,6 +40,16 @@ JOB: dict[str, Any] = {
 }
 
 
+def demo_agents() -> list[dict[str, Any]]:
+    """The embedded catalog with demo priors: SmolLM2 for facts, Gemma for summaries, so the job needs both."""
+    path = Path(__file__).resolve().parents[1] / "configs" / "agents_local.json"
+    agents: list[dict[str, Any]] = json.loads(path.read_text())["agents"]
+    focus = {"smollm2:135m": "extraction", "gemma3:270m": "summarize"}
+    for agent in agents:
+        agent["capabilities"] = {t: (0.8 if t == focus.get(agent["name"]) else 0.2) for t in agent["capabilities"]}
+    return agents
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -60,24 +70,22 @@ def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 120)
 
 
 def show(job: dict[str, Any]) -> None:
-    plan = Table(title=f"routing plan ({job['routing']}, job {job['id']})")
-    for col in ("step", "ready", "solver", "status", "ms", "objective", "assignments"):
-        plan.add_column(col)
+    console.rule(f"routing plan ({job['routing']}, job {job['id']})")
     for step in job["plan"]:
-        assigned = ", ".join(f"{a['subtask_id']}→{a['model']}" for a in step["assignments"])
-        plan.add_row(
-            str(step["step_index"]),
-            ",".join(step["ready"]),
-            str(step["solver_name"]),
-            str(step["solver_status"]),
-            f"{step['solve_time_ms'] or 0:.2f}",
-            f"{step['objective']:.3f}",
-            assigned,
+        assigned = ", ".join(f"{a['subtask_id']}→{a['model']}" for a in step["assignments"] if a["step"] == 0)
+        evicts = ",".join(e["model"] for e in step["evictions"] if e["step"] == 0) or "-"
+        loads = ",".join(e["model"] for e in step["loads"] if e["step"] == 0) or "-"
+        console.print(
+            f"step {step['step_index']}: ready={','.join(step['ready'])}  run: {assigned}  evict: {evicts}  "
+            f"load: {loads}  [{step['solver_name']} {step['solver_status']} {step['solve_time_ms'] or 0:.2f} ms, "
+            f"objective {step['objective']:.3f}]"
         )
-    console.print(plan)
     for sub in job["subtasks"]:
         console.rule(f"{sub['subtask_id']} ({sub['task_type']}) on {sub['model']} — {sub['status']}")
         console.print((sub["output"] or sub["error"] or "").strip()[:800])
+    if job.get("final_answer") and len(job["subtasks"]) > 1:
+        console.rule("final answer")
+        console.print(job["final_answer"].strip()[:800])
     s = job["summary"] or {}
     console.rule("summary")
     console.print(
@@ -92,8 +100,6 @@ def main() -> int:
     backend = os.environ.get("SWARM_BACKEND", "auto")
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "SWARM_DATABASE_URL": f"sqlite:///{tmp}/demo.db", "SWARM_BACKEND": backend}
-        # A budget that holds one embedded model but not both, so the job shows a real swap.
-        env.setdefault("SWARM_GPU_VRAM_GB", "0.6")
         cmd = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--log_level", "warning"]
         console.print(f"[bold]starting[/] the router on {base} (backend={backend})")
         proc = subprocess.Popen(cmd, env=env)
@@ -101,7 +107,11 @@ def main() -> int:
             wait_ready(base, proc)
             ready = httpx.get(base + "/readyz", timeout=10).json()
             console.print(f"readyz: {json.dumps(ready['components'])}")
-            resp = httpx.post(base + "/jobs", params={"wait": "true"}, json=JOB, timeout=600)
+            job = JOB
+            if ready["components"]["backend"].get("kind") == "local":
+                # A budget that holds one embedded model but not both, so the job shows a real swap.
+                job = {**JOB, "agents": demo_agents(), "gpu_vram_gb": 0.45}
+            resp = httpx.post(base + "/jobs", params={"wait": "true"}, json=job, timeout=600)
             if resp.status_code != 200:
                 console.print(f"[red]job failed: {resp.status_code} {resp.text}[/]")
                 return 1

@@ -324,10 +324,12 @@ class Orchestrator:
         self, spec: JobSpec, dag: TaskDAG, results: dict[str, SubtaskResult], log: StepLog
     ) -> str | None:
         done = [(dag.nodes[sid], r.output or "") for sid, r in results.items() if r.status == "done"]
-        if len(dag.nodes) == 1 or not spec.synthesize:
-            return done[-1][1] if done else None
         if len(done) != len(dag.nodes):
             return None
+        sinks = [s for s in dag.nodes.values() if not dag.children[s.id]]
+        if len(dag.nodes) == 1 or not spec.synthesize or spec.query is None:
+            # Given subtasks have no question to answer as a whole: the answer is what the final subtasks said.
+            return "\n\n".join(results[s.id].output or "" for s in sinks)
         last = results[dag.order[-1]].model
         model = spec.synth_model or last or self._helper_model(spec, None)
         request = {
@@ -335,6 +337,8 @@ class Orchestrator:
             "messages": synthesis_messages(spec.query or "the job", done),
             "stream": False,
             "keep_alive": self.keep_alive,
+            # The answer is about as long as the final subtasks' outputs together.
+            "options": {"num_predict": max(64, min(1024, 2 * sum(s.estimated_tokens for s in sinks)))},
         }
         async with self.gpu.lock:
             await self._make_room(spec, model, log)

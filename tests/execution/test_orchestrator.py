@@ -57,7 +57,8 @@ def orchestrator(backend: Any, capacity: float, recorder: Recorder | None = None
 
 async def test_children_receive_parents_outputs() -> None:
     sim = Recording(heavy(), 8.0, seed=3)
-    result = await orchestrator(sim, 8.0).run(JobSpec(job_id="j", agents=heavy(), subtasks=chain()))
+    spec = JobSpec(job_id="j", agents=heavy(), subtasks=chain(), query="How many fruits, as code?")
+    result = await orchestrator(sim, 8.0).run(spec)
     assert result.status == "succeeded"
     prompts = {r["messages"][-1]["content"].split("\n")[0]: r["messages"][-1]["content"] for r in sim.requests}
     child = prompts["Add the numbers."]
@@ -66,8 +67,12 @@ async def test_children_receive_parents_outputs() -> None:
     assert out_a and out_a[:200] in child
     assert out_b and out_b[:200] in grandchild
     assert out_a[:200] not in grandchild  # only direct parents are fed
-    # a multi-subtask job gets a synthesised final answer
+    # a multi-subtask job with a question gets a synthesised final answer ...
     assert result.final_answer and len(sim.requests) == 4
+    assert "How many fruits, as code?" in sim.requests[-1]["messages"][-1]["content"]
+    # ... without one, the answer is what the final subtask said
+    bare = await orchestrator(sim, 8.0).run(JobSpec(job_id="k", agents=heavy(), subtasks=chain()))
+    assert bare.final_answer == bare.subtasks["c"].output and len(sim.requests) == 7
 
 
 async def test_horizon_excludes_finished_nodes_and_depth_zero_is_layer_by_layer() -> None:
