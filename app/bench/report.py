@@ -16,7 +16,8 @@ EPS = 1e-9
 PARETO_MAX = ("score",)
 PARETO_MIN = ("token_cost", "switch_ms", "peak_vram_gb")
 DEFINITIONS = {
-    "avg_score": "mean benchmark score over scored subtasks (failed or skipped subtasks score 0); ci95 is the "
+    "avg_score": "mean benchmark score over scored subtasks (failed or skipped subtasks score 0; code not executed "
+    "because code_eval is off only has a heuristic score, counted in score_methods but not averaged); ci95 is the "
     "half-width of the 95% Student-t interval over those subtask scores",
     "job_score": "per job, the mean of its subtask scores; its ci95 treats jobs as the independent units",
     "oracle_gap": "per plan step: the exact optimum (route_lp, DP or MILP) re-solved on the same RoutingProblem "
@@ -41,14 +42,19 @@ def _rows_of(rows: list[dict[str, Any]], mode: str, benchmark: str | None = None
     return [r for r in rows if r["mode"] == mode and (benchmark is None or r["benchmark"] == benchmark)]
 
 
+def _counts(row: dict[str, Any]) -> bool:
+    # Unexecuted code (code_eval off) only gets a labelled heuristic score: kept out of the averages.
+    return row["score"] is not None and row.get("score_method") != "heuristic"
+
+
 def _scores(rows: list[dict[str, Any]]) -> list[float]:
-    return [float(r["score"]) for r in rows if r["score"] is not None]
+    return [float(r["score"]) for r in rows if _counts(r)]
 
 
 def _job_scores(rows: list[dict[str, Any]]) -> dict[str, float]:
     by_job: dict[str, list[float]] = {}
     for r in rows:
-        if r["score"] is not None:
+        if _counts(r):
             by_job.setdefault(r["job"], []).append(float(r["score"]))
     return {j: sum(v) / len(v) for j, v in by_job.items()}
 
@@ -143,6 +149,7 @@ def score_metrics(rows: list[dict[str, Any]], benchmarks: list[str]) -> dict[str
         by_bench[b] = {"n": bs["n"], "avg_score": bs["mean"], "ci95": bs["ci95"], "jobs": len({r["job"] for r in sub})}
     return {
         "n": sm["n"],
+        "n_subtasks": len(rows),
         "avg_score": sm["mean"],
         "ci95": sm["ci95"],
         "ci95_low": sm["ci95_low"],
@@ -175,11 +182,12 @@ def compare_modes(rows: list[dict[str, Any]], a: str, b: str) -> dict[str, Any]:
     """Jobs won/lost/tied by `a` against `b`, routing divergence, and who was better where they differed."""
     ja, jb = _job_scores(_rows_of(rows, a)), _job_scores(_rows_of(rows, b))
     common = [j for j in ja if j in jb]
+    all_jobs = {r["job"] for r in _rows_of(rows, a)} & {r["job"] for r in _rows_of(rows, b)}
     won = sum(1 for j in common if ja[j] > jb[j] + EPS)
     lost = sum(1 for j in common if jb[j] > ja[j] + EPS)
     rb = {(r["job"], r["subtask"]): r for r in _rows_of(rows, b)}
     pairs = [(r, rb[(r["job"], r["subtask"])]) for r in _rows_of(rows, a) if (r["job"], r["subtask"]) in rb]
-    diff = [(x, y) for x, y in pairs if x["model"] != y["model"]]
+    diff = [(x, y) for x, y in pairs if x["model"] != y["model"] and _counts(x) and _counts(y)]
 
     def better(x: dict[str, Any], y: dict[str, Any]) -> bool:
         return float(x["score"] or 0.0) > float(y["score"] or 0.0) + EPS
@@ -192,6 +200,7 @@ def compare_modes(rows: list[dict[str, Any]], a: str, b: str) -> dict[str, Any]:
         "jobs_won": won,
         "jobs_lost": lost,
         "jobs_tied": len(common) - won - lost,
+        "jobs_unscored": len(all_jobs) - len(common),  # only heuristic (unexecuted code) scores: not comparable
         "subtasks_compared": len(pairs),
         "routing_divergence": _r(len(diff) / len(pairs)) if pairs else None,
         "when_differed": {

@@ -194,7 +194,8 @@ def _score_fn(
     def score(sub: Subtask, output: str) -> float | None:
         result = bench.score(example, {sub.id: output}, code_eval=config.code_eval)[sub.id]
         scores[sub.id] = result
-        return result.score
+        # The estimator learns only from real scores: never from the unexecuted-code heuristic.
+        return None if result.method == "heuristic" else result.score
 
     return score
 

