@@ -53,11 +53,13 @@ class Subtask(BaseModel):
     estimated_tokens: int = Field(default=256, ge=1, le=1_000_000)
     difficulty: float = Field(default=0.5, ge=0.0, le=1.0)
     deps: list[str] = Field(default_factory=list)
+    # Tokens of the parents' outputs that the prompt will carry (set by the orchestrator for dependent nodes).
+    input_tokens: int = Field(default=0, ge=0, le=1_000_000)
 
     @property
     def context_tokens(self) -> int:
-        """Rough context need: prompt (4 chars per token) plus the expected output."""
-        return len(self.description) // 4 + self.estimated_tokens
+        """Rough context need: prompt (4 chars per token), the parents' outputs, and the expected output."""
+        return len(self.description) // 4 + self.input_tokens + self.estimated_tokens
 
 
 class RoutingParams(BaseModel):

@@ -12,7 +12,7 @@ from app.domain.models import Plan, RoutingProblem, Subtask
 from app.execution.dag import TaskDAG
 from app.execution.decomposer import decompose
 from app.execution.llm import bind_chat
-from app.execution.prompts import subtask_messages, synthesis_messages
+from app.execution.prompts import PARENT_CHARS, subtask_messages, synthesis_messages
 from app.execution.results import JobResult, JobSpec, SubtaskResult
 from app.execution.state import GpuState
 from app.execution.steps import StepLog, summarize
@@ -163,7 +163,7 @@ class Orchestrator:
         async with self.gpu.lock:
             before = await self.gpu.refresh()
             problem = RoutingProblem(
-                subtasks=[dag.nodes[sid] for sid in horizon],
+                subtasks=[with_inputs(dag, sid, results) for sid in horizon],
                 step_of=horizon,
                 agents=spec.agents,
                 gpu_vram_gb=spec.gpu_vram_gb or self.gpu.capacity_gb,
@@ -386,6 +386,18 @@ class Orchestrator:
         await self.rec.event("job_dag_summary", spec.job_id, summary)
         await self.rec.event("job", spec.job_id, {"status": status, "error": error, "final_answer": final, **summary})
         return result
+
+
+def with_inputs(dag: TaskDAG, sid: str, results: dict[str, SubtaskResult]) -> Subtask:
+    """The subtask as routing sees it: its prompt also carries the parents' outputs (cut at PARENT_CHARS each),
+    which count against max_ctx — measured when a parent is done, estimated otherwise."""
+    cap = PARENT_CHARS // 4
+    carried = 0
+    for parent in dag.parents(sid):
+        done = results[parent.id]
+        carried += min(cap, done.eval_tokens if done.status == "done" else parent.estimated_tokens)
+    sub = dag.nodes[sid]
+    return sub.model_copy(update={"input_tokens": carried}) if carried else sub
 
 
 def decision(step: int, plan: Plan, ready: list[str]) -> dict[str, Any]:

@@ -48,13 +48,15 @@ PLAN_SCHEMA: dict[str, Any] = {
 def plan_schema(est: Estimates) -> dict[str, Any]:
     """PLAN_SCHEMA narrowed to this problem: ids and model names as enums, one item per subtask.
 
-    Ollama turns `format` into a grammar, so the planner cannot even spell an unknown id or model.
+    Ollama turns `format` into a grammar, so the planner cannot even spell an unknown id, or a model that cannot
+    fit in G on its own.
     """
+    fitting = [name for name, v in zip(est.agents, est.vram, strict=True) if v <= est.gpu_vram_gb + 1e-9]
     item = {
         "type": "object",
         "properties": {
             "subtask_id": {"type": "string", "enum": list(est.subtask_ids)},
-            "model": {"type": "string", "enum": list(est.agents)},
+            "model": {"type": "string", "enum": fitting or list(est.agents)},
         },
         "required": ["subtask_id", "model"],
     }

@@ -14,6 +14,7 @@ from app.backends.base import JSON
 from app.backends.ollama import OllamaBackend
 from app.backends.sim import SimBackend
 from app.domain.models import Agent, Subtask
+from app.execution.dag import TaskDAG
 from app.execution.orchestrator import Orchestrator
 from app.execution.results import JobSpec
 from app.execution.state import GpuState
@@ -216,3 +217,18 @@ async def test_foreign_model_is_unloaded_only_when_the_step_needs_the_room() -> 
         assert result.status == "succeeded"
         assert ("foreign:7b" not in resident) is expect_unloaded
         assert ("foreign:7b" in result.steps[0]["evictions_done"]) is expect_unloaded
+
+
+def test_parent_outputs_count_against_the_child_context() -> None:
+    from app.execution.orchestrator import with_inputs
+    from app.execution.results import SubtaskResult
+
+    dag = TaskDAG(chain())
+    results = {s.id: SubtaskResult(s.id, s.task_type) for s in chain()}
+    child = with_inputs(dag, "b", results)
+    assert child.input_tokens == dag.nodes["a"].estimated_tokens  # not run yet: the estimate
+    results["a"].status, results["a"].eval_tokens = "done", 5000
+    child = with_inputs(dag, "b", results)
+    assert child.input_tokens == 1000  # measured, cut like the prompt cuts it (4000 chars)
+    assert child.context_tokens == len(child.description) // 4 + 1000 + child.estimated_tokens
+    assert with_inputs(dag, "a", results).input_tokens == 0
