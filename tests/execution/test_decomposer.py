@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from app.backends.sim import SimBackend
 from app.execution.decomposer import SCHEMA, classify, decompose
-from app.routing import ChatReply
+from app.execution.llm import bind_chat
+from app.routing import ChatReply, load_agents
+
+HEAVY = Path(__file__).resolve().parents[2] / "configs" / "agents_heavy.json"
 
 pytestmark = pytest.mark.anyio
 GOOD = {
@@ -88,13 +93,7 @@ async def test_forward_and_unknown_deps_are_dropped() -> None:
 
 
 async def test_simulated_decomposer_answers_within_the_schema() -> None:
-    from pathlib import Path
-
-    from app.backends.sim import SimBackend
-    from app.execution.llm import bind_chat
-    from app.routing import load_agents
-
-    agents = load_agents(Path(__file__).resolve().parents[2] / "configs" / "agents_heavy.json")
+    agents = load_agents(HEAVY)
     sim = SimBackend(agents, 24.0, seed=4)
     sources = [(await decompose(f"query {i}", bind_chat(sim, "gemma2:2b"))).plan_source for i in range(10)]
     assert sources.count("decomposer") >= 8, sources
