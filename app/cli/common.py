@@ -28,7 +28,6 @@ def add_routing_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--horizon_depth", type=int)
     p.add_argument("--planner_model")
     p.add_argument("--decomposer_model")
-    p.add_argument("--judge_model")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
