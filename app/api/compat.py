@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 
-from app.api.deps import TenantCtx, get_tenant, is_admin_key, tenant_agents
+from app.api.deps import TenantCtx, get_tenant, is_admin_key
 from app.api.errors import status_for
 from app.api.metrics import T0_KEY, Metrics, metrics_of
 from app.backends.base import JSON, Backend
-from app.core.errors import BadBackendResponse, Forbidden, SwarmError, ValidationFailed
+from app.core.errors import BadBackendResponse, Forbidden, InfeasibleError, SwarmError, ValidationFailed
 from app.domain.models import RoutingParams, Subtask
 from app.execution.decomposer import classify, estimate_difficulty
 from app.execution.runtime import Runtime
@@ -79,6 +79,8 @@ def parse_body(raw: bytes) -> JSON:
         body = json.loads(raw)
     except ValueError as exc:
         raise BadRequest(f"invalid JSON body: {exc}") from None
+    except RecursionError:
+        raise BadRequest("invalid JSON body: nested too deeply") from None
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
     return body
@@ -252,8 +254,7 @@ class TenantGateway(Gateway):
         # Open mode (no keyed tenant): OpenAI clients must send some key; any key is accepted, as Ollama does.
         _, _, key = (authorization or "").partition(" ")
         gpu = self.runtime.pool.default
-        agents = tenant_agents(self.runtime, tenant)
-        return TenantCtx(tenant, gpu, agents, gpu.capacity_gb, is_admin_key(self.runtime, key.strip() or None))
+        return TenantCtx(tenant, gpu, self.runtime, gpu.capacity_gb, is_admin_key(self.runtime, key.strip() or None))
 
     async def _open_tenant(self) -> Tenant | None:
         """The default tenant while no keyed tenant exists, read from the DB at most every OPEN_TTL_S."""
@@ -296,6 +297,8 @@ class TenantGateway(Gateway):
         task_type = classify(text)
         default_tokens = 512 if task_type in ("code", "creative") else 256
         tokens = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else default_tokens
+        if tokens > 1_000_000:
+            raise BadRequest("max_tokens: must be at most 1000000", "max_tokens")
         sub = Subtask(
             id="request",
             task_type=task_type,
@@ -306,7 +309,11 @@ class TenantGateway(Gateway):
         names = {a.name for a in ctx.agents}
         resident = [n for n in (_catalog_name(m, names) for m in loaded) if n is not None]
         started = time.perf_counter()
-        choice = route_single(sub, ctx.agents, resident, ctx.gpu_vram_gb, self.params, self.runtime.estimator)
+        try:
+            choice = route_single(sub, ctx.agents, resident, ctx.gpu_vram_gb, self.params, self.runtime.estimator)
+        except InfeasibleError as exc:
+            field = "max_tokens" if max_tokens else "messages"
+            raise BadRequest(f"{field}: no model can serve this request ({exc.message})", field) from None
         if self.metrics is not None:
             self.metrics.observe_solve(time.perf_counter() - started, "fast_path")
         return choice.model

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -22,9 +23,14 @@ from app.storage.repo import DEFAULT_TENANT
 class TenantCtx:
     tenant: Tenant
     gpu: GpuState
-    agents: list[Agent]
+    runtime: Runtime
     gpu_vram_gb: float
     is_admin: bool = False
+
+    @cached_property
+    def agents(self) -> list[Agent]:
+        """The tenant's catalog, read only by the endpoints that route (a broken file never locks out /jobs)."""
+        return tenant_agents(self.runtime, self.tenant)
 
     def check_budget(self) -> None:
         t = self.tenant
@@ -89,7 +95,7 @@ async def get_tenant(request: Request, authorization: Annotated[str | None, Head
     tenant, admin = await resolve_tenant(runtime, authorization)
     gpu = runtime.pool.get(tenant.backend_url, tenant.gpu_vram_gb)
     vram = tenant.gpu_vram_gb or gpu.capacity_gb
-    return TenantCtx(tenant, gpu, tenant_agents(runtime, tenant), vram, admin)
+    return TenantCtx(tenant, gpu, runtime, vram, admin)
 
 
 async def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> Runtime:

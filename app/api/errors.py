@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core import errors as e
@@ -47,7 +48,14 @@ def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
 
 
 def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"field": _loc(err.get("loc", ())), "message": err.get("msg", "")} for err in errors]
+    out = []
+    for err in errors:
+        if err.get("type") == "json_invalid":  # FastAPI reports the character offset as the location
+            ctx = err.get("ctx") or {}
+            out.append({"field": "body", "message": f"invalid JSON: {ctx.get('error', err.get('msg', ''))}"})
+        else:
+            out.append({"field": _loc(err.get("loc", ())), "message": err.get("msg", "")})
+    return out
 
 
 def install(app: FastAPI) -> None:
@@ -60,6 +68,14 @@ def install(app: FastAPI) -> None:
         details = validation_details(list(exc.errors()))
         first = details[0] if details else {"field": "body", "message": "invalid request"}
         message = f"{first['field']}: {first['message']}"
+        return JSONResponse(error_body(message, "invalid_request_error", "invalid_input", details=details), 422)
+
+    @app.exception_handler(ValidationError)
+    async def _model(_: Request, exc: ValidationError) -> JSONResponse:
+        # A model built inside a handler (e.g. a tenant's stored catalog) rejected its data.
+        details = validation_details([dict(e) for e in exc.errors()])
+        first = details[0] if details else {"field": "", "message": "invalid data"}
+        message = f"{first['field']}: {first['message']}".strip(": ")
         return JSONResponse(error_body(message, "invalid_request_error", "invalid_input", details=details), 422)
 
     @app.exception_handler(StarletteHTTPException)

@@ -60,7 +60,8 @@ def format_of(body: JSON) -> Any:
     if kind == "json_object":
         return "json"
     if kind == "json_schema":
-        schema = (fmt.get("json_schema") or {}).get("schema")
+        spec = fmt.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
         if not isinstance(schema, dict):
             raise BadRequest("response_format.json_schema.schema: must be a JSON schema object", "response_format")
         return schema

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.domain.models import Agent, Subtask
 
@@ -12,18 +13,29 @@ ApiRouting = Literal["lp", "lp_relaxed", "llm", "greedy", "random"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 
 
+def unique_names(agents: list[Agent] | None) -> list[Agent] | None:
+    seen: set[str] = set()
+    for i, agent in enumerate(agents or []):
+        if agent.name in seen:
+            raise ValueError(f"agents.{i}.name: duplicate agent name {agent.name!r}")
+        seen.add(agent.name)
+    return agents
+
+
 class RoutingKnobs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     routing: ApiRouting | None = None
     gpu_vram_gb: float | None = Field(default=None, gt=0, le=4096)
     lambda_token: float | None = Field(default=None, ge=0, le=1000)
     lambda_switch: float | None = Field(default=None, ge=0, le=1000)
-    token_scale: float | None = Field(default=None, gt=0)
-    switch_t_scale_ms: float | None = Field(default=None, gt=0)
-    horizon_depth: int | None = Field(default=None, ge=0, le=64)
+    token_scale: float | None = Field(default=None, ge=1e-3, le=1e12)
+    switch_t_scale_ms: float | None = Field(default=None, ge=1e-3, le=1e12)
+    horizon_depth: int | None = Field(default=None, ge=0, le=32)
     agents: list[Agent] | None = Field(default=None, min_length=1, max_length=64)
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+    _unique_agents = field_validator("agents")(unique_names)
 
 
 class RouteRequest(RoutingKnobs):
@@ -39,15 +51,34 @@ class JobRequest(RoutingKnobs):
     def _one_input(self) -> JobRequest:
         if (self.query is None) == (self.subtasks is None):
             raise ValueError("give exactly one of 'query' or 'subtasks'")
+        for i, sub in enumerate(self.subtasks or []):
+            if not sub.description.strip():
+                raise ValueError(f"subtasks.{i}.description: a subtask to execute needs a description (the prompt)")
         return self
 
 
 class TenantCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
     backend_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+.*$", max_length=500)
     gpu_vram_gb: float | None = Field(default=None, gt=0, le=4096)
     agents: list[Agent] | None = Field(default=None, min_length=1, max_length=64)
     agents_file: str | None = Field(default=None, max_length=1000)
-    token_budget: int | None = Field(default=None, ge=0)
+    token_budget: int | None = Field(default=None, ge=0, le=2**62)
+
+    _unique_agents = field_validator("agents")(unique_names)
+
+    @field_validator("backend_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parsed = urlparse(value)
+            port = parsed.port  # raises ValueError when out of range
+        except ValueError as exc:
+            raise ValueError(f"not a valid URL: {exc}") from None
+        if not parsed.hostname or (port is not None and port == 0):
+            raise ValueError("must be an http(s) URL with a host, like http://gpu-box:11434")
+        return value.rstrip("/")

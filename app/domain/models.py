@@ -16,18 +16,18 @@ _ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
 class Agent(BaseModel):
     """One model the router may pick, with its priors and its footprint on the GPU."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(min_length=1, max_length=200)
-    cost_per_token: float = Field(ge=0)
-    max_ctx: int = Field(gt=0)
+    cost_per_token: float = Field(ge=0, le=1e6)
+    max_ctx: int = Field(gt=0, le=100_000_000)
     capabilities: dict[TaskType, float]
-    vram_gb: float = Field(gt=0)
-    load_time_ms: float = Field(ge=0)
+    vram_gb: float = Field(gt=0, le=100_000)
+    load_time_ms: float = Field(ge=0, le=86_400_000)
     # Decode speed used by the simulated GPU and for latency estimates.
-    tokens_per_s: float = Field(default=40.0, gt=0)
+    tokens_per_s: float = Field(default=40.0, gt=0, le=1e6)
     # Output length relative to the subtask's estimate (a verbose model writes more).
-    token_multiplier: float = Field(default=1.0, gt=0)
+    token_multiplier: float = Field(default=1.0, gt=0, le=1000)
 
     @field_validator("capabilities")
     @classmethod
@@ -45,7 +45,7 @@ class Agent(BaseModel):
 class Subtask(BaseModel):
     """One node of a job's DAG."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     id: str = Field(pattern=_ID_PATTERN)
     task_type: TaskType
@@ -63,12 +63,12 @@ class Subtask(BaseModel):
 
 
 class RoutingParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    lambda_token: float = Field(default=0.5, ge=0)
-    lambda_switch: float = Field(default=0.2, ge=0)
-    token_scale: float = Field(default=1000.0, gt=0)
-    switch_t_scale_ms: float = Field(default=1500.0, gt=0)
+    lambda_token: float = Field(default=0.5, ge=0, le=1000)
+    lambda_switch: float = Field(default=0.2, ge=0, le=1000)
+    token_scale: float = Field(default=1000.0, ge=1e-3, le=1e12)
+    switch_t_scale_ms: float = Field(default=1500.0, ge=1e-3, le=1e12)
 
 
 class RoutingProblem(BaseModel):

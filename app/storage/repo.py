@@ -10,8 +10,10 @@ from typing import Any
 
 from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from app.core.errors import ValidationFailed
 from app.storage.models import BenchRun, Job, PlanStepRecord, SubtaskRecord, TelemetryEvent, Tenant, now
 
 UNFINISHED = ("queued", "running")
@@ -38,9 +40,12 @@ class Repo:
         """Create a tenant and return it with its API key (the only time the key is visible)."""
         key = "sk-swarm-" + secrets.token_urlsafe(24)
         tenant = Tenant(id=new_id("t"), name=name, key_hash=hash_key(key), key_prefix=key[:12], **fields)
-        with self.session() as s:
-            s.add(tenant)
-            s.commit()
+        try:
+            with self.session() as s:
+                s.add(tenant)
+                s.commit()
+        except IntegrityError:  # a concurrent request took the name first
+            raise ValidationFailed(f"name: a tenant named {name!r} already exists") from None
         return tenant, key
 
     def ensure_default_tenant(self) -> Tenant:

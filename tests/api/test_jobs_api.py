@@ -146,12 +146,16 @@ def test_semantic_errors(client: TestClient) -> None:
     cyc = [{"id": "a", "task_type": "code", "deps": ["b"]}, {"id": "b", "task_type": "code", "deps": ["a"]}]
     resp = client.post("/route", json={"subtasks": cyc})
     assert resp.status_code == 422 and "cycle" in resp.json()["error"]["message"]
-    resp = client.post("/jobs", json={"subtasks": [{"id": "a", "task_type": "code", "deps": ["zz"]}]})
+    resp = client.post(
+        "/jobs", json={"subtasks": [{"id": "a", "task_type": "code", "description": "x", "deps": ["zz"]}]}
+    )
     assert resp.status_code == 422 and "unknown subtask 'zz'" in resp.json()["error"]["message"]
     resp = client.post("/route", json={"subtasks": [{"id": "a", "task_type": "code"}], "gpu_vram_gb": 1})
     assert resp.status_code == 422 and "gemma2:2b" in resp.json()["error"]["message"]
     resp = client.post("/jobs", json={"query": "x", "subtasks": [{"id": "a", "task_type": "code"}]})
     assert resp.status_code == 422 and "exactly one" in resp.json()["error"]["message"]
+    resp = client.post("/jobs", json={"subtasks": [{"id": "a", "task_type": "code"}]})
+    assert resp.status_code == 422 and "subtasks.0.description" in resp.json()["error"]["message"]
     assert client.get("/jobs").json()["total"] == 0  # nothing stored for rejected jobs
 
 

@@ -14,12 +14,12 @@ from app.storage import db
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.api_route("/healthz", methods=["GET", "HEAD"])
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.api_route("/readyz", methods=["GET", "HEAD"])
 async def readyz(request: Request) -> JSONResponse:
     runtime = request.app.state.runtime
     components: dict[str, dict[str, Any]] = {}

@@ -95,7 +95,7 @@ async def list_jobs(
     runtime: RuntimeDep,
     status: JobStatus | None = None,
     limit: int = Query(50, ge=1, le=200),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=10**9),
 ) -> dict[str, Any]:
     rows, total = await asyncio.to_thread(runtime.repo.list_jobs, ctx.tenant.id, status, offset, limit)
     items = [

@@ -25,6 +25,7 @@ from app.api.compat import (
     require_model,
     until_disconnect,
 )
+from app.api.compat_check import check_embed_input, check_keep_alive, check_native
 from app.backends.base import JSON, Backend
 from app.backends.ollama import OllamaBackend
 from app.core.errors import BackendUnavailable, BadBackendResponse, ModelNotFound, SwarmError
@@ -87,6 +88,7 @@ async def _infer(request: Request, *, chat: bool) -> Response:
     raw = await request.body()
     body = parse_body(raw)
     model = require_model(body)
+    check_native(body, chat=chat)
 
     def text() -> str:
         return last_user_text(body.get("messages")) if chat else str(body.get("prompt") or "")
@@ -146,6 +148,8 @@ async def embed(request: Request) -> Response:
         body = parse_body(await request.body())
         model = require_model(body)
         raw = body.get("input")
+        check_embed_input(raw)
+        check_keep_alive(body.get("keep_alive"))
 
         def text() -> str:
             return raw if isinstance(raw, str) else " ".join(str(x) for x in raw or [])

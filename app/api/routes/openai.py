@@ -25,6 +25,7 @@ from app.api.compat import (
     parse_body,
     until_disconnect,
 )
+from app.api.compat_check import check_embed_input, check_messages, check_text
 from app.api.openai_format import (
     chat_request,
     finish_reason,
@@ -96,6 +97,7 @@ async def chat_completions(request: Request) -> Response:
     async def work() -> Response:
         body = parse_body(await request.body())
         model = model_of(body)
+        check_messages(body.get("messages"))
         native = chat_request(body, model)
         stream, include_usage = stream_flags(body)
         limit = native["options"].get("num_predict")
@@ -130,8 +132,7 @@ async def completions(request: Request) -> Response:
         prompt = body.get("prompt")
         if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
             prompt = prompt[0]
-        if not isinstance(prompt, str):
-            raise BadRequest("prompt: must be a string", "prompt")
+        prompt = check_text(prompt, "prompt")
         native: JSON = {"model": model, "prompt": prompt, "options": options_of(body)}
         if isinstance(body.get("suffix"), str):
             native["suffix"] = body["suffix"]
@@ -221,10 +222,7 @@ async def embeddings(request: Request) -> Response:
     async def work() -> Response:
         body = parse_body(await request.body())
         model = model_of(body)
-        raw = body.get("input")
-        inputs = [raw] if isinstance(raw, str) else raw
-        if not isinstance(inputs, list) or not inputs or not all(isinstance(x, str) for x in inputs):
-            raise BadRequest("input: must be a string or a non-empty array of strings", "input")
+        inputs = check_embed_input(body.get("input"))
         encoding = body.get("encoding_format", "float")
         if encoding not in ("float", "base64"):
             raise BadRequest("encoding_format: must be 'float' or 'base64'", "encoding_format")
