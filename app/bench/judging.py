@@ -22,6 +22,10 @@ def output_rows(jobs: list[JobRecord]) -> list[dict[str, Any]]:
             res = job.result.subtasks.get(sub.id)
             sr = job.scores.get(sub.id)
             status = res.status if res else "missing"
+            error = res.error if res else None
+            if status in ("pending", "missing") and job.result.error:
+                # The job stopped before this subtask ran (e.g. routing failed): say why, never a silent 0.
+                status, error = "not_run", job.result.error
             score = sr.score if sr is not None else (None if sub.scorer == "judge_only" else 0.0)
             rows.append(
                 {
@@ -34,7 +38,7 @@ def output_rows(jobs: list[JobRecord]) -> list[dict[str, Any]]:
                     "model": res.model if res else None,
                     "step": res.step if res else None,
                     "status": status,
-                    "error": res.error if res else None,
+                    "error": error,
                     "output": res.output if res else None,
                     "expected": sub.expected,
                     "score": score,

@@ -21,6 +21,7 @@ from app.bench.report import build_report
 from app.bench.report_io import write_report
 from app.bench.simkeys import register_examples
 from app.bench.types import Example, ScoreResult
+from app.core.errors import InfeasibleError, ValidationFailed
 from app.domain.models import Agent, Plan, RoutingParams, RoutingProblem, Subtask
 from app.execution.orchestrator import Orchestrator
 from app.execution.results import JobResult, JobSpec
@@ -222,6 +223,22 @@ async def _run_job(
     return result, scores, list(tap.optima)
 
 
+def preflight(config: BenchConfig, agents: list[Agent]) -> list[Example]:
+    """Everything that can be checked before a run starts (an HTTP run answers 422 instead of failing later)."""
+    smallest = min(agents, key=lambda a: a.vram_gb)
+    if config.gpu_vram_gb < smallest.vram_gb:
+        raise InfeasibleError(
+            f"gpu_vram_gb: {config.gpu_vram_gb:g} GB is smaller than every model "
+            f"(the smallest, {smallest.name}, needs {smallest.vram_gb:g} GB)"
+        )
+    names = {a.name for a in agents}
+    for model in config.warm:
+        if model not in names:
+            raise ValidationFailed(f"warm: {model!r} is not in the agent catalog ({', '.join(sorted(names))})")
+    opts = {"data_dir": config.data_dir} if config.data_dir else {}
+    return load_examples(config.benchmarks, config.limit, config.seed, config.mix, **opts)
+
+
 async def run_bench(
     config: BenchConfig,
     *,
@@ -234,8 +251,7 @@ async def run_bench(
     started = time.perf_counter()
     out = Path(config.output_dir)
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
-    opts = {"data_dir": config.data_dir} if config.data_dir else {}
-    examples = load_examples(config.benchmarks, config.limit, config.seed, config.mix, **opts)
+    examples = preflight(config, agents)
     if isinstance(backend, SimBackend):
         register_examples(backend, examples)
     _write_inputs(out, config, examples)

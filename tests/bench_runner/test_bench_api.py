@@ -104,3 +104,19 @@ def test_foreign_run_is_404(settings: Settings) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.1)
         assert c.get(f"/bench/{run_id}/outputs.jsonl", headers=other).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"benchmarks": ["agentic_bench"], "dry_run": True, "gpu_vram_gb": 0.5}, "gpu_vram_gb: 0.5 GB is smaller"),
+        ({"benchmarks": ["workflowbench"], "dry_run": True, "warm": ["nope"]}, "warm: 'nope' is not in the agent"),
+        ({"benchmarks": ["mbpp"], "dry_run": True}, "mbpp"),
+    ],
+)
+def test_preflight_rejects_before_starting(
+    client: tuple[TestClient, SimBackend], body: dict[str, object], needle: str
+) -> None:
+    c, _ = client
+    resp = c.post("/bench", json=body)
+    assert resp.status_code == 422 and needle in resp.json()["error"]["message"]
