@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,25 +31,39 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+        if declared is not None:
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                await self._reject(send)
+                return
+            await self.app(scope, receive, send)
             return
-        seen = 0
-        too_big = False
+        # No Content-Length (chunked): read the body up to the limit first, then replay it to the app.
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([], message, receive), send)
+                return
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                await self._reject(send)
+                return
+            chunks.append(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+        await self.app(scope, _replay(chunks, None, receive), send)
 
-        async def counted() -> Message:
-            nonlocal seen, too_big
-            message: dict[str, Any] = dict(await receive())
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    too_big = True
-                    raise ValueError("body too large")
-            return message
 
-        try:
-            await self.app(scope, counted, send)
-        except ValueError:
-            if not too_big:
-                raise
-            await self._reject(send)
+def _replay(chunks: list[bytes], pending: Message | None, receive: Receive) -> Receive:
+    """A receive() that first hands back the buffered body (or message), then defers to the real one."""
+    body = b"".join(chunks)
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return pending if pending is not None else {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed

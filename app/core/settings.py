@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -78,6 +79,13 @@ class Settings(BaseSettings):
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError(f"must be an http(s) URL like http://localhost:11434, got {value!r}")
         return value.rstrip("/")
+
+    @field_validator("keep_alive")
+    @classmethod
+    def _keep_alive(cls, value: str) -> str:
+        if not re.fullmatch(r"-?\d+(\.\d+)?(ns|us|ms|s|m|h)?", value.strip()):
+            raise ValueError(f"must be a duration like 10m, 30s, 0 or -1, got {value!r}")
+        return value.strip()
 
     @field_validator("database_url")
     @classmethod

@@ -163,3 +163,10 @@ def test_oversized_body_is_413(settings: Settings) -> None:
     with make_client(settings, max_body_bytes=1000) as client:
         resp = client.post("/jobs", json={"query": "x" * 5000})
         assert resp.status_code == 413 and "exceeds 1000 bytes" in resp.json()["error"]["message"]
+        # chunked (no Content-Length): counted as it arrives
+        chunks = (b"x" * 100 for _ in range(50))
+        resp = client.post("/route", content=chunks, headers={"content-type": "application/json"})
+        assert resp.status_code == 413
+        small = json.dumps({"subtasks": [{"id": "a", "task_type": "code"}]}).encode()
+        parts = (small[i : i + 10] for i in range(0, len(small), 10))
+        assert client.post("/route", content=parts, headers={"content-type": "application/json"}).status_code == 200

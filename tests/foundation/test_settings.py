@@ -50,6 +50,7 @@ def test_toml_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("SWARM_BACKEND", "gpu", "SWARM_BACKEND: Input should be"),
         ("SWARM_ROUTING__LAMBDA_TOKEN", "-2", "SWARM_ROUTING__LAMBDA_TOKEN"),
         ("SWARM_DATABASE_URL", "nonsense", "SWARM_DATABASE_URL: must be an SQLAlchemy URL"),
+        ("SWARM_KEEP_ALIVE", "bogus", "SWARM_KEEP_ALIVE: must be a duration"),
     ],
 )
 def test_bad_values_fail_with_one_line(monkeypatch: pytest.MonkeyPatch, var: str, value: str, needle: str) -> None:
