@@ -67,6 +67,7 @@ class Runtime:
     tenants: TenantCache = field(default_factory=TenantCache)
     aio: aiohttp.ClientSession | None = None
     jobs: Any = None  # the service's JobManager (execution/manager.py), made by the API on first use
+    bench_progress: dict[str, Any] = field(default_factory=dict)  # run id -> live progress of /bench runs
 
     async def add_tokens(self, tenant_id: str, tokens: int) -> None:
         if tokens > 0:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.api.deps import RuntimeDep, TenantCtx, TenantDep
 from app.bench.registry import list_benchmarks
-from app.bench.runner import BenchConfig, BenchResult, expand_compare, private_sim, run_bench
+from app.bench.runner import BenchConfig, BenchResult, expand_compare, preflight, private_sim, run_bench
 from app.core.errors import NotFound
 from app.domain.models import Agent
 from app.execution.runtime import Runtime
@@ -101,12 +101,8 @@ class _Progress:
         return round(min(1.0, sum(d for d, _ in self.cells.values()) / total), 4) if total else 0.0
 
 
-def _progress_map(runtime: Runtime) -> dict[str, _Progress]:
-    progress: dict[str, _Progress] | None = getattr(runtime, "_bench_progress", None)
-    if progress is None:
-        progress = {}
-        runtime._bench_progress = progress  # type: ignore[attr-defined]
-    return progress
+def _progress_map(runtime: Runtime) -> dict[str, Any]:
+    return runtime.bench_progress
 
 
 def _run_private(config: BenchConfig, agents: list[Agent], estimator: Estimator, progress: _Progress) -> BenchResult:
@@ -158,6 +154,7 @@ async def start_bench(body: BenchRequest, ctx: TenantDep, runtime: RuntimeDep) -
         ctx.check_budget()
     run_id = new_id("bench")
     config = to_config(body, runtime, ctx, Path(runtime.settings.runs_dir) / "bench" / run_id)
+    await asyncio.to_thread(preflight, config, ctx.agents)  # bad G, warm set or missing data: 422 now
     row = BenchRun(
         id=run_id,
         tenant_id=ctx.tenant.id,
