@@ -15,7 +15,7 @@ from typing import Any
 
 from app.backends.base import DEFAULT_KEEP_ALIVE, JSON, LoadedModel, Usage
 from app.backends.local_models import build_grammar, completion_prompt, resolve_model_path
-from app.backends.residency import GpuMemory, MemoryEvent, chunk, collect
+from app.backends.residency import GpuMemory, MemoryEvent, RunBackedInference, chunk
 from app.core.errors import BackendUnavailable, BadBackendResponse, ModelNotFound
 from app.domain.models import Agent
 
@@ -26,7 +26,7 @@ _DEFAULT_MAX_TOKENS = 512
 _FALLBACK_FOOTPRINT_GB = {"smollm2:135m": 0.175, "gemma3:270m": 0.355}
 
 
-class LocalBackend:
+class LocalBackend(RunBackedInference):
     """llama-cpp-python models, one llama.cpp call per model at a time, in worker threads.
 
     A load reserves the model's measured footprint in a `GpuMemory` of `budget_gb` (Ollama's eviction
@@ -69,18 +69,6 @@ class LocalBackend:
         return self.memory.events
 
     # ---- inference -------------------------------------------------------------------------------
-
-    async def chat(self, request: JSON) -> JSON:
-        return await collect(self._run(request, chat=True, stream=False))
-
-    def chat_stream(self, request: JSON) -> AsyncIterator[JSON]:
-        return self._run(request, chat=True, stream=True)
-
-    async def generate(self, request: JSON) -> JSON:
-        return await collect(self._run(request, chat=False, stream=False))
-
-    def generate_stream(self, request: JSON) -> AsyncIterator[JSON]:
-        return self._run(request, chat=False, stream=True)
 
     async def embed(self, request: JSON) -> JSON:
         raise BadBackendResponse("the local backend serves no embedding model (HTTP 400)")

@@ -226,3 +226,22 @@ async def collect(stream: AsyncIterator[JSON]) -> JSON:
     async for item in stream:
         final = item
     return final
+
+
+class RunBackedInference:
+    """chat / generate, streaming or not, for in-process backends that implement one `_run` generator."""
+
+    def _run(self, request: JSON, *, chat: bool, stream: bool) -> AsyncIterator[JSON]:
+        raise NotImplementedError
+
+    async def chat(self, request: JSON) -> JSON:
+        return await collect(self._run(request, chat=True, stream=False))
+
+    def chat_stream(self, request: JSON) -> AsyncIterator[JSON]:
+        return self._run(request, chat=True, stream=True)
+
+    async def generate(self, request: JSON) -> JSON:
+        return await collect(self._run(request, chat=False, stream=False))
+
+    def generate_stream(self, request: JSON) -> AsyncIterator[JSON]:
+        return self._run(request, chat=False, stream=True)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from app.backends.base import DEFAULT_KEEP_ALIVE, JSON, LoadedModel, Usage
-from app.backends.residency import GpuMemory, MemoryEvent, chunk, collect
+from app.backends.residency import GpuMemory, MemoryEvent, RunBackedInference, chunk
 from app.backends.schema_sample import SchemaSampler
 from app.core.errors import ModelNotFound
 from app.domain.models import Agent
@@ -36,7 +36,7 @@ class _Expected:
     task_type: str
 
 
-class SimBackend:
+class SimBackend(RunBackedInference):
     """A fake GPU that behaves like Ollama for routing purposes. Deterministic for a given seed.
 
     `time_scale` multiplies the simulated load and decode times into real sleeps (0 = instant).
@@ -83,18 +83,6 @@ class SimBackend:
         return self.agents[model].capability(task_type)
 
     # ---- inference -------------------------------------------------------------------------------
-
-    async def chat(self, request: JSON) -> JSON:
-        return await collect(self._run(request, chat=True, stream=False))
-
-    def chat_stream(self, request: JSON) -> AsyncIterator[JSON]:
-        return self._run(request, chat=True, stream=True)
-
-    async def generate(self, request: JSON) -> JSON:
-        return await collect(self._run(request, chat=False, stream=False))
-
-    def generate_stream(self, request: JSON) -> AsyncIterator[JSON]:
-        return self._run(request, chat=False, stream=True)
 
     async def embed(self, request: JSON) -> JSON:
         model = self._agent(str(request.get("model", ""))).name
