@@ -73,7 +73,12 @@ async def auto_fast_catalog(backend: Backend, k: int) -> dict[str, Any]:
 
 
 def write_catalog(catalog: dict[str, Any], out: str | Path) -> Path:
+    """Write the catalog as JSON (an existing file is replaced); the folder is created when missing."""
+    if not str(out).strip():
+        raise ValidationFailed("--out: must not be empty")
     path = Path(out)
+    if path.is_dir():
+        raise ValidationFailed(f"--out: is a directory: {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(catalog, indent=2) + "\n", encoding="utf-8")
     return path

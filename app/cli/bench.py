@@ -20,8 +20,21 @@ from app.bench.experiments import SweepSpec, run_experiment, sweep_dir
 from app.bench.presets import PRESETS, auto_fast_catalog, preset_catalog, write_catalog
 from app.bench.registry import list_benchmarks
 from app.bench.runner import BenchConfig, private_sim, run_bench
-from app.cli.common import add_backend_flags, settings_from
-from app.core.errors import ValidationFailed
+from app.cli.common import (
+    MAX_HORIZON,
+    add_backend_flags,
+    check_output_dir,
+    check_output_file,
+    finite_nonneg_float,
+    finite_positive_float,
+    horizon_depth,
+    int_range,
+    load_estimator,
+    non_empty,
+    number_list,
+    positive_int,
+    settings_from,
+)
 from app.core.settings import Settings
 from app.domain.models import Agent
 from app.execution.runtime import open_runtime
@@ -29,28 +42,43 @@ from app.routing import Estimator, load_agents
 
 console = Console(stderr=True)
 COMPARE = ("lp", "lp_relaxed", "llm", "greedy", "random", "both", "all")
+MAX_LIMIT = 500  # BenchConfig.limit
+MAX_VRAM_GB = 4096.0  # BenchConfig.gpu_vram_gb
+
+
+def vram_gb(text: str) -> float:
+    value = finite_positive_float(text)
+    if value > MAX_VRAM_GB:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_VRAM_GB:g} GB, got {text!r}")
+    return value
 
 
 def _bench_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compare", choices=COMPARE, default="both", help="modes (both = lp+llm, all = every mode)")
-    p.add_argument("--limit", type=int, default=20, help="examples per benchmark")
+    p.add_argument("--limit", type=int_range(1, MAX_LIMIT), default=20, help="examples per benchmark")
     p.add_argument("--mix", choices=["grouped", "interleave"], default="grouped", help="arrival order")
-    p.add_argument("--lambda_token", type=float)
-    p.add_argument("--lambda_switch", type=float)
-    p.add_argument("--token_scale", type=float)
-    p.add_argument("--switch_t_scale_ms", type=float)
-    p.add_argument("--horizon_depth", type=int)
+    p.add_argument("--lambda_token", type=finite_nonneg_float)
+    p.add_argument("--lambda_switch", type=finite_nonneg_float)
+    p.add_argument("--token_scale", type=finite_positive_float)
+    p.add_argument("--switch_t_scale_ms", type=finite_positive_float)
+    p.add_argument("--horizon_depth", type=horizon_depth)
     p.add_argument("--code_eval", action="store_true", help="run code answers against their tests (sandboxed)")
     p.add_argument("--judge", action="store_true", help="also score every answer with an LLM judge")
-    p.add_argument("--judge_model", help="judge model (default: the smallest agent)")
-    p.add_argument("--planner_model", help="planner model for --compare llm (default: the smallest agent)")
-    p.add_argument("--warm", action="append", default=[], help="model loaded before every mode starts")
-    p.add_argument("--block_size", type=int, default=10, help="jobs per block; the mode order rotates per block")
+    p.add_argument("--judge_model", type=non_empty, help="judge model (default: the smallest agent)")
+    p.add_argument(
+        "--planner_model", type=non_empty, help="planner model for --compare llm (default: the smallest agent)"
+    )
+    p.add_argument("--warm", type=non_empty, action="append", default=[], help="model loaded before every mode starts")
+    p.add_argument(
+        "--block_size", type=positive_int, default=10, help="jobs per block; the mode order rotates per block"
+    )
     p.add_argument("--freeze_estimator", action="store_true", help="no online learning during the run")
-    p.add_argument("--estimator_in", help="start every mode from this estimator state (JSON)")
-    p.add_argument("--output_dir", help="output folder (default: <runs_dir>/<timestamp>_bench)")
-    p.add_argument("--data_dir", help="dataset folder (mbpp JSONL)")
-    p.add_argument("--sim_device_gb", type=float, help="dry run: sim device memory (default: room for all agents)")
+    p.add_argument("--estimator_in", type=non_empty, help="start every mode from this estimator state (JSON)")
+    p.add_argument("--output_dir", type=non_empty, help="output folder (default: <runs_dir>/<timestamp>_bench)")
+    p.add_argument("--data_dir", type=non_empty, help="dataset folder (mbpp JSONL)")
+    p.add_argument(
+        "--sim_device_gb", type=finite_positive_float, help="dry run: sim device memory (default: room for all agents)"
+    )
     add_backend_flags(p)
 
 
@@ -61,17 +89,27 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=cmd_bench)
     e = sub.add_parser("experiment", help="sweep λ_switch x VRAM (x horizon) and aggregate the runs")
     e.add_argument("--suite", choices=["code_math_sweep", "workflow_sweep", "full_sweep"], required=True)
-    e.add_argument("--lambda_switches", default="0,0.2,0.5,1", help="comma-separated λ_switch values")
-    e.add_argument("--gpu_vrams", default="8,24", help="comma-separated VRAM budgets (GB)")
-    e.add_argument("--horizons", default=None, help="comma-separated horizon depths (full_sweep default 1,3)")
+    e.add_argument(
+        "--lambda_switches",
+        type=number_list(finite_nonneg_float),
+        default="0,0.2,0.5,1",
+        help="comma-separated λ_switch values (>= 0)",
+    )
+    e.add_argument("--gpu_vrams", type=number_list(vram_gb), default="8,24", help="comma-separated VRAM budgets (GB)")
+    e.add_argument(
+        "--horizons",
+        type=number_list(horizon_depth),
+        default=None,
+        help=f"comma-separated horizon depths 0..{MAX_HORIZON} (full_sweep default 1,3)",
+    )
     e.add_argument("--benchmark", action="append", choices=list_benchmarks(), help="override the suite's list")
-    e.add_argument("--runs_dir", help="root of runs/<timestamp>_<suite> (default settings.runs_dir)")
+    e.add_argument("--runs_dir", type=non_empty, help="root of runs/<timestamp>_<suite> (default settings.runs_dir)")
     _bench_flags(e)
     e.set_defaults(func=cmd_experiment, limit=6)
     w = sub.add_parser("write-agents", help="write an agent catalog: fast | heavy | auto_fast (from /api/tags)")
     w.add_argument("--preset", choices=PRESETS, required=True)
-    w.add_argument("--out", required=True, help="output JSON path")
-    w.add_argument("--k", type=int, default=3, help="auto_fast: how many of the smallest installed models")
+    w.add_argument("--out", type=non_empty, required=True, help="output JSON path")
+    w.add_argument("--k", type=positive_int, default=3, help="auto_fast: how many of the smallest installed models")
     add_backend_flags(w)
     w.set_defaults(func=cmd_write_agents)
 
@@ -115,10 +153,8 @@ def bench_config(args: argparse.Namespace, settings: Settings, benchmarks: list[
 def _estimator(args: argparse.Namespace) -> Estimator:
     if not args.estimator_in:
         return Estimator()
-    path = Path(args.estimator_in)
-    if not path.is_file():
-        raise ValidationFailed(f"--estimator_in: file not found: {path}")
-    return Estimator.load(path)
+    estimator: Estimator = load_estimator(args.estimator_in, "--estimator_in")
+    return estimator
 
 
 @asynccontextmanager
@@ -156,9 +192,13 @@ def _progress() -> Progress:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    out = Path(args.output_dir or Path(settings.runs_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}_bench")
+    if args.output_dir:
+        out = check_output_dir(args.output_dir, "--output_dir")
+    else:
+        out = check_output_dir(settings.runs_dir, _runs_dir_field(args)) / f"{time.strftime('%Y%m%d-%H%M%S')}_bench"
     config = bench_config(args, settings, list(dict.fromkeys(args.benchmark)), out)
-    report = asyncio.run(_bench(config, settings, _estimator(args)))
+    estimator = _estimator(args)
+    report = asyncio.run(_bench(config, settings, estimator))
     print_report(report)
     console.print(f"[bold]outputs[/] {out}")
     return 0
@@ -210,28 +250,27 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _floats(text: str, flag: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ValidationFailed(f"{flag}: expected comma-separated numbers, got {text!r}") from None
+def _runs_dir_field(args: argparse.Namespace) -> str:
+    return "--runs_dir" if getattr(args, "runs_dir", None) else "SWARM_RUNS_DIR"
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    horizons = args.horizons or ("1,3" if args.suite == "full_sweep" else str(settings.routing.horizon_depth))
+    horizons = args.horizons or ([1, 3] if args.suite == "full_sweep" else [settings.routing.horizon_depth])
     base = bench_config(args, settings, list_benchmarks()[:1], Path("."))
+    runs_dir = check_output_dir(args.runs_dir or settings.runs_dir, _runs_dir_field(args))
     spec = SweepSpec(
         suite=args.suite,
-        lambda_switches=_floats(args.lambda_switches, "--lambda_switches"),
-        gpu_vrams=_floats(args.gpu_vrams, "--gpu_vrams"),
-        horizons=[int(h) for h in _floats(horizons, "--horizons")],
+        lambda_switches=list(args.lambda_switches),
+        gpu_vrams=list(args.gpu_vrams),
+        horizons=list(horizons),
         benchmarks=list(dict.fromkeys(args.benchmark)) if args.benchmark else None,
         base=base,
-        output_root=str(args.runs_dir or settings.runs_dir),
+        output_root=str(runs_dir),
     )
-    root = Path(args.output_dir) if args.output_dir else sweep_dir(spec)
-    result = asyncio.run(_experiment(spec, settings, _estimator(args), root))
+    root = check_output_dir(args.output_dir, "--output_dir") if args.output_dir else sweep_dir(spec)
+    estimator = _estimator(args)
+    result = asyncio.run(_experiment(spec, settings, estimator, root))
     for row in result["meta"]["rows"]:
         console.print(row)
     console.print(f"[bold]index[/] {root / 'index.json'}")
@@ -253,6 +292,7 @@ async def _experiment(spec: SweepSpec, settings: Settings, estimator: Estimator,
 
 
 def cmd_write_agents(args: argparse.Namespace) -> int:
+    check_output_file(args.out, "--out")
     if args.preset != "auto_fast":
         path = write_catalog(preset_catalog(args.preset), args.out)
     else:

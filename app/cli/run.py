@@ -13,11 +13,24 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from app.cli.common import add_backend_flags, add_routing_flags, settings_from
+from app.cli.common import (
+    add_backend_flags,
+    add_routing_flags,
+    check_agents_file,
+    check_database,
+    check_output_dir,
+    check_output_file,
+    database_field,
+    load_estimator,
+    non_empty,
+    read_text_file,
+    safe_name,
+    settings_from,
+)
 from app.core.errors import ValidationFailed
 from app.execution.jobs import create_job_row, make_spec, run_job
 from app.execution.results import JobResult
-from app.execution.runtime import Runtime, open_runtime
+from app.execution.runtime import open_runtime
 from app.routing import Estimator
 
 console = Console(stderr=True)
@@ -26,12 +39,12 @@ console = Console(stderr=True)
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("run", help="run queries through decomposition, routing and execution")
     p.add_argument("--query", action="append", default=[], help="a query (repeatable; state carries across)")
-    p.add_argument("--queries_file", help="newline-delimited queries, appended after --query")
-    p.add_argument("--runs_dir", help="output root (default ./runs)")
-    p.add_argument("--run_id", help="output folder name (default: timestamp-pid)")
-    p.add_argument("--job_id_prefix", default="job")
-    p.add_argument("--estimator_in", help="load estimator state (JSON)")
-    p.add_argument("--estimator_out", help="save estimator state (JSON) after the run")
+    p.add_argument("--queries_file", type=non_empty, help="newline-delimited queries, appended after --query")
+    p.add_argument("--runs_dir", type=non_empty, help="output root (default ./runs)")
+    p.add_argument("--run_id", type=safe_name, help="output folder name (default: timestamp-pid)")
+    p.add_argument("--job_id_prefix", type=safe_name, default="job", help="letters, digits, '.', '_', '-'")
+    p.add_argument("--estimator_in", type=non_empty, help="load estimator state (JSON)")
+    p.add_argument("--estimator_out", type=non_empty, help="save estimator state (JSON) after the run")
     p.add_argument("--freeze_estimator", action="store_true", help="never update the estimator")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     add_backend_flags(p)
@@ -42,30 +55,38 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _queries(args: argparse.Namespace) -> list[str]:
     queries = [q.strip() for q in args.query if q and q.strip()]
     if args.queries_file:
-        path = Path(args.queries_file)
-        if not path.is_file():
-            raise ValidationFailed(f"--queries_file: file not found: {path}")
-        queries += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        text = read_text_file(args.queries_file, "--queries_file")
+        queries += [line.strip() for line in text.splitlines() if line.strip()]
     if not queries:
         raise ValidationFailed("give at least one --query or a --queries_file")
     return queries
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # Every input is checked before the database or the runs folder is touched.
     queries = _queries(args)
     settings = settings_from(args)
     run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
-    run_dir = Path(args.runs_dir or settings.runs_dir) / run_id
-    results = asyncio.run(_run_all(args, settings, queries, run_dir))
+    runs_dir = check_output_dir(args.runs_dir or settings.runs_dir, "--runs_dir" if args.runs_dir else "SWARM_RUNS_DIR")
+    run_dir = check_output_dir(runs_dir / run_id, "--run_id")
+    if args.estimator_out:
+        check_output_file(args.estimator_out, "--estimator_out", create_parents=False)
+    estimator = _estimator(args)
+    check_agents_file(settings)
+    check_database(settings.database_url, database_field(args))
+    results = asyncio.run(_run_all(args, settings, queries, run_dir, estimator))
     if args.json:
         print(json.dumps([r.to_dict() for r in results], default=str, indent=2))
     return 0 if all(r.status == "succeeded" for r in results) else 1
 
 
-async def _run_all(args: argparse.Namespace, settings: Any, queries: list[str], run_dir: Path) -> list[JobResult]:
+async def _run_all(
+    args: argparse.Namespace, settings: Any, queries: list[str], run_dir: Path, estimator: Estimator | None
+) -> list[JobResult]:
     runtime = await open_runtime(settings)
     try:
-        _estimator(runtime, args)
+        if estimator is not None:
+            runtime.estimator = estimator
         tenant = runtime.repo.ensure_default_tenant()
         gpu = runtime.pool.default
         (run_dir / "artifacts").mkdir(parents=True, exist_ok=True)
@@ -89,14 +110,14 @@ async def _run_all(args: argparse.Namespace, settings: Any, queries: list[str], 
         await runtime.aclose()
 
 
-def _estimator(runtime: Runtime, args: argparse.Namespace) -> None:
+def _estimator(args: argparse.Namespace) -> Estimator | None:
+    """The estimator to start from; None = the runtime's fresh one."""
     if args.estimator_in:
-        path = Path(args.estimator_in)
-        if not path.is_file():
-            raise ValidationFailed(f"--estimator_in: file not found: {path}")
-        runtime.estimator = Estimator.load(path, frozen=args.freeze_estimator)
-    elif args.freeze_estimator:
-        runtime.estimator = Estimator(frozen=True)
+        estimator: Estimator = load_estimator(args.estimator_in, "--estimator_in", frozen=args.freeze_estimator)
+        return estimator
+    if args.freeze_estimator:
+        return Estimator(frozen=True)
+    return None
 
 
 def _write_artifact(run_dir: Path, query: str, result: JobResult) -> None:

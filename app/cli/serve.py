@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import argparse
 
-from app.cli.common import add_backend_flags, settings_from
+from app.cli.common import (
+    LOG_LEVELS,
+    add_backend_flags,
+    check_agents_file,
+    check_database,
+    database_field,
+    host,
+    port,
+    settings_from,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("serve", help="run the router's HTTP API")
-    p.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="port (default 8000)")
-    p.add_argument("--log_level", default="info")
+    p.add_argument("--host", type=host, default=None, help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=port, default=None, help="port 1..65535 (default 8000)")
+    p.add_argument("--log_level", type=str.lower, choices=LOG_LEVELS, default="info")
     add_backend_flags(p)
     p.set_defaults(func=cmd_serve)
 
@@ -24,6 +33,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     over = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = settings.model_copy(update=over)
+    # Check what the start-up would trip over, so a bad setting is one line instead of a lifespan traceback.
+    check_agents_file(settings)
+    check_database(settings.database_url, database_field(args))
     app = create_app(settings)
     # Graceful shutdown: uvicorn stops accepting, then the lifespan cancels and records in-flight jobs.
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, timeout_graceful_shutdown=10)

@@ -11,6 +11,16 @@ from app.api.compat import Gateway
 from app.api.routes import ollama, openai
 from app.backends.base import Backend
 from app.backends.sim import SimBackend
+from app.cli.common import (
+    LOG_LEVELS,
+    check_agents_file,
+    finite_nonneg_float,
+    finite_positive_float,
+    host,
+    non_empty,
+    nonneg_int,
+    port,
+)
 from app.core.settings import load_settings
 from app.routing import load_agents
 
@@ -26,13 +36,19 @@ def build_sim_app(backend: Backend) -> FastAPI:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("sim-ollama", help="serve the simulated GPU as an Ollama-compatible server")
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=11435, help="port (default 11435)")
-    p.add_argument("--agents_file", help="agent registry JSON (default: the sim preset, agents_heavy.json)")
-    p.add_argument("--gpu_vram_gb", type=float, help="simulated VRAM capacity G in GB (default: settings)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the simulated outputs")
-    p.add_argument("--time_scale", type=float, default=0.0, help="0 = answer instantly, 1 = realistic times")
-    p.add_argument("--log_level", default="warning")
+    p.add_argument("--host", type=host, default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=port, default=11435, help="port 1..65535 (default 11435)")
+    p.add_argument(
+        "--agents_file", type=non_empty, help="agent registry JSON (default: the sim preset, agents_heavy.json)"
+    )
+    p.add_argument(
+        "--gpu_vram_gb", type=finite_positive_float, help="simulated VRAM capacity G in GB (default: settings)"
+    )
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the simulated outputs")
+    p.add_argument(
+        "--time_scale", type=finite_nonneg_float, default=0.0, help="0 = answer instantly, 1 = realistic times"
+    )
+    p.add_argument("--log_level", type=str.lower, choices=LOG_LEVELS, default="warning")
     p.set_defaults(func=cmd_sim_ollama)
 
 
@@ -45,6 +61,7 @@ def cmd_sim_ollama(args: argparse.Namespace) -> int:
     if args.gpu_vram_gb is not None:
         over["gpu_vram_gb"] = args.gpu_vram_gb
     settings = load_settings(**over)
+    check_agents_file(settings)
     agents = load_agents(settings.default_agents_file())
     sim = SimBackend(agents, settings.gpu_vram_gb, seed=args.seed, time_scale=args.time_scale)
     print(f"simulated Ollama on http://{args.host}:{args.port} (G={settings.gpu_vram_gb:g} GB, {len(agents)} models)")
