@@ -54,13 +54,23 @@ def test_counters_after_requests(live: Stack) -> None:
     assert _value(s, "swarm_errors_total", type="model_not_found") == 1
 
 
+def _settled_tokens(url: str) -> int:
+    """tokens_used once earlier requests' batched writes (every 0.25 s) have landed."""
+    last = httpx.get(url + "/tenants/me").json()["usage"]["tokens_used"]
+    for _ in range(40):
+        time.sleep(0.3)
+        now = httpx.get(url + "/tenants/me").json()["usage"]["tokens_used"]
+        if now == last:
+            return int(now)
+        last = now
+    raise AssertionError("token usage never settled")
+
+
 def test_tokens_count_against_the_default_tenant(live: Stack) -> None:
-    before = httpx.get(live.router_url + "/tenants/me").json()["usage"]["tokens_used"]
+    before = _settled_tokens(live.router_url)
     done = httpx.post(live.router_url + "/v1/chat/completions", json={"model": "gemma2:2b", "messages": MESSAGES})
     used = done.json()["usage"]["total_tokens"]
-    time.sleep(0.4)  # written in a batch, off the request path
-    after = httpx.get(live.router_url + "/tenants/me").json()["usage"]["tokens_used"]
-    assert after - before == used
+    assert _settled_tokens(live.router_url) - before == used
 
 
 def test_each_app_has_its_own_registry(tmp_path: Path) -> None:
