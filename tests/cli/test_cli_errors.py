@@ -106,7 +106,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("argv", "needle"), CASES, ids=[" ".join(a[-2:]) or a[0] for a, _ in CASES])
+@pytest.mark.parametrize(("argv", "needle"), CASES, ids=[f"{a[0]} {a[-2]} {a[-1]}" for a, _ in CASES])
 def test_bad_input_is_one_line(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
     line = fail(argv, capsys)
     assert needle in line
