@@ -29,24 +29,10 @@ class ChatReply:
 # (messages, options) -> reply. options carries "model", "format" (a JSON schema, Ollama style), "temperature".
 ChatFn = Callable[[list[dict[str, str]], dict[str, Any]], Awaitable[ChatReply]]
 
-PLAN_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "assignments": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"subtask_id": {"type": "string"}, "model": {"type": "string"}},
-                "required": ["subtask_id", "model"],
-            },
-        }
-    },
-    "required": ["assignments"],
-}
-
 
 def plan_schema(est: Estimates) -> dict[str, Any]:
-    """PLAN_SCHEMA narrowed to this problem: ids and model names as enums, one item per subtask.
+    """The answer's JSON schema, {"assignments": [{"subtask_id", "model"}]}, narrowed to this problem: ids and model
+    names as enums, one item per subtask.
 
     Ollama turns `format` into a grammar, so the planner cannot even spell an unknown id, or a model that cannot
     fit in G on its own.
