@@ -1,4 +1,4 @@
-"""Helper-LLM calls on a backend: JSON-schema chat for the planner, decomposer and judge, and plain text."""
+"""Helper-LLM calls on a backend: the JSON-schema chat function the planner, decomposer and judge share."""
 
 from __future__ import annotations
 
