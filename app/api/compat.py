@@ -131,6 +131,12 @@ class Call:
         """Account a final response: tokens, loads, the tenant's budget."""
         self.gateway.account(self, final)
 
+    async def complete(self, request: Request, work: Awaitable[JSON]) -> JSON:
+        """A non-streaming upstream call: cancelled if the client leaves, accounted when it answers."""
+        final = await until_disconnect(request, self.upstream(work))
+        self.finish(final)
+        return final
+
 
 async def close_stream(stream: AsyncIterator[Any]) -> None:
     """Close a backend stream (its finally blocks close the upstream HTTP response)."""

@@ -103,8 +103,7 @@ async def _infer(request: Request, *, chat: bool) -> Response:
     backend = call.backend
     if not stream:
         work = backend.chat(body) if chat else backend.generate(body)
-        final = await until_disconnect(request, call.upstream(work))
-        call.finish(final)
+        final = await call.complete(request, work)
         return _json(final, call.headers())
     chunks = backend.chat_stream(body) if chat else backend.generate_stream(body)
     return await ndjson_response(request, call, chunks)
@@ -147,18 +146,12 @@ async def embed(request: Request) -> Response:
     async def work() -> Response:
         body = parse_body(await request.body())
         model = require_model(body)
-        raw = body.get("input")
-        check_embed_input(raw)
+        inputs = check_embed_input(body.get("input"))
         check_keep_alive(body.get("keep_alive"))
-
-        def text() -> str:
-            return raw if isinstance(raw, str) else " ".join(str(x) for x in raw or [])
-
-        call = await gateway_of(request).begin(request, "ollama", model, text)
+        call = await gateway_of(request).begin(request, "ollama", model, lambda: " ".join(inputs))
         if call.routed:
             body["model"] = call.model
-        result = await until_disconnect(request, call.upstream(call.backend.embed(body)))
-        call.finish(result)
+        result = await call.complete(request, call.backend.embed(body))
         return _json(result, call.headers())
 
     return await _guard(request, work)

@@ -107,8 +107,7 @@ async def chat_completions(request: Request) -> Response:
         native["model"] = call.model
         if not stream:
             native["stream"] = False
-            final = await until_disconnect(request, call.upstream(call.backend.chat(native)))
-            call.finish(final)
+            final = await call.complete(request, call.backend.chat(native))
             out = _envelope("chat.completion", call)
             choice = {
                 "index": 0,
@@ -143,8 +142,7 @@ async def completions(request: Request) -> Response:
         native["model"] = call.model
         if not stream:
             native["stream"] = False
-            final = await until_disconnect(request, call.upstream(call.backend.generate(native)))
-            call.finish(final)
+            final = await call.complete(request, call.backend.generate(native))
             out = _envelope("text_completion", call)
             choice = {"text": final.get("response") or "", "index": 0, "finish_reason": finish_reason(final)}
             out.update(system_fingerprint="fp_swarm", choices=[choice], usage=usage(final))
@@ -231,8 +229,7 @@ async def embeddings(request: Request) -> Response:
             native["dimensions"] = dims
         call = await gateway_of(request).begin(request, "openai", model, lambda: " ".join(inputs))
         native["model"] = call.model
-        result = await until_disconnect(request, call.upstream(call.backend.embed(native)))
-        call.finish(result)
+        result = await call.complete(request, call.backend.embed(native))
         data = [
             {"object": "embedding", "index": i, "embedding": _b64(v) if encoding == "base64" else v}
             for i, v in enumerate(result.get("embeddings") or [])
