@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import errors
+from app.api.fastpath import HotRoutes
 from app.api.metrics import install_metrics
 from app.api.middleware import BodyLimit
 from app.api.routes import bench, health, jobs, metrics, ollama, openai, route, telemetry, tenants
@@ -54,6 +55,8 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
         lifespan=lifespan,
     )
     app.state.settings = cfg
+    # Innermost: the proxies' hot endpoints skip FastAPI's routing (api/fastpath.py).
+    app.add_middleware(HotRoutes, routers=[ollama.router, openai.router])
     if cfg.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=cfg.cors_origins, allow_methods=["*"], allow_headers=["*"])
     app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)

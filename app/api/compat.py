@@ -33,7 +33,7 @@ ROUTED_HEADER = "x-swarm-routed-model"
 OVERHEAD_HEADER = "x-swarm-overhead-ms"
 LOADED_TTL_S = 1.0  # how stale the routed-over loaded set may be
 OPEN_TTL_S = 1.0  # how long "no keyed tenant exists" is trusted before asking the DB again
-FLUSH_DELAY_S = 0.25  # token usage is written to the DB in batches, off the request path
+FLUSH_DELAY_S = 2.0  # token usage is written to the DB in batches, off the request path
 
 
 class BadRequest(ValidationFailed):
@@ -114,7 +114,7 @@ class Call:
         finally:
             self.upstream_s += time.perf_counter() - started
 
-    async def first(self, stream: AsyncIterator[JSON]) -> JSON | None:
+    async def first(self, stream: AsyncIterator[T]) -> T | None:
         """Pull the first chunk before answering, so errors before any byte get a real status code."""
         return await self.upstream(anext(stream, None))
 
@@ -207,6 +207,7 @@ class UsageSink:
 
     runtime: Runtime
     pending: dict[str, int] = field(default_factory=dict)
+    writing: dict[str, int] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
 
     def add(self, tenant: Tenant, tokens: int) -> None:
@@ -226,10 +227,17 @@ class UsageSink:
     async def flush(self) -> None:
         batch, self.pending = self.pending, {}
         for tenant_id, tokens in batch.items():
+            self.writing[tenant_id] = self.writing.get(tenant_id, 0) + tokens
             try:
                 await asyncio.to_thread(self.runtime.repo.add_tokens_used, tenant_id, tokens)
             except Exception:  # a failed write must never fail a request; the tokens are logged instead
                 log.exception("could not record %d tokens for tenant %s", tokens, tenant_id)
+            finally:
+                self.writing[tenant_id] -= tokens
+
+    def unflushed(self, tenant_id: str) -> int:
+        """Tokens of this tenant not in the DB yet (waiting for, or in, a batched write)."""
+        return self.pending.get(tenant_id, 0) + self.writing.get(tenant_id, 0)
 
 
 class TenantGateway(Gateway):

@@ -1,4 +1,4 @@
-"""Ollama backend: native /api/* over the shared HTTP client (httpx, or aiohttp when given), typed errors."""
+"""Ollama backend: native /api/* over the shared httpx client or the lean HTTP/1.1 pool, typed errors."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-import aiohttp
 import httpx
 
 from app.backends.base import DEFAULT_KEEP_ALIVE, JSON, LoadedModel, Usage
-from app.backends.ollama_aio import aio_request_json, aio_stream
+from app.backends.http1 import Http1Pool
+from app.backends.ollama_h1 import h1_lines, h1_request_json
 from app.backends.ollama_wire import loaded_model, models_list, ndjson_chunk, parse_object, status_error, with_latest
 from app.core.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
 
@@ -42,7 +42,7 @@ class OllamaBackend:
         deadline_s: float = 600.0,
         keep_alive: str | int = DEFAULT_KEEP_ALIVE,
         connect_timeout_s: float = 5.0,
-        session: aiohttp.ClientSession | None = None,
+        http1: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.name = self.base_url
@@ -53,9 +53,10 @@ class OllamaBackend:
         # Pool timeout is generous: the shared client may be busy with other long streams.
         self._timeout = httpx.Timeout(connect=connect_timeout_s, read=None, write=30.0, pool=60.0)
         self._num_ctx: dict[str, int] = {}
-        # When given, requests go over aiohttp: it costs ~1 ms less per call than httpx here, which is most of the
-        # proxy's added latency (benchmarks/proxy_overhead.py). Semantics are identical; httpx remains the default.
-        self._session = session
+        # http1=True: requests go over this backend's own lean keep-alive pool (backends/http1.py), which costs
+        # ~1.4 ms less per call than httpx here, most of the proxy's added latency (benchmarks/proxy_overhead.py),
+        # and enables relay_lines(). Semantics are identical; httpx (mockable with respx) remains the default.
+        self._pool = Http1Pool(self.base_url, connect_timeout_s=connect_timeout_s) if http1 else None
 
     # ---- inference -------------------------------------------------------------------------------
 
@@ -70,6 +71,14 @@ class OllamaBackend:
 
     def generate_stream(self, request: JSON) -> AsyncIterator[JSON]:
         return self._stream("/api/generate", self._prepare(request, stream=True))
+
+    def relay_lines(self, request: JSON, *, chat: bool) -> AsyncIterator[tuple[bytes, JSON | None]] | None:
+        """The streaming answer as Ollama's own NDJSON bytes, in blocks of whole lines, with the parsed done
+        chunk alongside the last block: what the proxy relays without re-encoding. None without http1."""
+        if self._pool is None:
+            return None
+        path = "/api/chat" if chat else "/api/generate"
+        return h1_lines(self, self._pool, path, self._prepare(request, stream=True))
 
     async def embed(self, request: JSON) -> JSON:
         body = dict(request)
@@ -119,6 +128,8 @@ class OllamaBackend:
     async def aclose(self) -> None:
         if self._own_client:
             await self._client.aclose()
+        if self._pool is not None:
+            await self._pool.aclose()
 
     # ---- request preparation ---------------------------------------------------------------------
 
@@ -158,8 +169,8 @@ class OllamaBackend:
         return await self._request_json("POST", path, body)
 
     async def _request_json(self, method: str, path: str, body: JSON | None) -> JSON:
-        if self._session is not None:
-            return await aio_request_json(self, self._session, method, path, body)
+        if self._pool is not None:
+            return await h1_request_json(self, self._pool, method, path, body)
         url = self.base_url + path
         try:
             async with asyncio.timeout(self.deadline_s):
@@ -173,9 +184,14 @@ class OllamaBackend:
         return parse_object(resp.text, url)
 
     async def _stream(self, path: str, body: JSON) -> AsyncIterator[JSON]:
-        if self._session is not None:
-            async for chunk in aio_stream(self, self._session, path, body):
-                yield chunk
+        if self._pool is not None:
+            async for block, final in h1_lines(self, self._pool, path, body):
+                for line in block.splitlines():
+                    chunk = ndjson_chunk(line.decode("utf-8", "replace"), self.base_url + path)
+                    if chunk is not None:
+                        yield chunk
+                if final is not None:
+                    return
             return
         url = self.base_url + path
         deadline = asyncio.get_running_loop().time() + self.deadline_s

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
 
 from app.backends.base import Backend
@@ -65,7 +64,6 @@ class Runtime:
     backend_kind: str
     tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
     tenants: TenantCache = field(default_factory=TenantCache)
-    aio: aiohttp.ClientSession | None = None
     jobs: Any = None  # the service's JobManager (execution/manager.py), made by the API on first use
     bench_progress: dict[str, Any] = field(default_factory=dict)  # run id -> live progress of /bench runs
 
@@ -77,8 +75,6 @@ class Runtime:
     async def aclose(self) -> None:
         await self.pool.aclose()
         await self.http.aclose()
-        if self.aio is not None:
-            await self.aio.close()
         self.repo.engine.dispose()
 
 
@@ -108,19 +104,11 @@ def agents_file_for(settings: Settings, kind: str) -> Path:
     return settings.model_copy(update={"backend": kind}).default_agents_file()
 
 
-def aio_session() -> aiohttp.ClientSession:
-    """The fast transport for Ollama inference calls (see OllamaBackend); no read timeout, like the httpx client."""
-    timeout = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=None)
-    return aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=256))
-
-
-def build_backend(
-    settings: Settings, kind: str, http: httpx.AsyncClient, agents: list[Agent], aio: aiohttp.ClientSession
-) -> Backend:
+def build_backend(settings: Settings, kind: str, http: httpx.AsyncClient, agents: list[Agent]) -> Backend:
     from app.backends.factory import make_backend  # the local backend pulls in llama.cpp: import on demand
 
     per_kind: dict[str, dict[str, Any]] = {
-        "ollama": {"deadline_s": settings.backend_deadline_s, "keep_alive": settings.keep_alive, "session": aio},
+        "ollama": {"deadline_s": settings.backend_deadline_s, "keep_alive": settings.keep_alive, "http1": True},
         "local": {"data_dir": settings.data_dir},
     }
     extra = per_kind.get(kind, {})
@@ -136,11 +124,11 @@ def build_backend(
     )
 
 
-def remote_ollama(settings: Settings, http: httpx.AsyncClient, aio: aiohttp.ClientSession, url: str) -> Backend:
+def remote_ollama(settings: Settings, http: httpx.AsyncClient, url: str) -> Backend:
     """A tenant bound to its own Ollama URL gets its own GPU state, over the shared clients."""
     from app.backends.ollama import OllamaBackend
 
-    return OllamaBackend(http, url, deadline_s=settings.backend_deadline_s, keep_alive=settings.keep_alive, session=aio)
+    return OllamaBackend(http, url, deadline_s=settings.backend_deadline_s, keep_alive=settings.keep_alive, http1=True)
 
 
 async def open_runtime(settings: Settings, backend: Backend | None = None, *, migrate: bool = True) -> Runtime:
@@ -148,18 +136,15 @@ async def open_runtime(settings: Settings, backend: Backend | None = None, *, mi
     if migrate:
         await asyncio.to_thread(db.upgrade, engine)
     repo = Repo(engine)
-    http, aio = http_client(), aio_session()
+    http = http_client()
     try:
         kind = "injected" if backend is not None else await resolve_backend_kind(settings, http)
         agents = load_agents(agents_file_for(settings, "sim" if kind == "injected" else kind))
         if backend is None:
-            backend = build_backend(settings, kind, http, agents, aio)
+            backend = build_backend(settings, kind, http, agents)
     except BaseException:
         await http.aclose()
-        await aio.close()
         raise
-    pool = BackendPool(
-        backend, settings.gpu_vram_gb, remote_factory=lambda url: remote_ollama(settings, http, aio, url)
-    )
+    pool = BackendPool(backend, settings.gpu_vram_gb, remote_factory=lambda url: remote_ollama(settings, http, url))
     log.info("backend %s (%s), %d agents, G=%.1f GB", kind, backend.name, len(agents), settings.gpu_vram_gb)
-    return Runtime(settings, repo, http, pool, agents, Estimator(), kind, aio=aio)
+    return Runtime(settings, repo, http, pool, agents, Estimator(), kind)

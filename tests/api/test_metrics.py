@@ -55,7 +55,7 @@ def test_counters_after_requests(live: Stack) -> None:
 
 
 def _settled_tokens(url: str) -> int:
-    """tokens_used once earlier requests' batched writes (every 0.25 s) have landed."""
+    """tokens_used once earlier requests have been counted (/tenants/me includes not yet written batches)."""
     last = httpx.get(url + "/tenants/me").json()["usage"]["tokens_used"]
     for _ in range(40):
         time.sleep(0.3)

@@ -105,8 +105,44 @@ async def _infer(request: Request, *, chat: bool) -> Response:
         work = backend.chat(body) if chat else backend.generate(body)
         final = await call.complete(request, work)
         return _json(final, call.headers())
+    relay = backend.relay_lines(body, chat=chat) if isinstance(backend, OllamaBackend) else None
+    if relay is not None:
+        return await relay_response(request, call, relay)
     chunks = backend.chat_stream(body) if chat else backend.generate_stream(body)
     return await ndjson_response(request, call, chunks)
+
+
+async def relay_response(request: Request, call: Call, relay: AsyncIterator[tuple[bytes, JSON | None]]) -> Response:
+    """Ollama's own NDJSON bytes, relayed in the blocks they arrived in (no per-line re-encoding)."""
+    try:
+        first = await until_disconnect(request, call.first(relay))
+    except BaseException:
+        await close_stream(relay)
+        raise
+    if first is None:
+        raise BadBackendResponse("the backend closed the stream without a chunk")
+    headers = {**call.headers(), **STREAM_HEADERS}
+    return StreamingResponse(_relay(call, first, relay), media_type=NDJSON_TYPE, headers=headers)
+
+
+async def _relay(
+    call: Call, first: tuple[bytes, JSON | None], relay: AsyncIterator[tuple[bytes, JSON | None]]
+) -> AsyncIterator[bytes]:
+    try:
+        item: tuple[bytes, JSON | None] | None = first
+        while item is not None:
+            block, final = item
+            yield block
+            if final is not None:
+                call.finish(final)
+                return
+            item = await anext(relay, None)
+        raise BadBackendResponse("the backend stream ended before a done=true chunk")
+    except SwarmError as exc:
+        call.gateway.observe_error(exc)
+        yield dumps({"error": exc.message}) + b"\n"  # after the first byte the status is already 200
+    finally:
+        await close_stream(relay)
 
 
 async def ndjson_response(request: Request, call: Call, stream: AsyncIterator[JSON]) -> Response:

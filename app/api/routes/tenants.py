@@ -6,8 +6,9 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
+from app.api.compat import UsageSink
 from app.api.deps import AdminDep, RuntimeDep, TenantDep
 from app.api.schemas import TenantCreate
 from app.core.errors import NotFound, ValidationFailed
@@ -64,14 +65,17 @@ async def delete_tenant(tenant_id: str, runtime: AdminDep) -> dict[str, Any]:
 
 
 @router.get("/tenants/me")
-async def me(ctx: TenantDep, runtime: RuntimeDep) -> dict[str, Any]:
+async def me(request: Request, ctx: TenantDep, runtime: RuntimeDep) -> dict[str, Any]:
     resident = await ctx.gpu.refresh()
     t = await asyncio.to_thread(runtime.repo.get_tenant, ctx.tenant.id) or ctx.tenant
-    remaining = None if t.token_budget is None else max(0, t.token_budget - t.tokens_used)
+    usage = getattr(getattr(request.app.state, "gateway", None), "usage", None)
+    used = t.tokens_used + (usage.unflushed(t.id) if isinstance(usage, UsageSink) else 0)  # proxied, not yet written
+    remaining = None if t.token_budget is None else max(0, t.token_budget - used)
     return {
         **tenant_view(t),
+        "tokens_used": used,
         "agents": [a.name for a in ctx.agents],
-        "usage": {"tokens_used": t.tokens_used, "token_budget": t.token_budget, "tokens_remaining": remaining},
+        "usage": {"tokens_used": used, "token_budget": t.token_budget, "tokens_remaining": remaining},
         "gpu": {
             "backend": ctx.gpu.backend.name,
             "gpu_vram_gb": ctx.gpu_vram_gb,

@@ -1,4 +1,5 @@
-"""OllamaBackend over its aiohttp transport, against a real HTTP server: same shapes, deadlines and errors."""
+"""OllamaBackend over its lean HTTP/1.1 transport against a real HTTP server (aiohttp.web): same shapes, deadlines
+and errors as over httpx, plus the raw NDJSON relay the proxy uses and the pool's connection handling."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -56,8 +56,9 @@ async def backend() -> AsyncIterator[OllamaBackend]:
     app.router.add_post("/api/chat", chat)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
-    async with aiohttp.ClientSession() as session:
-        yield OllamaBackend(None, str(server.make_url("")).rstrip("/"), deadline_s=1.0, session=session)
+    backend = OllamaBackend(None, str(server.make_url("")).rstrip("/"), deadline_s=1.0, http1=True)
+    yield backend
+    await backend.aclose()
     await server.close()
 
 
@@ -107,9 +108,9 @@ async def test_connection_refused() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    async with aiohttp.ClientSession() as session:
-        dead = OllamaBackend(None, f"http://127.0.0.1:{port}", session=session)
-        with pytest.raises(BackendUnavailable, match=f"127.0.0.1:{port}"):
-            await dead.chat(ask("m"))
-        with pytest.raises(BackendUnavailable):
-            await dead.ping()
+    dead = OllamaBackend(None, f"http://127.0.0.1:{port}", http1=True)
+    with pytest.raises(BackendUnavailable, match=f"127.0.0.1:{port}"):
+        await dead.chat(ask("m"))
+    with pytest.raises(BackendUnavailable):
+        await dead.ping()
+    await dead.aclose()
