@@ -124,7 +124,7 @@ class Call:
     def headers(self) -> dict[str, str]:
         ms = self.overhead_ms()
         if self.gateway.metrics is not None:
-            self.gateway.metrics.overhead.labels(self.api).observe(ms / 1e3)
+            self.gateway.metrics.child(self.gateway.metrics.overhead, self.api).observe(ms / 1e3)
         return {ROUTED_HEADER: self.model, OVERHEAD_HEADER: f"{ms:.3f}"}
 
     def finish(self, final: JSON) -> None:
@@ -193,7 +193,7 @@ class Gateway:
 
     def account(self, call: Call, final: JSON) -> None:
         if self.metrics is not None:
-            self.metrics.proxied.labels(call.api, call.model, str(call.routed).lower()).inc()
+            self.metrics.child(self.metrics.proxied, call.api, call.model, str(call.routed).lower()).inc()
             self.metrics.observe_usage(call.model, final)
 
     def observe_error(self, exc: SwarmError | str) -> None:

@@ -65,26 +65,38 @@ class Metrics:
             "swarm_routing_solve_seconds", "Routing decision time", ("source",), buckets=_SOLVE, registry=r
         )
         self.errors = Counter("swarm_errors", "Errors by type", ("type",), registry=r)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Any, *values: str) -> Any:
+        """metric.labels(*values), memoised: labels() validates and locks on every call (~4 us here, several
+        times per proxied request). The memo is dropped when it grows large (user-chosen model names)."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            if len(self._children) > 10_000:
+                self._children.clear()
+            found = self._children[key] = metric.labels(*values)
+        return found
 
     def observe_usage(self, model: str, final: dict[str, Any]) -> int:
         """Count tokens and loads from an Ollama final chunk; returns the tokens it carried."""
         prompt = int(final.get("prompt_eval_count") or 0)
         completion = int(final.get("eval_count") or 0)
         if prompt:
-            self.tokens.labels(model, "prompt").inc(prompt)
+            self.child(self.tokens, model, "prompt").inc(prompt)
         if completion:
-            self.tokens.labels(model, "completion").inc(completion)
+            self.child(self.tokens, model, "completion").inc(completion)
         load_ns = final.get("load_duration") or 0
         if isinstance(load_ns, int | float) and load_ns > 0:
-            self.loads.labels(model).inc()
-            self.load_seconds.labels(model).observe(load_ns / 1e9)
+            self.child(self.loads, model).inc()
+            self.child(self.load_seconds, model).observe(load_ns / 1e9)
         return prompt + completion
 
     def observe_solve(self, seconds: float, source: str) -> None:
-        self.solve_seconds.labels(source).observe(seconds)
+        self.child(self.solve_seconds, source).observe(seconds)
 
     def observe_error(self, kind: str) -> None:
-        self.errors.labels(kind).inc()
+        self.child(self.errors, kind).inc()
 
 
 class MetricsMiddleware:
@@ -106,13 +118,13 @@ class MetricsMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                self.metrics.latency.labels(_route(scope)).observe(time.perf_counter() - started)
+                self.metrics.child(self.metrics.latency, _route(scope)).observe(time.perf_counter() - started)
             await send(message)
 
         try:
             await self.app(scope, receive, sending)
         finally:
-            self.metrics.requests.labels(_route(scope), scope.get("method", ""), str(status)).inc()
+            self.metrics.child(self.metrics.requests, _route(scope), scope.get("method", ""), str(status)).inc()
 
 
 def _route(scope: Scope) -> str:

@@ -34,6 +34,7 @@ def _transport_error(backend: OllamaBackend, url: str, exc: Http1Error) -> Excep
 async def _open(
     backend: OllamaBackend, pool: Http1Pool, method: str, path: str, body: JSON | None, deadline: float
 ) -> Http1Response:
+    """Send the request; an HTTP error status is read and raised as the typed error."""
     url = backend.base_url + path
     try:
         async with asyncio.timeout_at(deadline):
@@ -52,19 +53,22 @@ async def _open(
 
 
 async def h1_request_json(backend: OllamaBackend, pool: Http1Pool, method: str, path: str, body: JSON | None) -> JSON:
-    deadline = asyncio.get_running_loop().time() + backend.deadline_s
-    resp = await _open(backend, pool, method, path, body, deadline)
     url = backend.base_url + path
     try:
-        async with asyncio.timeout_at(deadline):
-            raw = await resp.read()
+        async with asyncio.timeout(backend.deadline_s):  # one deadline for the whole call
+            resp = await pool.request(method, path, _payload(body))
+            try:
+                raw = await resp.read()
+            finally:
+                resp.close()
     except TimeoutError as exc:
         raise BackendTimeout(f"{method} {url} exceeded the {backend.deadline_s:g}s deadline") from exc
     except Http1Error as exc:
         raise _transport_error(backend, url, exc) from exc
-    finally:
-        resp.close()
-    return parse_object(raw.decode("utf-8", "replace"), url)
+    text = raw.decode("utf-8", "replace")
+    if resp.status >= 400:
+        raise status_error(url, resp.status, text, body)
+    return parse_object(text, url)
 
 
 async def h1_lines(

@@ -6,12 +6,10 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-import numpy as np
-
 from app.domain.models import Agent, Assignment, Plan, RoutingParams, RoutingProblem, SolverInfo, Subtask
 from app.routing.baselines import greedy_assign, oracle_solve, random_assign, single_assign
 from app.routing.dp import fitting_sets, solve_dp
-from app.routing.estimator import Estimates, Estimator
+from app.routing.estimator import Estimator
 from app.routing.milp import solve_milp
 from app.routing.plan_builder import build_plan, infeasible
 from app.routing.planner import ChatFn, plan_with_llm
@@ -104,18 +102,20 @@ def route_single(
 ) -> Assignment:
     """Proxy fast path: argmax of P - λ_tok·C_tok - λ_sw·C_sw over models that fit G on their own (C_sw = 0 when
     loaded); ties go to a loaded model, then catalog order. No solver."""
-    problem = RoutingProblem(subtasks=[subtask], agents=agents, gpu_vram_gb=gpu_vram_gb, loaded=loaded, params=params)
-    est: Estimates = estimator.estimates(problem)
-    util = np.where(est.feasible[:, 0], est.utility[:, 0], -np.inf)
-    if not np.isfinite(util).any():
-        raise infeasible(est, f"subtask {subtask.id!r} fits no model (VRAM or context)")
-    best = max(range(len(agents)), key=lambda i: (round(float(util[i]), 12), bool(est.loaded[i]), -i))
+    cells = estimator.cells(subtask, agents, set(loaded), gpu_vram_gb, params)
+    fits = [(i, c) for i, c in enumerate(cells) if c.feasible]
+    if not fits:
+        problem = RoutingProblem(
+            subtasks=[subtask], agents=agents, gpu_vram_gb=gpu_vram_gb, loaded=loaded, params=params
+        )
+        raise infeasible(estimator.estimates(problem), f"subtask {subtask.id!r} fits no model (VRAM or context)")
+    _, best = max(fits, key=lambda ic: (round(ic[1].utility, 12), ic[1].loaded, -ic[0]))
     return Assignment(
         subtask_id=subtask.id,
-        model=agents[best].name,
+        model=best.agent,
         step=0,
-        estimated_quality=float(est.quality[best, 0]),
-        token_cost=float(est.token_cost[best, 0]),
-        switch_cost=float(est.switch_cost[best]),
-        utility=float(util[best]),
+        estimated_quality=best.quality,
+        token_cost=best.token_cost,
+        switch_cost=best.switch_cost,
+        utility=best.utility,
     )

@@ -109,3 +109,31 @@ def test_load_rejects_a_corrupt_file(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(ValidationFailed, match=r"bad\.json"):
         Estimator.load(path)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_scalar_cells_match_the_matrix_estimates(seed: int) -> None:
+    # route_single (the proxy's path) uses Estimator.cells; every other router uses estimates(): same numbers.
+    from tests.routing.conftest import make_random_problem
+
+    rng = np.random.default_rng(seed)
+    base = make_random_problem(seed, n_agents=int(rng.integers(1, 9)), n_subtasks=1, n_steps=1)
+    sub = base.subtasks[0].model_copy(update={"context_tokens": int(rng.choice([0, 3000, 20000]))})
+    problem = base.model_copy(update={"subtasks": [sub]})
+    est = Estimator()
+    if seed % 2:  # learned qualities and token multipliers override the priors
+        est.observe_score(base.agents[0].name, sub.task_type, float(rng.uniform(0, 1)), difficulty=sub.difficulty)
+        est.observe_tokens(base.agents[-1].name, 100.0, float(rng.uniform(10, 900)))
+    matrix = est.estimates(problem)
+    cells = est.cells(sub, base.agents, set(base.loaded), base.gpu_vram_gb, base.params)
+    assert [c.agent for c in cells] == matrix.agents
+    for i, c in enumerate(cells):
+        assert c.quality == pytest.approx(float(matrix.quality[i, 0]), abs=1e-12)
+        assert c.token_cost == pytest.approx(float(matrix.token_cost[i, 0]), abs=1e-12)
+        assert c.switch_cost == pytest.approx(float(matrix.switch_cost[i]), abs=1e-12)
+        assert c.utility == pytest.approx(float(matrix.utility[i, 0]), abs=1e-12)
+        assert c.feasible == bool(matrix.feasible[i, 0]) and c.loaded == bool(matrix.loaded[i])
+    util = np.where(matrix.feasible[:, 0], matrix.utility[:, 0], -np.inf)
+    if np.isfinite(util).any():
+        pick = route_single(sub, base.agents, base.loaded, base.gpu_vram_gb, base.params, est)
+        assert util[matrix.agents.index(pick.model)] == pytest.approx(util.max(), abs=1e-12)
