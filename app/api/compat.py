@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from fastapi import Request
+from fastapi.responses import Response
 
 from app.api.deps import TenantCtx, get_tenant, is_admin_key
 from app.api.errors import status_for
@@ -168,6 +169,49 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
         raise
     finally:
         watcher.cancel()
+
+
+class RelayResponse(Response):
+    """A streaming response for relayed upstream bytes, lighter than Starlette's StreamingResponse (which runs an
+    anyio task group per response): one watcher task turns the client's disconnect into cancelling the relay,
+    and the last block goes out together with the end of the chunked body (one write instead of two).
+
+    `blocks` yields (bytes, is_last); it is closed (aclose) whatever happens, which closes the upstream call."""
+
+    def __init__(self, blocks: AsyncIterator[tuple[bytes, bool]], headers: dict[str, str], media_type: str):
+        super().__init__(None, 200, headers, media_type)
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]  # chunked, not empty
+        self.blocks = blocks
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        me = asyncio.current_task()
+        gone = False
+
+        async def watch() -> None:
+            nonlocal gone
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone = True
+            if me is not None:
+                me.cancel()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            last = False
+            async for data, last in self.blocks:
+                await send({"type": "http.response.body", "body": data, "more_body": not last})
+                if last:
+                    break
+            if not last:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not (gone and me is not None):
+                raise
+            me.uncancel()  # the client left: nothing more to send
+        finally:
+            watcher.cancel()
+            await close_stream(self.blocks)
 
 
 class Gateway:

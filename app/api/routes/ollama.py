@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from app.api.compat import (
     AUTO,
     Call,
+    RelayResponse,
     TenantGateway,
     Unsupported,
     close_stream,
@@ -122,25 +123,26 @@ async def relay_response(request: Request, call: Call, relay: AsyncIterator[tupl
     if first is None:
         raise BadBackendResponse("the backend closed the stream without a chunk")
     headers = {**call.headers(), **STREAM_HEADERS}
-    return StreamingResponse(_relay(call, first, relay), media_type=NDJSON_TYPE, headers=headers)
+    return RelayResponse(_relay(call, first, relay), headers, NDJSON_TYPE)
 
 
 async def _relay(
     call: Call, first: tuple[bytes, JSON | None], relay: AsyncIterator[tuple[bytes, JSON | None]]
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[tuple[bytes, bool]]:
     try:
         item: tuple[bytes, JSON | None] | None = first
         while item is not None:
             block, final = item
-            yield block
             if final is not None:
                 call.finish(final)
+                yield block, True
                 return
+            yield block, False
             item = await anext(relay, None)
         raise BadBackendResponse("the backend stream ended before a done=true chunk")
     except SwarmError as exc:
         call.gateway.observe_error(exc)
-        yield dumps({"error": exc.message}) + b"\n"  # after the first byte the status is already 200
+        yield dumps({"error": exc.message}) + b"\n", True  # after the first byte the status is already 200
     finally:
         await close_stream(relay)
 
