@@ -30,6 +30,9 @@ def number(body: JSON, key: str, lo: float, hi: float, *, integer: bool = False)
 
 def options_of(body: JSON) -> JSON:
     """OpenAI sampling fields → Ollama options, with /v1's defaults (temperature and top_p 1.0)."""
+    n = body.get("n")
+    if n is not None and (n != 1 or isinstance(n, bool)):
+        raise BadRequest(f"n: only 1 choice per request is supported (Ollama returns one), got {n!r}", "n")
     opts: JSON = {"temperature": number(body, "temperature", 0, 2), "top_p": number(body, "top_p", 0, 1)}
     opts = {k: 1.0 if v is None else v for k, v in opts.items()}
     limit = number(body, "max_tokens", 1, 10**9, integer=True) or number(
@@ -123,9 +126,28 @@ def chat_request(body: JSON, model: str) -> JSON:
     }
     if (fmt := format_of(body)) is not None:
         native["format"] = fmt
-    if body.get("tools"):
-        native["tools"] = body["tools"]
+    if tools := tools_of(body):
+        native["tools"] = tools
     return native
+
+
+def tools_of(body: JSON) -> list[Any] | None:
+    """OpenAI function tools pass through to Ollama (same shape); anything else is a 400 naming the tool."""
+    tools = body.get("tools")
+    if tools is None or tools == []:
+        return None
+    if not isinstance(tools, list):
+        raise BadRequest("tools: must be an array of tool definitions", "tools")
+    for i, tool in enumerate(tools):
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(fn, dict) or tool.get("type", "function") != "function":
+            raise BadRequest(f"tools[{i}]: must be {{'type': 'function', 'function': {{'name': ...}}}}", f"tools[{i}]")
+        if not isinstance(fn.get("name"), str) or not fn["name"].strip():
+            raise BadRequest(f"tools[{i}].function.name: must be a non-empty string", f"tools[{i}].function.name")
+        if fn.get("parameters") is not None and not isinstance(fn["parameters"], dict):
+            field = f"tools[{i}].function.parameters"
+            raise BadRequest(f"{field}: must be a JSON schema object", field)
+    return tools
 
 
 def stream_flags(body: JSON) -> tuple[bool, bool]:

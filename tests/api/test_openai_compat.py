@@ -145,6 +145,14 @@ def test_unknown_model_is_openai_shaped_404(client: openai.OpenAI, live: Stack) 
         ({"model": "gemma2:2b", "messages": MESSAGES, "max_tokens": 0}, "max_tokens"),
         ({"model": "gemma2:2b", "messages": [{"content": "no role"}]}, "messages[0].role"),
         ({"model": "gemma2:2b", "messages": MESSAGES, "stream": "yes"}, "stream"),
+        ({"model": "gemma2:2b", "messages": MESSAGES, "n": 3}, "n"),
+        ({"model": "gemma2:2b", "messages": MESSAGES, "tools": {"name": "f"}}, "tools"),
+        ({"model": "gemma2:2b", "messages": MESSAGES, "tools": [{"type": "retrieval"}]}, "tools[0]"),
+        ({"model": "gemma2:2b", "messages": MESSAGES, "tools": [{"function": {"name": ""}}]}, "tools[0].function.name"),
+        (
+            {"model": "gemma2:2b", "messages": MESSAGES, "tools": [{"function": {"name": "f", "parameters": [1]}}]},
+            "tools[0].function.parameters",
+        ),
     ],
 )
 def test_invalid_bodies_name_the_field(live: Stack, body: dict[str, object], param: str) -> None:
@@ -165,3 +173,14 @@ def test_sim_server_speaks_v1_too(live: Stack) -> None:
     done = sim.chat.completions.create(model="gemma2:2b", messages=MESSAGES)
     assert done.choices[0].message.content and done.model == "gemma2:2b"
     assert [m.id for m in sim.models.list()] == ["gemma2:2b", "qwen2.5-coder:7b", "llama3.1:8b", "phi4:14b"]
+
+
+def test_valid_tools_pass_through_unchanged() -> None:
+    from app.api.openai_format import chat_request
+
+    tools = [
+        {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}},
+        {"function": {"name": "no_type_given"}},  # OpenAI's default type is function
+    ]
+    native = chat_request({"messages": MESSAGES, "tools": tools, "n": 1}, "gemma2:2b")
+    assert native["tools"] == tools and "tools" not in chat_request({"messages": MESSAGES, "tools": []}, "m")
