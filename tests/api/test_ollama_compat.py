@@ -67,6 +67,16 @@ async def test_async_client_and_embed(live: Stack) -> None:
     assert len(emb.embeddings) == 2 and len(emb.embeddings[0]) == 64
 
 
+def test_legacy_embeddings_endpoint(live: Stack) -> None:
+    client = ollama.Client(host=live.router_url)
+    legacy = client.embeddings(model="gemma2:2b", prompt="a")  # the deprecated /api/embeddings
+    assert list(legacy.embedding) == list(client.embed(model="gemma2:2b", input="a").embeddings[0])
+    bad = httpx.post(live.router_url + "/api/embeddings", json={"model": "gemma2:2b", "prompt": ["a", "b"]})
+    assert bad.status_code == 400 and "prompt" in bad.json()["error"]
+    missing = httpx.post(live.router_url + "/api/embeddings", json={"model": "nope:1b", "prompt": "a"})
+    assert missing.status_code == 404
+
+
 def test_auto_on_native_chat(live: Stack) -> None:
     code = {"role": "user", "content": "Write a Python function that parses a CSV file and returns the rows"}
     resp = httpx.post(live.router_url + "/api/chat", json={"model": "auto", "messages": [code], "stream": False})

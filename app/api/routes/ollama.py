@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from app.api.compat import (
     AUTO,
+    BadRequest,
     Call,
     RelayResponse,
     TenantGateway,
@@ -191,6 +192,28 @@ async def embed(request: Request) -> Response:
             body["model"] = call.model
         result = await call.complete(request, call.backend.embed(body))
         return _json(result, call.headers())
+
+    return await _guard(request, work)
+
+
+@router.post("/api/embeddings")
+async def embeddings_legacy(request: Request) -> Response:
+    """Ollama's deprecated single-prompt endpoint ({"prompt"} -> {"embedding"}), served through /api/embed."""
+
+    async def work() -> Response:
+        body = parse_body(await request.body())
+        model = require_model(body)
+        prompt = check_embed_input(body.get("prompt"), "prompt")
+        if len(prompt) != 1:
+            raise BadRequest("prompt: must be a single string (use /api/embed for a batch)", "prompt")
+        check_keep_alive(body.get("keep_alive"))
+        call = await gateway_of(request).begin(request, "ollama", model, lambda: prompt[0])
+        native = {k: v for k, v in body.items() if k in ("options", "keep_alive", "truncate")}
+        result = await call.complete(request, call.backend.embed({**native, "model": call.model, "input": prompt}))
+        vectors = result.get("embeddings")
+        if not isinstance(vectors, list) or len(vectors) != 1:
+            raise BadBackendResponse("the backend's /api/embed answer has no embedding for the prompt")
+        return _json({"embedding": vectors[0]}, call.headers())
 
     return await _guard(request, work)
 
