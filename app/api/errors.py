@@ -25,6 +25,7 @@ STATUS: list[tuple[type[e.SwarmError], int]] = [
     (e.BackendUnavailable, 503),
     (e.BackendError, 502),
     (e.JobCancelled, 409),
+    (e.Conflict, 409),
     (e.RoutingError, 500),
 ]
 

@@ -49,6 +49,12 @@ class NotFound(SwarmError):
     code = "not_found"
 
 
+class Conflict(SwarmError):
+    """The request is valid but the resource's state forbids it now (e.g. deleting a tenant that owns data)."""
+
+    code = "conflict"
+
+
 class Unauthorized(SwarmError):
     code = "unauthorized"
 

@@ -77,6 +77,23 @@ class Repo:
         with self.session() as s:
             return list(s.exec(select(Tenant).order_by(col(Tenant.created_at))))
 
+    def tenant_holdings(self, tenant_id: str) -> dict[str, int]:
+        """What deleting the tenant would delete with it: jobs (and how many are unfinished), bench runs, events."""
+        with self.session() as s:
+
+            def count(model: Any, *where: Any) -> int:
+                return int(s.exec(select(func.count()).select_from(model).where(*where)).one())
+
+            return {
+                "jobs": count(Job, Job.tenant_id == tenant_id),
+                "unfinished_jobs": count(Job, Job.tenant_id == tenant_id, col(Job.status).in_(UNFINISHED)),
+                "bench_runs": count(BenchRun, BenchRun.tenant_id == tenant_id),
+                "unfinished_bench_runs": count(
+                    BenchRun, BenchRun.tenant_id == tenant_id, col(BenchRun.status).in_(UNFINISHED)
+                ),
+                "telemetry_events": count(TelemetryEvent, TelemetryEvent.tenant_id == tenant_id),
+            }
+
     def delete_tenant(self, tenant_id: str) -> bool:
         """Delete a tenant and everything it owns (children first: foreign keys are on)."""
         with self.session() as s:

@@ -83,6 +83,23 @@ def test_delete_tenant_revokes_key(client: TestClient) -> None:
     assert client.delete(f"/admin/tenants/{tid}", headers=ADMIN).status_code == 404
 
 
+def test_deleting_a_tenant_that_owns_data_needs_purge(client: TestClient) -> None:
+    frank = new_tenant(client, "frank")
+    tid = next(t["id"] for t in client.get("/admin/tenants", headers=ADMIN).json()["items"] if t["name"] == "frank")
+    job = client.post("/jobs", params={"wait": "true"}, json=ONE, headers=frank).json()
+    refused = client.delete(f"/admin/tenants/{tid}", headers=ADMIN)
+    assert refused.status_code == 409 and "1 jobs" in refused.json()["error"]["message"]
+    assert "purge=true" in refused.json()["error"]["message"]
+    assert client.get(f"/jobs/{job['id']}", headers=frank).status_code == 200  # nothing was lost
+    client.app.state.runtime.repo.update_job(job["id"], status="running")  # type: ignore[attr-defined]
+    busy = client.delete(f"/admin/tenants/{tid}", params={"purge": "true"}, headers=ADMIN)
+    assert busy.status_code == 409 and "unfinished" in busy.json()["error"]["message"]
+    client.app.state.runtime.repo.update_job(job["id"], status="done")  # type: ignore[attr-defined]
+    done = client.delete(f"/admin/tenants/{tid}", params={"purge": "true"}, headers=ADMIN).json()
+    assert done["deleted"] is True and done["purged"]["jobs"] == 1
+    assert client.get(f"/jobs/{job['id']}", headers=ADMIN).status_code == 404
+
+
 def test_tenant_with_inline_agents_routes_on_them(client: TestClient) -> None:
     agent = {
         "name": "gemma2:2b",

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from app.api.compat import UsageSink
 from app.api.deps import AdminDep, RuntimeDep, TenantDep
 from app.api.schemas import TenantCreate
-from app.core.errors import NotFound, ValidationFailed
+from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.routing import load_agents
 from app.storage.models import Tenant
 
@@ -55,13 +55,25 @@ async def list_tenants(runtime: AdminDep) -> dict[str, Any]:
 
 
 @router.delete("/admin/tenants/{tenant_id}")
-async def delete_tenant(tenant_id: str, runtime: AdminDep) -> dict[str, Any]:
+async def delete_tenant(tenant_id: str, runtime: AdminDep, purge: bool = False) -> dict[str, Any]:
+    """Deletes the tenant; with `?purge=true` also its jobs, bench runs and telemetry (refused otherwise when it
+    owns any). Never while one of its jobs or bench runs is unfinished."""
     if tenant_id == "default":
         raise ValidationFailed("the default tenant cannot be deleted")
+    if await asyncio.to_thread(runtime.repo.get_tenant, tenant_id) is None:
+        raise NotFound(f"tenant {tenant_id!r} not found")
+    held = await asyncio.to_thread(runtime.repo.tenant_holdings, tenant_id)
+    busy = held["unfinished_jobs"] + held["unfinished_bench_runs"]
+    if busy:
+        raise Conflict(f"tenant {tenant_id!r} has {busy} unfinished job(s) or bench run(s): cancel them first")
+    owned = {k: v for k, v in held.items() if v and not k.startswith("unfinished")}
+    if owned and not purge:
+        listing = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in owned.items())
+        raise Conflict(f"tenant {tenant_id!r} owns {listing}; pass ?purge=true to delete them with it")
     if not await asyncio.to_thread(runtime.repo.delete_tenant, tenant_id):
         raise NotFound(f"tenant {tenant_id!r} not found")
     runtime.tenants.clear()
-    return {"id": tenant_id, "deleted": True}
+    return {"id": tenant_id, "deleted": True, "purged": owned}
 
 
 @router.get("/tenants/me")
