@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -253,6 +254,7 @@ class UsageSink:
     pending: dict[str, int] = field(default_factory=dict)
     writing: dict[str, int] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, tenant: Tenant, tokens: int) -> None:
         if tokens <= 0:
@@ -269,19 +271,29 @@ class UsageSink:
         await self.flush()
 
     async def flush(self) -> None:
-        batch, self.pending = self.pending, {}
+        with self.lock:  # brief: a reader holds it only around one DB read
+            batch, self.pending = self.pending, {}
+            for tenant_id, tokens in batch.items():
+                self.writing[tenant_id] = self.writing.get(tenant_id, 0) + tokens
         for tenant_id, tokens in batch.items():
-            self.writing[tenant_id] = self.writing.get(tenant_id, 0) + tokens
             try:
-                await asyncio.to_thread(self.runtime.repo.add_tokens_used, tenant_id, tokens)
+                await asyncio.to_thread(self._write, tenant_id, tokens)
             except Exception:  # a failed write must never fail a request; the tokens are logged instead
                 log.exception("could not record %d tokens for tenant %s", tokens, tenant_id)
+
+    def _write(self, tenant_id: str, tokens: int) -> None:
+        with self.lock:  # the DB increment and leaving `writing` are one step for readers
+            try:
+                self.runtime.repo.add_tokens_used(tenant_id, tokens)
             finally:
                 self.writing[tenant_id] -= tokens
 
-    def unflushed(self, tenant_id: str) -> int:
-        """Tokens of this tenant not in the DB yet (waiting for, or in, a batched write)."""
-        return self.pending.get(tenant_id, 0) + self.writing.get(tenant_id, 0)
+    def tokens_used(self, tenant_id: str) -> tuple[Tenant | None, int]:
+        """(the tenant as stored, its tokens including those not written yet); call it in a worker thread."""
+        with self.lock:
+            tenant = self.runtime.repo.get_tenant(tenant_id)
+            unwritten = self.pending.get(tenant_id, 0) + self.writing.get(tenant_id, 0)
+        return tenant, (tenant.tokens_used if tenant is not None else 0) + unwritten
 
 
 class TenantGateway(Gateway):

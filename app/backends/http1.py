@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 import httptools
 
 HIGH_WATER = 256 * 1024  # buffered response bytes at which reading from the socket pauses
-LOW_WATER = 64 * 1024
 MAX_IDLE = 128  # idle keep-alive connections kept per origin
+PARK_S = 5.0  # how long a released connection may wait for the end of its body before it is closed instead
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 class Http1Error(Exception):
@@ -44,10 +45,15 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.error: Exception | None = None
+        self.paused = False
+        self.exchange = False  # a request is out and its response not complete yet
         self._reset()
 
     def _reset(self) -> None:
+        if self.paused and self.transport is not None:
+            self.transport.resume_reading()
         self.parser = httptools.HttpResponseParser(self)
+        self.interim = False
         self.status = 0
         self.headers: dict[str, str] = {}
         self.keep_alive = False
@@ -68,14 +74,22 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.until_close and not self.complete:
+        if self.until_close and not self.complete and exc is None:
             self.complete, self.keep_alive = True, False  # a body without length or chunking ends with the connection
         if not self.complete and self.error is None:
             reason = f": {exc}" if exc else ""
             self.error = Http1Error(f"connection closed before the response was complete{reason}", sent=True)
         self._wake()
 
+    def eof_received(self) -> bool | None:
+        self.closed = True  # the server is closing: never hand this connection out again
+        return None
+
     def data_received(self, data: bytes) -> None:
+        if not self.exchange:
+            # Bytes while no request is out (e.g. after a complete response): the framing is lost.
+            self._fail(Http1Error("unexpected bytes from the server outside a response"))
+            return
         self.got_bytes = True
         try:
             self.parser.feed_data(data)
@@ -91,6 +105,10 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
+        if 100 <= self.status < 200 and self.status != 101:
+            self.interim = True  # 100 Continue / 103 Early Hints: the real response follows
+            self.headers.clear()
+            return
         self.keep_alive = self.parser.should_keep_alive()
         framed = "content-length" in self.headers or "chunked" in self.headers.get("transfer-encoding", "")
         self.until_close = not framed and self.status not in (204, 304) and self.status >= 200
@@ -108,7 +126,11 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self.interim:
+            self.interim = False
+            return
         self.complete = True
+        self.exchange = False
         self._wake()
         callback, self.on_complete = self.on_complete, None
         if callback is not None:
@@ -133,6 +155,7 @@ class _Connection(asyncio.Protocol):
 
     def send(self, data: bytes) -> None:
         self._reset()
+        self.exchange = True
         self.head_ready = asyncio.get_running_loop().create_future()
         assert self.transport is not None
         self.transport.write(data)
@@ -140,10 +163,10 @@ class _Connection(asyncio.Protocol):
     async def next_piece(self) -> bytes:
         """All body bytes buffered so far (b"" at the end of the body); waits when there are none."""
         while not self.pieces:
+            if self.complete:  # a later error (e.g. junk after the body) concerns the connection, not this body
+                return b""
             if self.error is not None:
                 raise self.error
-            if self.complete:
-                return b""
             self.waiter = asyncio.get_running_loop().create_future()
             await self.waiter
             self.waiter = None
@@ -155,8 +178,17 @@ class _Connection(asyncio.Protocol):
             self.transport.resume_reading()
         return piece
 
+    def unpark(self) -> None:
+        """Stop buffering for a reader that has left: drop what is queued and read on (on_body discards)."""
+        self.pieces.clear()
+        self.buffered = 0
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+
     def reusable(self) -> bool:
-        return self.complete and self.keep_alive and not self.closed and self.error is None and not self.pieces
+        idle = self.complete and not self.exchange and not self.paused and not self.pieces
+        return idle and self.keep_alive and not self.closed and self.error is None
 
     def close(self) -> None:
         self.closed = True
@@ -191,11 +223,11 @@ class Http1Response:
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        conn.unpark()
         if conn.complete or conn.closed or conn.error is not None:
-            conn.pieces.clear()
             self._pool.release(conn)
         else:
-            conn.on_complete = self._pool.release
+            self._pool.park(conn)
 
     def close(self) -> None:
         """Give the connection back when the body was read to the end, else close it (e.g. on cancel)."""
@@ -223,29 +255,35 @@ class Http1Pool:
         self.prefix = parts.path.rstrip("/")
         self.connect_timeout_s = connect_timeout_s
         default_port = self.port == (443 if self.ssl else 80)
-        authority = self.host if default_port else f"{self.host}:{self.port}"
-        if ":" in self.host and not default_port:  # IPv6 literal
-            authority = f"[{self.host}]:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 literal
+        authority = host if default_port else f"{host}:{self.port}"
         self._head = f"Host: {authority}\r\nUser-Agent: {user_agent}\r\nAccept: */*\r\n"
         self._idle: list[_Connection] = []
+        self._parked: set[_Connection] = set()
         self._closed = False
 
     async def request(
         self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json"
     ) -> Http1Response:
-        """Send a request and wait for the response head. A reused connection the server had already
-        closed is retried once on a fresh one (only when it had not answered a byte)."""
+        """Send a request and wait for the response head.
+
+        A reused connection that dies before answering a byte is the classic keep-alive race (the server
+        closed it as we wrote): an idempotent request is retried once, on a fresh connection. A POST is not
+        retried, since the server may have received it; connections the server is known to have closed
+        (FIN seen) are never handed out, which makes that race rare."""
         data = self._encode(method, path, body, content_type)
+        retried = False
         while True:
-            conn, reused = await self._acquire()
+            conn, reused = await self._acquire(fresh=retried)
             conn.send(data)
             try:
                 assert conn.head_ready is not None
                 await conn.head_ready
             except Http1Error as exc:
                 conn.close()
-                if reused and not conn.got_bytes:
-                    continue  # stale keep-alive connection: the next one is fresh or another idle one
+                if reused and not conn.got_bytes and method in IDEMPOTENT and not retried:
+                    retried = True
+                    continue
                 raise exc from None
             except BaseException:
                 conn.close()
@@ -261,13 +299,14 @@ class Http1Pool:
         encoded = (head + "\r\n").encode("latin-1")
         return encoded + body if body else encoded
 
-    async def _acquire(self) -> tuple[_Connection, bool]:
+    async def _acquire(self, *, fresh: bool = False) -> tuple[_Connection, bool]:
         if self._closed:
             raise Http1Error("the HTTP pool is closed", sent=False)
-        while self._idle:
+        while self._idle and not fresh:
             conn = self._idle.pop()
-            if not conn.closed:
+            if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
                 return conn, True
+            conn.close()
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout_s):
@@ -281,13 +320,28 @@ class Http1Pool:
         return conn, False
 
     def release(self, conn: _Connection) -> None:
+        self._parked.discard(conn)
         if not self._closed and conn.reusable() and len(self._idle) < MAX_IDLE:
             self._idle.append(conn)
         else:
             conn.close()
 
+    def park(self, conn: _Connection) -> None:
+        """Pool `conn` once its body ends (on_complete); close it if that takes longer than PARK_S."""
+        self._parked.add(conn)
+        conn.on_complete = self.release
+
+        def expire() -> None:
+            if conn in self._parked:
+                self._parked.discard(conn)
+                conn.on_complete = None
+                conn.close()
+
+        asyncio.get_running_loop().call_later(PARK_S, expire)
+
     async def aclose(self) -> None:
         self._closed = True
         idle, self._idle = self._idle, []
-        for conn in idle:
+        parked, self._parked = self._parked, set()
+        for conn in [*idle, *parked]:
             conn.close()

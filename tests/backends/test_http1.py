@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -94,20 +96,89 @@ async def test_chunked_and_close_delimited_bodies() -> None:
         await pool.aclose()
 
 
-async def test_stale_keepalive_connection_is_retried_once() -> None:
+async def test_stale_keepalive_connection_retries_only_idempotent_requests_once() -> None:
+    received: list[str] = []
+
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
-        await read_request(reader)
+        first = await read_request(reader)
+        assert first is not None
+        received.append(first[0])
         writer.write(response(b'{"conn":%d}' % n))
         await writer.drain()
-        await read_request(reader)  # the next request on this connection: hang up without a byte
+        if (again := await read_request(reader)) is not None:  # the next request on this connection:
+            received.append(again[0])  # hang up without a byte (the keep-alive race)
+
+    async with raw_server(handler) as (url, _):
+        pool = Http1Pool(url)
+        responses = [await pool.request("GET", "/warm") for _ in range(3)]  # three connections at once
+        for r in responses:
+            await r.read()
+            r.close()
+        assert len(pool._idle) == 3
+        async with await pool.request("GET", "/again") as resp:  # retried once, on a fresh connection
+            assert json.loads(await resp.read()) == {"conn": 3}
+        with pytest.raises(Http1Error, match="before the response was complete"):
+            await pool.request("POST", "/generate", b"{}")  # may have been received: never re-sent
+        assert received.count("POST /generate HTTP/1.1") == 1
+        await pool.aclose()
+
+
+async def test_interim_1xx_responses_are_skipped() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        i = 0
+        while await read_request(reader) is not None:
+            i += 1
+            writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n" + response(b'{"answer":%d}' % i))
+            await writer.drain()
 
     async with raw_server(handler) as (url, seen):
         pool = Http1Pool(url)
-        for expected in (0, 1, 2):
-            async with await pool.request("POST", "/x", b"{}") as resp:
-                assert json.loads(await resp.read()) == {"conn": expected}
-        assert len(seen) == 3
+        for i in (1, 2, 3):
+            async with await pool.request("GET", "/") as resp:
+                assert resp.status == 200 and "link" not in resp.headers
+                assert json.loads(await resp.read()) == {"answer": i}
+        assert len(seen) == 1
         await pool.aclose()
+
+
+async def test_bytes_outside_a_response_close_the_connection() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while await read_request(reader) is not None:
+            writer.write(response(b"ok") + (b"junk" if n == 0 else b""))
+            await writer.drain()
+
+    async with raw_server(handler) as (url, seen):
+        pool = Http1Pool(url)
+        for _ in range(2):
+            async with await pool.request("GET", "/") as resp:
+                assert await resp.read() == b"ok"
+            await asyncio.sleep(0.05)
+        assert len(seen) == 2  # the connection that sent junk was not reused
+        await pool.aclose()
+
+
+async def test_close_delimited_body_cut_by_a_reset_is_an_error() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n\r\npartial")
+        await writer.drain()
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with RST
+        writer.transport.abort()
+
+    async with raw_server(handler) as (url, _):
+        pool = Http1Pool(url)
+        resp = await pool.request("GET", "/")
+        with pytest.raises(Http1Error):
+            await resp.read()
+        resp.close()
+        await pool.aclose()
+
+
+def test_host_header_brackets_ipv6_literals() -> None:
+    assert "Host: [::1]\r\n" in Http1Pool("http://[::1]/")._head
+    assert "Host: [::1]:11434\r\n" in Http1Pool("http://[::1]:11434")._head
+    assert "Host: ollama:11434\r\n" in Http1Pool("http://ollama:11434")._head
 
 
 async def test_connection_lost_mid_body_raises_and_is_not_reused() -> None:
@@ -184,6 +255,53 @@ async def test_back_pressure_pauses_reading_and_keeps_every_byte(monkeypatch: py
                 received += piece
                 await asyncio.sleep(0.001)  # a slow consumer
         assert received == big
+        await pool.aclose()
+
+
+async def test_released_connection_is_pooled_reading_even_if_it_was_paused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http1, "HIGH_WATER", 1024)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while (req := await read_request(reader)) is not None:
+            if req[0].startswith("GET /big"):  # a first piece, then much more after the reader has what it wants
+                writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"4\r\nhead\r\n")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+                writer.write(chunked(b"x" * 50_000))
+            else:
+                writer.write(response(b"small"))
+            await writer.drain()
+
+    async with raw_server(handler) as (url, seen):
+        pool = Http1Pool(url)
+        resp = await pool.request("GET", "/big")
+        assert await anext(resp.iter_raw()) == b"head"
+        await asyncio.sleep(0.1)  # 50 KB arrive while nobody reads: reading pauses
+        resp.release_when_complete()
+        await asyncio.sleep(0.1)
+        async with await pool.request("GET", "/small") as again:
+            assert await again.read() == b"small"
+        assert len(seen) == 1  # the big response was drained and its connection reused
+        await pool.aclose()
+
+
+async def test_a_parked_connection_that_never_completes_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http1, "PARK_S", 0.05)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"4\r\nhead\r\n")
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    async with raw_server(handler) as (url, _):
+        pool = Http1Pool(url)
+        resp = await pool.request("GET", "/")
+        assert await anext(resp.iter_raw()) == b"head"
+        conn = resp._conn
+        resp.release_when_complete()
+        await asyncio.sleep(0.15)
+        assert conn is not None and conn.closed and pool._idle == [] and not pool._parked
         await pool.aclose()
 
 

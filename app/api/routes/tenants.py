@@ -79,9 +79,13 @@ async def delete_tenant(tenant_id: str, runtime: AdminDep, purge: bool = False) 
 @router.get("/tenants/me")
 async def me(request: Request, ctx: TenantDep, runtime: RuntimeDep) -> dict[str, Any]:
     resident = await ctx.gpu.refresh()
-    t = await asyncio.to_thread(runtime.repo.get_tenant, ctx.tenant.id) or ctx.tenant
     usage = getattr(getattr(request.app.state, "gateway", None), "usage", None)
-    used = t.tokens_used + (usage.unflushed(t.id) if isinstance(usage, UsageSink) else 0)  # proxied, not yet written
+    if isinstance(usage, UsageSink):  # proxied tokens are written in batches: count the unwritten ones too
+        stored, used = await asyncio.to_thread(usage.tokens_used, ctx.tenant.id)
+    else:
+        stored = await asyncio.to_thread(runtime.repo.get_tenant, ctx.tenant.id)
+        used = stored.tokens_used if stored is not None else ctx.tenant.tokens_used
+    t = stored or ctx.tenant
     remaining = None if t.token_budget is None else max(0, t.token_budget - used)
     return {
         **tenant_view(t),
