@@ -11,12 +11,13 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from app.api.compat import (
     AUTO,
     BadRequest,
     Call,
+    RelayResponse,
     close_stream,
     compat_status,
     dumps,
@@ -166,7 +167,7 @@ async def _sse_response(
         raise BadBackendResponse("the backend closed the stream without a chunk")
     headers = {**call.headers(), **STREAM_HEADERS}
     events = _events(call, first, stream, _envelope(kind, call), include_usage)
-    return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+    return RelayResponse(events, headers, "text/event-stream")
 
 
 def _choice(envelope: JSON, chunk: JSON | None, first: bool, finish: str | None) -> JSON | None:
@@ -189,28 +190,32 @@ def _choice(envelope: JSON, chunk: JSON | None, first: bool, finish: str | None)
 
 async def _events(
     call: Call, first: JSON, stream: AsyncIterator[JSON], envelope: JSON, include_usage: bool
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[tuple[bytes, bool]]:
+    """SSE events as (bytes, is_last); the closing events go out as one last block."""
     try:
         chunk: JSON | None = first
         is_first = True
         while chunk is not None and not chunk.get("done"):
             if (choice := _choice(envelope, chunk, is_first, None)) is not None:
-                yield _sse({**envelope, "choices": [choice]})
+                yield _sse({**envelope, "choices": [choice]}), False
                 is_first = False
             chunk = await anext(stream, None)
         if chunk is None:
             raise BadBackendResponse("the backend stream ended before a done=true chunk")
         call.finish(chunk)
+        tail = []
         if (choice := _choice(envelope, chunk, is_first, None)) is not None:
-            yield _sse({**envelope, "choices": [choice]})
-        yield _sse({**envelope, "choices": [_choice(envelope, None, False, finish_reason(chunk))]})
+            tail.append(_sse({**envelope, "choices": [choice]}))
+        tail.append(_sse({**envelope, "choices": [_choice(envelope, None, False, finish_reason(chunk))]}))
         if include_usage:
-            yield _sse({**envelope, "choices": [], "usage": usage(chunk)})
-        yield b"data: [DONE]\n\n"
+            tail.append(_sse({**envelope, "choices": [], "usage": usage(chunk)}))
+        tail.append(b"data: [DONE]\n\n")
+        yield b"".join(tail), True
     except SwarmError as exc:
         call.gateway.observe_error(exc)
         # openai-python raises APIError on a data payload with an "error" key.
-        yield _sse({"error": {"message": exc.message, "type": "api_error", "param": None, "code": exc.code}})
+        error = {"error": {"message": exc.message, "type": "api_error", "param": None, "code": exc.code}}
+        yield _sse(error), True
     finally:
         await close_stream(stream)
 
