@@ -15,8 +15,8 @@ COPY pyproject.toml README.md ./
 COPY app ./app
 COPY migrations ./migrations
 COPY configs ./configs
-# Editable install: migrations/ and configs/ live beside app/ (the service finds them relative to the package).
-RUN pip install --no-cache-dir -e . \
+# A plain install: pyproject.toml ships migrations/ and configs/ inside the package.
+RUN pip install --no-cache-dir . \
     && useradd --create-home --uid 10001 swarm \
     && mkdir -p /data && chown swarm:swarm /data
 

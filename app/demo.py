@@ -9,11 +9,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 from rich.console import Console
+
+from app.core.paths import config_file
 
 console = Console()
 
@@ -42,7 +43,7 @@ JOB: dict[str, Any] = {
 
 def demo_agents() -> list[dict[str, Any]]:
     """The embedded catalog with demo priors: SmolLM2 for facts, Gemma for summaries, so the job needs both."""
-    path = Path(__file__).resolve().parents[1] / "configs" / "agents_local.json"
+    path = config_file("agents_local.json")
     agents: list[dict[str, Any]] = json.loads(path.read_text())["agents"]
     focus = {"smollm2:135m": "extraction", "gemma3:270m": "summarize"}
     for agent in agents:

@@ -10,10 +10,11 @@ from typing import Any
 
 from app.backends.base import Backend
 from app.core.errors import ValidationFailed
+from app.core.paths import resource_dir
 from app.domain.models import TASK_TYPES
 from app.routing.agents import parse_agents
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = resource_dir("configs")
 PRESET_FILES = {"fast": "agents_fast.json", "heavy": "agents_heavy.json"}
 PRESETS = (*PRESET_FILES, "auto_fast")
 # Name hints that tilt a size-based prior towards a specialty.

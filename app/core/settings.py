@@ -17,6 +17,7 @@ from pydantic_settings import (
 )
 
 from app.core.errors import ConfigError
+from app.core.paths import config_file
 
 BackendKind = Literal["auto", "ollama", "sim", "local"]
 CONFIG_FILE_ENV = "SWARM_CONFIG_FILE"
@@ -114,7 +115,7 @@ class Settings(BaseSettings):
         if self.agents_file is not None:
             return self.agents_file
         preset = {"local": "agents_local.json"}.get(self.backend, "agents_heavy.json")
-        return Path(__file__).resolve().parents[2] / "configs" / preset
+        return config_file(preset)
 
 
 def _env_name(loc: tuple[int | str, ...]) -> str:

@@ -12,8 +12,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import create_engine
 
 from app.core.errors import ConfigError
-
-ROOT = Path(__file__).resolve().parents[2]
+from app.core.paths import resource_dir
 
 
 def make_engine(url: str) -> Engine:
@@ -39,11 +38,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def alembic_config(url: str) -> Config:
-    if not (ROOT / "migrations" / "env.py").is_file():
-        # A plain wheel install has no migrations/: the project runs from a checkout (pip install -e .).
-        raise ConfigError(f"migrations not found under {ROOT}: install the project with `pip install -e .`")
+    migrations = resource_dir("migrations")
+    if not (migrations / "env.py").is_file():
+        raise ConfigError(f"{migrations} has no env.py: the installation is incomplete")
     cfg = Config()
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg.set_main_option("script_location", str(migrations))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
