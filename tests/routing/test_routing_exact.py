@@ -121,11 +121,18 @@ def test_scale_16_agents_60_subtasks_uses_milp(random_problem: Callable[..., Rou
     assert auto.objective == pytest.approx(plan.objective, abs=1e-6)
 
 
-def test_large_g_uses_the_milp(random_problem: Callable[..., RoutingProblem]) -> None:
+def test_loose_g_takes_the_dp_up_to_its_limits_then_the_milp(random_problem: Callable[..., RoutingProblem]) -> None:
     problem = random_problem(8, 12, 10, 2).model_copy(update={"gpu_vram_gb": 200.0})
-    plan = route_sync(problem, Estimator(), "lp")  # 4096 resident sets fit: too many for the DP
-    assert plan.solver is not None and plan.solver.name == "HIGHS"
+    plan = route_sync(problem, Estimator(), "lp")  # all 4096 subsets fit: the DP's transforms handle them
+    assert plan.solver is not None and plan.solver.name == "exact_dp"
+    milp = route_lp(problem, Estimator(), method="milp")
+    assert plan.objective == pytest.approx(milp.objective, abs=1e-6)
     assert plan.objective >= route_sync(problem, Estimator(), "greedy").objective - 1e-9
+    huge = random_problem(9, 13, 10, 2).model_copy(update={"gpu_vram_gb": 500.0})  # 2^13 sets > MAX_DP_SETS
+    assert fitting_sets(Estimator().estimates(huge)) is None
+    plan = route_sync(huge, Estimator(), "lp")
+    assert plan.solver is not None and plan.solver.name == "HIGHS"
+    _assert_within_g(plan, huge)
 
 
 def test_loaded_models_stay_resident_when_free(heavy: list) -> None:  # type: ignore[type-arg]
@@ -163,3 +170,39 @@ def test_dp_matches_milp_on_larger_catalogs(random_problem: Callable[..., Routin
         _assert_within_g(dp, problem)
         compared += 1
     assert compared >= 8
+
+
+def test_dp_matches_milp_under_loose_g(random_problem: Callable[..., RoutingProblem]) -> None:
+    # Many resident sets (hundreds to thousands): the subset/superset transforms replace the all-pairs transition.
+    for seed in range(8):
+        base = random_problem(1200 + seed, 9 + seed % 5, 8, 3)
+        problem = base.model_copy(update={"gpu_vram_gb": sum(a.vram_gb for a in base.agents) / 2})
+        est = Estimator().estimates(problem)
+        tables = fitting_sets(est)
+        assert tables is not None and tables[0].size > 200
+        dp = route_lp(problem, Estimator(), method="dp")
+        milp = route_lp(problem, Estimator(), method="milp")
+        assert dp.objective == pytest.approx(milp.objective, abs=1e-6), seed
+        assert evaluate_objective(problem, est, *solve_dp(est)[:2]) == pytest.approx(dp.objective, abs=1e-6)
+        _assert_within_g(dp, problem)
+
+
+def test_dp_broadcast_and_transform_forms_agree(
+    random_problem: Callable[..., RoutingProblem], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.routing import dp
+
+    for seed in range(25):
+        rng = np.random.default_rng(seed)
+        base = random_problem(1400 + seed, int(rng.integers(2, 9)), int(rng.integers(1, 9)), int(rng.integers(1, 4)))
+        problem = base.model_copy(update={"gpu_vram_gb": base.gpu_vram_gb * float(rng.uniform(1, 3))})
+        est = Estimator().estimates(problem)
+        results = []
+        for small in (0, 10**12):  # only the per-agent transforms / only the all-pairs broadcast
+            monkeypatch.setattr(dp, "SMALL_CELLS", small)
+            monkeypatch.setattr(dp, "SMALL_PAIRS", small)
+            try:
+                results.append(solve_dp(est)[2])
+            except InfeasibleError:
+                results.append(float("-inf"))
+        assert results[0] == pytest.approx(results[1], abs=1e-9), seed
