@@ -25,7 +25,7 @@ def _check_mode(mode: str) -> None:
 
 
 def route_lp(problem: RoutingProblem, estimator: Estimator, *, method: ExactMethod = "auto") -> Plan:
-    """Exact router: the resident-set DP while at most MAX_DP_SETS sets fit G (always for <= 8 models), else the
+    """Exact router: the resident-set DP while it is the faster method (see dp.MAX_DP_SETS / MAX_DP_WORK), else the
     CVXPY MILP; both reach the same optimum (cross-checked in tests)."""
     est = estimator.estimates(problem)
     if method == "dp" or (method == "auto" and fitting_sets(est) is not None):
