@@ -246,13 +246,23 @@ class Http1Response:
 class Http1Pool:
     """Keep-alive connections to one origin (http or https). Cheap to create; close with aclose()."""
 
-    def __init__(self, base_url: str, *, connect_timeout_s: float = 5.0, user_agent: str = "ollama-swarm-router"):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        connect_timeout_s: float = 5.0,
+        user_agent: str = "ollama-swarm-router",
+        ssl_context: ssl.SSLContext | None = None,
+    ):
+        """`ssl_context` for https:// (default: the system's trust store, which SSL_CERT_FILE can point elsewhere)."""
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"unsupported upstream URL {base_url!r}: need http://host[:port] or https://")
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.ssl: ssl.SSLContext | None = ssl.create_default_context() if parts.scheme == "https" else None
+        self.ssl: ssl.SSLContext | None = None
+        if parts.scheme == "https":
+            self.ssl = ssl_context or ssl.create_default_context()
         self.prefix = parts.path.rstrip("/")
         self.connect_timeout_s = connect_timeout_s
         default_port = self.port == (443 if self.ssl else 80)

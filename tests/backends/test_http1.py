@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+import trustme
 
 from app.backends import http1
 from app.backends.http1 import ConnectFailed, Http1Error, Http1Pool
@@ -173,6 +175,35 @@ async def test_close_delimited_body_cut_by_a_reset_is_an_error() -> None:
             await resp.read()
         resp.close()
         await pool.aclose()
+
+
+async def test_https_upstream() -> None:
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    seen: list[str] = []
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (req := await read_request(reader)) is not None:
+            seen.append(req[0])
+            writer.write(response(b'{"secure":true}'))
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0, ssl=server_ctx)
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    async with server:
+        pool = Http1Pool(url, ssl_context=client_ctx)
+        for _ in range(2):
+            async with await pool.request("GET", "/api/version") as resp:
+                assert json.loads(await resp.read()) == {"secure": True}
+        assert seen == ["GET /api/version HTTP/1.1"] * 2
+        await pool.aclose()
+        untrusted = Http1Pool(url)  # the system trust store does not know this CA
+        with pytest.raises(ConnectFailed, match="cannot connect"):
+            await untrusted.request("GET", "/api/version")
 
 
 def test_host_header_brackets_ipv6_literals() -> None:
