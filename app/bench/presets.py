@@ -10,11 +10,10 @@ from typing import Any
 
 from app.backends.base import Backend
 from app.core.errors import ValidationFailed
-from app.core.paths import resource_dir
+from app.core.paths import config_file
 from app.domain.models import TASK_TYPES
 from app.routing.agents import parse_agents
 
-CONFIGS = resource_dir("configs")
 PRESET_FILES = {"fast": "agents_fast.json", "heavy": "agents_heavy.json"}
 PRESETS = (*PRESET_FILES, "auto_fast")
 # Name hints that tilt a size-based prior towards a specialty.
@@ -29,7 +28,7 @@ def preset_catalog(preset: str) -> dict[str, Any]:
     """The shipped catalog of a fixed preset, validated."""
     if preset not in PRESET_FILES:
         raise ValidationFailed(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
-    raw = json.loads((CONFIGS / PRESET_FILES[preset]).read_text(encoding="utf-8"))
+    raw = json.loads(config_file(PRESET_FILES[preset]).read_text(encoding="utf-8"))
     parse_agents(raw, source=PRESET_FILES[preset])
     return dict(raw)
 
