@@ -116,9 +116,18 @@ class Call:
         finally:
             self.upstream_s += time.perf_counter() - started
 
-    async def first(self, stream: AsyncIterator[T]) -> T | None:
-        """Pull the first chunk before answering, so errors before any byte get a real status code."""
-        return await self.upstream(anext(stream, None))
+    async def first(self, request: Request, stream: AsyncIterator[T]) -> T:
+        """Pull a stream's first chunk before answering, so errors before any byte (a cold load sends none) get
+        a real status code; cancelled if the client leaves; the stream is closed when this fails."""
+        try:
+            first = await until_disconnect(request, self.upstream(anext(stream, None)))
+        except BaseException:
+            await close_stream(stream)
+            raise
+        if first is None:
+            await close_stream(stream)
+            raise BadBackendResponse("the backend closed the stream without a chunk")
+        return first
 
     def overhead_ms(self) -> float:
         return max(0.0, (time.perf_counter() - self.t0 - self.upstream_s) * 1e3)

@@ -25,7 +25,6 @@ from app.api.compat import (
     last_user_text,
     parse_body,
     require_model,
-    until_disconnect,
 )
 from app.api.compat_check import check_embed_input, check_keep_alive, check_native
 from app.backends.base import JSON, Backend
@@ -108,28 +107,26 @@ async def _infer(request: Request, *, chat: bool) -> Response:
         final = await call.complete(request, work)
         return _json(final, call.headers())
     relay = backend.relay_lines(body, chat=chat) if isinstance(backend, OllamaBackend) else None
-    if relay is not None:
-        return await relay_response(request, call, relay)
-    chunks = backend.chat_stream(body) if chat else backend.generate_stream(body)
-    return await ndjson_response(request, call, chunks)
-
-
-async def relay_response(request: Request, call: Call, relay: AsyncIterator[tuple[bytes, JSON | None]]) -> Response:
-    """Ollama's own NDJSON bytes, relayed in the blocks they arrived in (no per-line re-encoding)."""
-    try:
-        first = await until_disconnect(request, call.first(relay))
-    except BaseException:
-        await close_stream(relay)
-        raise
-    if first is None:
-        raise BadBackendResponse("the backend closed the stream without a chunk")
+    if relay is None:
+        relay = _as_lines(backend.chat_stream(body) if chat else backend.generate_stream(body))
+    first = await call.first(request, relay)
     headers = {**call.headers(), **STREAM_HEADERS}
     return RelayResponse(_relay(call, first, relay), headers, NDJSON_TYPE)
+
+
+async def _as_lines(stream: AsyncIterator[JSON]) -> AsyncIterator[tuple[bytes, JSON | None]]:
+    """A backend's chunk stream in relay_lines' shape: NDJSON lines, the done chunk alongside its line."""
+    try:
+        async for chunk in stream:
+            yield dumps(chunk) + b"\n", (chunk if chunk.get("done") else None)
+    finally:
+        await close_stream(stream)
 
 
 async def _relay(
     call: Call, first: tuple[bytes, JSON | None], relay: AsyncIterator[tuple[bytes, JSON | None]]
 ) -> AsyncIterator[tuple[bytes, bool]]:
+    """NDJSON blocks for RelayResponse, ending at the done chunk (accounted) or with Ollama's error line."""
     try:
         item: tuple[bytes, JSON | None] | None = first
         while item is not None:
@@ -146,38 +143,6 @@ async def _relay(
         yield dumps({"error": exc.message}) + b"\n", True  # after the first byte the status is already 200
     finally:
         await close_stream(relay)
-
-
-async def ndjson_response(request: Request, call: Call, stream: AsyncIterator[JSON]) -> Response:
-    """Answer with NDJSON once the first chunk is in (a cold load sends no byte before it)."""
-    try:
-        first = await until_disconnect(request, call.first(stream))
-    except BaseException:
-        await close_stream(stream)
-        raise
-    if first is None:
-        raise BadBackendResponse("the backend closed the stream without a chunk")
-    headers = {**call.headers(), **STREAM_HEADERS}
-    return StreamingResponse(_ndjson(call, first, stream), media_type=NDJSON_TYPE, headers=headers)
-
-
-async def _ndjson(call: Call, first: JSON, stream: AsyncIterator[JSON]) -> AsyncIterator[bytes]:
-    # Cancelled when the client disconnects (Starlette watches http.disconnect): the finally closes upstream.
-    try:
-        chunk: JSON | None = first
-        while chunk is not None:
-            yield dumps(chunk) + b"\n"
-            if chunk.get("done"):
-                call.finish(chunk)
-                return
-            chunk = await anext(stream, None)
-        raise BadBackendResponse("the backend stream ended before a done=true chunk")
-    except SwarmError as exc:
-        call.gateway.observe_error(exc)
-        # After the first byte the status is already 200: Ollama reports the error as a last line.
-        yield dumps({"error": exc.message}) + b"\n"
-    finally:
-        await close_stream(stream)
 
 
 @router.post("/api/embed")

@@ -24,7 +24,6 @@ from app.api.compat import (
     gateway_of,
     last_user_text,
     parse_body,
-    until_disconnect,
 )
 from app.api.compat_check import check_embed_input, check_messages, check_text
 from app.api.openai_format import (
@@ -158,13 +157,7 @@ async def completions(request: Request) -> Response:
 async def _sse_response(
     request: Request, call: Call, stream: AsyncIterator[JSON], kind: str, include_usage: bool
 ) -> Response:
-    try:
-        first = await until_disconnect(request, call.first(stream))
-    except BaseException:
-        await close_stream(stream)
-        raise
-    if first is None:
-        raise BadBackendResponse("the backend closed the stream without a chunk")
+    first = await call.first(request, stream)
     headers = {**call.headers(), **STREAM_HEADERS}
     events = _events(call, first, stream, _envelope(kind, call), include_usage)
     return RelayResponse(events, headers, "text/event-stream")
