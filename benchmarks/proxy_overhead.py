@@ -1,11 +1,14 @@
 """Proxy overhead: the simulated Ollama called directly vs through the router (both live, one uvicorn worker each).
 
 Run: .venv/bin/python benchmarks/proxy_overhead.py [--n 2000] [--streams 64] [--rounds 20] [--repeats 5]
+                                                    [--paced_time_scale 1] [--paced_rounds 3]
 
 Starts `swarm sim-ollama --time_scale 0` and `swarm serve --backend ollama` (upstream = that sim over HTTP) in
 subprocesses on free loopback ports, measures sequential latency (non-streaming /api/chat and
 /v1/chat/completions, explicit model and model="auto") and the throughput of 64 concurrent NDJSON streams, prints
-p50/p95/p99 added latency and the throughput ratio, and shuts both servers down.
+p50/p95/p99 added latency and the throughput ratio, and shuts both servers down. Then the same 64 streams against
+a second pair whose sim paces answers like a model decoding (--time_scale 1), where throughput is bounded by
+generation, as with a real Ollama, rather than by three processes sharing the CPU.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def servers(tmp: Path) -> Iterator[tuple[str, str]]:
+def servers(tmp: Path, time_scale: float = 0.0) -> Iterator[tuple[str, str]]:
     sim_port, router_port = free_port(), free_port()
     sim_url, router_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{router_port}"
     env = {
@@ -50,7 +53,7 @@ def servers(tmp: Path) -> Iterator[tuple[str, str]]:
         "SWARM_GPU_VRAM_GB": "24",
     }
     cli = [sys.executable, "-m", "app.cli"]
-    sim_cmd = [*cli, "sim-ollama", "--port", str(sim_port), "--time_scale", "0", "--gpu_vram_gb", "24"]
+    sim_cmd = [*cli, "sim-ollama", "--port", str(sim_port), "--time_scale", str(time_scale), "--gpu_vram_gb", "24"]
     router_cmd = [*cli, "serve", "--backend", "ollama", "--ollama_base_url", sim_url, "--port", str(router_port)]
     procs = [
         subprocess.Popen(sim_cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL),
@@ -158,17 +161,29 @@ async def run(args: argparse.Namespace, sim_url: str, router_url: str) -> None:
         auto_body = {**body, "model": "auto"}
         lat_r, reported = await sequential(client, {"router": auto["router"]}, "/api/chat", auto_body, args.n // 2)
         print(row("/api/chat model=auto", {**lat, **lat_r}, reported))
-    print(f"\nconcurrent: {args.streams} streams x {args.rounds} rounds of /api/chat NDJSON")
+    print("+pXX = router pXX - direct pXX (ms); hdrXX = the router's own x-swarm-overhead-ms header")
+    print(f"\nconcurrent, instant upstream: {args.streams} streams x {args.rounds} rounds of /api/chat NDJSON")
+    await throughput(args, sim_url, router_url, args.rounds)
+
+
+async def throughput(args: argparse.Namespace, sim_url: str, router_url: str, rounds: int) -> None:
     runs: dict[str, list[float]] = {"direct": [], "router": []}
     for _ in range(args.repeats):  # alternate, so load from other processes hits both sides alike
-        runs["direct"].append(await concurrent(sim_url, args.streams, args.rounds))
-        runs["router"].append(await concurrent(router_url, args.streams, args.rounds))
+        runs["direct"].append(await concurrent(sim_url, args.streams, rounds))
+        runs["router"].append(await concurrent(router_url, args.streams, rounds))
     direct, routed = statistics.median(runs["direct"]), statistics.median(runs["router"])
     ratios = [r / d for d, r in zip(runs["direct"], runs["router"], strict=True)]
     print(f"direct {direct:8.1f} req/s   router {routed:8.1f} req/s   (medians of {args.repeats} alternating runs)")
     print(f"throughput ratio router/direct: median {statistics.median(ratios):.2f}, min {min(ratios):.2f}")
     print("per-run ratios " + " ".join(f"{r:.2f}" for r in ratios))
-    print("\n+pXX = router pXX - direct pXX (ms); hdrXX = the router's own x-swarm-overhead-ms header")
+
+
+async def paced(args: argparse.Namespace, sim_url: str, router_url: str) -> None:
+    print(
+        f"\nconcurrent, paced upstream (sim --time_scale {args.paced_time_scale:g}: answers take the catalog's decode"
+        f" time): {args.streams} streams x {args.paced_rounds} rounds"
+    )
+    await throughput(args, sim_url, router_url, args.paced_rounds)
 
 
 def main() -> None:
@@ -178,9 +193,14 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--paced_time_scale", type=float, default=1.0, help="0 skips the paced run")
+    parser.add_argument("--paced_rounds", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, servers(Path(tmp)) as (sim_url, router_url):
         asyncio.run(run(args, sim_url, router_url))
+    if args.paced_time_scale > 0:
+        with tempfile.TemporaryDirectory() as tmp, servers(Path(tmp), args.paced_time_scale) as (sim_url, router_url):
+            asyncio.run(paced(args, sim_url, router_url))
 
 
 if __name__ == "__main__":
