@@ -194,7 +194,11 @@ class RelayResponse(Response):
         self.blocks = blocks
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        except BaseException:
+            await close_stream(self.blocks)
+            raise
         me = asyncio.current_task()
         gone = False
 
