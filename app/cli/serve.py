@@ -38,5 +38,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_database(settings.database_url, database_field(args))
     app = create_app(settings)
     # Graceful shutdown: uvicorn stops accepting, then the lifespan cancels and records in-flight jobs.
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, timeout_graceful_shutdown=10)
+    # Access lines are logged at info; above that uvicorn would still format each line's fields per request.
+    access_log = args.log_level in ("trace", "debug", "info")
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        access_log=access_log,
+        timeout_graceful_shutdown=10,
+    )
     return 0

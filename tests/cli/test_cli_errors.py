@@ -251,3 +251,14 @@ def test_not_a_database_is_left_alone(capsys: pytest.CaptureFixture[str]) -> Non
     before = Path("not_a_db").read_bytes()
     fail(["db", "upgrade", "--database_url", "sqlite:///not_a_db"], capsys)
     assert Path("not_a_db").read_bytes() == before
+
+
+@pytest.mark.parametrize(("level", "access_log"), [("info", True), ("warning", False)])
+def test_serve_passes_its_settings_to_uvicorn(monkeypatch: pytest.MonkeyPatch, level: str, access_log: bool) -> None:
+    import uvicorn
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw))
+    assert main(["serve", "--dry_run", "--port", "8123", "--log_level", level]) == 0
+    assert seen["port"] == 8123 and seen["log_level"] == level and seen["access_log"] is access_log
+    assert seen["timeout_graceful_shutdown"] == 10
