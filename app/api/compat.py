@@ -158,27 +158,41 @@ async def close_stream(stream: AsyncIterator[Any]) -> None:
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
     """Await `work`; if the client hangs up first, cancel it (and the upstream call inside) and raise ClientGone."""
-    me = asyncio.current_task()
-    gone = False
-
-    async def watch() -> None:
-        nonlocal gone
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-        gone = True
-        if me is not None:
-            me.cancel()
-
-    watcher = asyncio.create_task(watch())
+    watch = DisconnectWatch(request.receive)
     try:
         return await work
     except asyncio.CancelledError:
-        if gone and me is not None:
-            me.uncancel()
+        if watch.absorb():
             raise ClientGone("client disconnected; upstream request cancelled") from None
         raise
     finally:
-        watcher.cancel()
+        watch.stop()
+
+
+class DisconnectWatch:
+    """Cancels the current task when the client disconnects (one task reading `receive`)."""
+
+    def __init__(self, receive: Callable[[], Awaitable[Any]]) -> None:
+        self.me = asyncio.current_task()
+        self.gone = False
+        self._task = asyncio.create_task(self._watch(receive))
+
+    async def _watch(self, receive: Callable[[], Awaitable[Any]]) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.gone = True
+        if self.me is not None:
+            self.me.cancel()
+
+    def absorb(self) -> bool:
+        """Inside `except CancelledError`: True, with the cancellation undone, when it came from a disconnect."""
+        if self.gone and self.me is not None:
+            self.me.uncancel()
+            return True
+        return False
+
+    def stop(self) -> None:
+        self._task.cancel()
 
 
 class RelayResponse(Response):
@@ -199,18 +213,7 @@ class RelayResponse(Response):
         except BaseException:
             await close_stream(self.blocks)
             raise
-        me = asyncio.current_task()
-        gone = False
-
-        async def watch() -> None:
-            nonlocal gone
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            gone = True
-            if me is not None:
-                me.cancel()
-
-        watcher = asyncio.create_task(watch())
+        watch = DisconnectWatch(receive)
         try:
             last = False
             async for data, last in self.blocks:
@@ -220,11 +223,10 @@ class RelayResponse(Response):
             if not last:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
-            if not (gone and me is not None):
-                raise
-            me.uncancel()  # the client left: nothing more to send
+            if not watch.absorb():
+                raise  # otherwise the client left: nothing more to send
         finally:
-            watcher.cancel()
+            watch.stop()
             await close_stream(self.blocks)
 
 

@@ -25,7 +25,10 @@ def _payload(body: JSON | None) -> bytes | None:
     return None if body is None else json.dumps(body).encode()
 
 
-def _transport_error(backend: OllamaBackend, url: str, exc: Http1Error) -> Exception:
+def _call_error(backend: OllamaBackend, method: str, url: str, exc: TimeoutError | Http1Error) -> Exception:
+    """The typed error for a call that ran out of its deadline or failed in transport."""
+    if isinstance(exc, TimeoutError):
+        return BackendTimeout(f"{method} {url} exceeded the {backend.deadline_s:g}s deadline")
     if isinstance(exc, ConnectFailed):
         return BackendUnavailable(f"cannot connect to Ollama at {backend.base_url} ({url}): {exc}")
     return BadBackendResponse(f"{url} failed: {exc}")
@@ -45,10 +48,8 @@ async def _open(
                 text = (await resp.read()).decode("utf-8", "replace")
             finally:
                 resp.close()
-    except TimeoutError as exc:
-        raise BackendTimeout(f"{method} {url} exceeded the {backend.deadline_s:g}s deadline") from exc
-    except Http1Error as exc:
-        raise _transport_error(backend, url, exc) from exc
+    except (TimeoutError, Http1Error) as exc:
+        raise _call_error(backend, method, url, exc) from exc
     raise status_error(url, resp.status, text, body)
 
 
@@ -61,10 +62,8 @@ async def h1_request_json(backend: OllamaBackend, pool: Http1Pool, method: str, 
                 raw = await resp.read()
             finally:
                 resp.close()
-    except TimeoutError as exc:
-        raise BackendTimeout(f"{method} {url} exceeded the {backend.deadline_s:g}s deadline") from exc
-    except Http1Error as exc:
-        raise _transport_error(backend, url, exc) from exc
+    except (TimeoutError, Http1Error) as exc:
+        raise _call_error(backend, method, url, exc) from exc
     text = raw.decode("utf-8", "replace")
     if resp.status >= 400:
         raise status_error(url, resp.status, text, body)
@@ -101,7 +100,7 @@ async def h1_lines(
                 done = final is not None
                 yield block, final
     except TimeoutError as exc:
-        raise BackendTimeout(f"POST {url} exceeded the {backend.deadline_s:g}s deadline") from exc
+        raise _call_error(backend, "POST", url, exc) from exc
     except Http1Error as exc:
         raise BadBackendResponse(f"stream from {url} broke mid-way: {exc}") from exc
     finally:
