@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app.api import errors
 from app.api.fastpath import HotRoutes
 from app.api.gateway import TenantGateway
-from app.api.metrics import install_metrics, metrics_of
+from app.api.metrics import install_metrics, metrics_of, scheduler_listener
 from app.api.middleware import BodyLimit
 from app.api.routes import bench, health, jobs, metrics, ollama, openai, route, telemetry, tenants
 from app.api.tenancy import TenantResolver
@@ -22,6 +22,7 @@ from app.backends.base import Backend
 from app.core.settings import Settings, load_settings
 from app.execution.manager import JobManager
 from app.execution.runtime import Runtime, open_runtime
+from app.execution.state import GpuState
 
 log = logging.getLogger("swarm")
 
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
         app.state.tenants = TenantResolver(runtime)
         app.state.jobs = JobManager(runtime)
         app.state.gateway = TenantGateway(app.state.tenants, runtime.usage, metrics_of(app))
+        _watch_schedulers(app, runtime)
         try:
             yield
         finally:
@@ -68,6 +70,20 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     for module in (health, route, jobs, bench, tenants, telemetry, metrics, openai, ollama):
         app.include_router(module.router)
     return app
+
+
+def _watch_schedulers(app: FastAPI, runtime: Runtime) -> None:
+    metrics = metrics_of(app)
+    if metrics is None:
+        return
+
+    def attach(gpu: GpuState) -> None:
+        sched = gpu.scheduler
+        sched.listeners.append(scheduler_listener(metrics, gpu.backend.name, lambda: sched.queue))
+
+    runtime.pool.on_gpu.append(attach)
+    for gpu in runtime.pool.all():
+        attach(gpu)
 
 
 async def _shutdown(runtime: Runtime) -> None:

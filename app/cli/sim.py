@@ -20,6 +20,7 @@ from app.cli.common import (
     non_empty,
     nonneg_int,
     port,
+    positive_int,
 )
 from app.core.settings import load_settings
 from app.routing import load_agents
@@ -29,6 +30,15 @@ def build_sim_app(backend: Backend) -> FastAPI:
     """A plain Ollama look-alike around `backend`: no tenants, no routing, no database."""
     app = FastAPI(title="Ollama Swarm Router: simulated Ollama", version="0.1.0", docs_url=None, redoc_url=None)
     app.state.gateway = Gateway(backend)
+    stats = getattr(backend, "stats", None)
+    if stats is not None:
+
+        @app.get("/sim/stats", include_in_schema=False)
+        async def sim_stats() -> dict[str, object]:
+            """Loads, evictions and events so far (not an Ollama endpoint: for benchmarks and tests)."""
+            result: dict[str, object] = stats()
+            return result
+
     app.include_router(ollama.router)
     app.include_router(openai.router)
     return app
@@ -48,6 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--time_scale", type=finite_nonneg_float, default=0.0, help="0 = answer instantly, 1 = realistic times"
     )
+    p.add_argument(
+        "--num_parallel",
+        type=positive_int,
+        default=4,
+        help="requests one model serves at once, like OLLAMA_NUM_PARALLEL (default 4)",
+    )
     p.add_argument("--log_level", type=str.lower, choices=LOG_LEVELS, default="warning")
     p.set_defaults(func=cmd_sim_ollama)
 
@@ -63,7 +79,9 @@ def cmd_sim_ollama(args: argparse.Namespace) -> int:
     settings = load_settings(**over)
     check_agents_file(settings)
     agents = load_agents(settings.default_agents_file())
-    sim = SimBackend(agents, settings.gpu_vram_gb, seed=args.seed, time_scale=args.time_scale)
+    sim = SimBackend(
+        agents, settings.gpu_vram_gb, seed=args.seed, time_scale=args.time_scale, num_parallel=args.num_parallel
+    )
     print(f"simulated Ollama on http://{args.host}:{args.port} (G={settings.gpu_vram_gb:g} GB, {len(agents)} models)")
     uvicorn.run(build_sim_app(sim), host=args.host, port=args.port, log_level=args.log_level)
     return 0

@@ -112,11 +112,15 @@ async def _execute(runtime: Runtime, ctx: TenantCtx, run_id: str, config: BenchC
         if config.dry_run:
             snapshot = Estimator.from_dict(runtime.estimator.to_dict())
             result = await asyncio.to_thread(_run_private, config, ctx.agents, snapshot, progress)
-        else:  # exclusive use of the tenant's GPU: its jobs wait until the benchmark is done
-            async with ctx.gpu.lock:
-                result = await run_bench(
-                    config, backend=ctx.gpu.backend, agents=ctx.agents, estimator=runtime.estimator, progress=progress
-                )
+        else:  # the benchmark's calls go through the tenant's GPU scheduler, beside all other traffic
+            result = await run_bench(
+                config,
+                backend=ctx.gpu.backend,
+                agents=ctx.agents,
+                estimator=runtime.estimator,
+                progress=progress,
+                gpu=ctx.gpu,
+            )
             await ctx.gpu.refresh()
     except asyncio.CancelledError:
         await asyncio.to_thread(repo.update_bench_run, run_id, status=JobStatus.CANCELLED, finished_at=time.time())
