@@ -7,10 +7,12 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 ASSETS_URL = "/docs-assets"
+# ReDoc's sidebar footer loads its logo from a CDN; the served bundle points it at the local favicon instead.
+REDOC_CDN_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
 
 
 def assets_dir() -> Path:
@@ -18,12 +20,24 @@ def assets_dir() -> Path:
     return Path(str(resources.files("fastapi_offline") / "static"))
 
 
+def redoc_bundle(favicon: str) -> bytes:
+    return (assets_dir() / "redoc.standalone.js").read_bytes().replace(REDOC_CDN_LOGO, favicon.encode())
+
+
 def install_offline_docs(app: FastAPI) -> None:
     """The app must be built with docs_url=None and redoc_url=None; these routes replace FastAPI's CDN pages."""
-    app.mount(ASSETS_URL, StaticFiles(directory=assets_dir()), name="docs-assets")
     title = app.title
     openapi_url = app.openapi_url or "/openapi.json"
     favicon = f"{ASSETS_URL}/favicon.png"
+    bundle: list[bytes] = []  # read on first use
+
+    @app.get(f"{ASSETS_URL}/redoc.standalone.js", include_in_schema=False)
+    async def redoc_js() -> Response:
+        if not bundle:
+            bundle.append(redoc_bundle(favicon))
+        return Response(bundle[0], media_type="text/javascript", headers={"Cache-Control": "public, max-age=3600"})
+
+    app.mount(ASSETS_URL, StaticFiles(directory=assets_dir()), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:

@@ -144,7 +144,8 @@ async def job_events(job_id: str, request: Request, ctx: TenantDep, runtime: Run
             seen = {(e.event_type, e.ts) for e in past}
             for e in past:
                 yield _sse(e.event_type, {"ts": e.ts, "job_id": job_id, **e.payload})
-            while mgr.running(job_id):
+            # Drain what was published before the job ended too: it may end between subscribing and this check.
+            while mgr.running(job_id) or not queue.empty():
                 record = await queue.get()
                 if record is END:
                     break

@@ -42,7 +42,7 @@ class Page {
     return c;
   }
   show(...nodes) {
-    if (this.alive) this.root.replaceChildren(...nodes);
+    if (this.alive) this.root.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
   }
   close() {
     this.alive = false;

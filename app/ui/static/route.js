@@ -33,9 +33,9 @@ export async function routePage(page) {
   const subtasks = h("textarea", { id: "rp-subtasks", rows: 12, spellcheck: "false" });
   subtasks.value = JSON.stringify(EXAMPLE, null, 2);
   const mode = h("select", { id: "rp-routing" }, ["lp", "greedy", "lp_relaxed", "random", "llm"].map((m) => h("option", { value: m }, m)));
-  const lswitch = h("input", { id: "rp-lambda-switch", type: "number", step: "0.05", min: "0", value: "0.2" });
-  const ltoken = h("input", { id: "rp-lambda-token", type: "number", step: "0.05", min: "0", value: "0.5" });
-  const vram = h("input", { id: "rp-gpu", type: "number", step: "0.5", min: "0.1", placeholder: "tenant default" });
+  const lswitch = h("input", { id: "rp-lambda-switch", type: "number", step: "any", min: "0", value: "0.2" });
+  const ltoken = h("input", { id: "rp-lambda-token", type: "number", step: "any", min: "0", value: "0.5" });
+  const vram = h("input", { id: "rp-gpu", type: "number", step: "any", min: "0", placeholder: "tenant default" });
   const depth = h("input", { id: "rp-horizon", type: "number", step: "1", min: "0", placeholder: "all layers" });
   const loaded = h("input", { id: "rp-loaded", type: "text", placeholder: "from the GPU now (e.g. gemma2:2b)" });
   const out = h("div", { id: "rp-result" });
