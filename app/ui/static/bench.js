@@ -32,6 +32,8 @@ export async function benchListPage(page) {
   page.every(2000, load);
 }
 
+const f3 = (v) => (typeof v === "number" ? v.toFixed(3) : "–");
+
 function modeTable(report, G) {
   const rows = report.modes.map((m) => {
     const r = report.per_mode[m];
@@ -39,7 +41,7 @@ function modeTable(report, G) {
     return {
       attrs: { "data-mode": m, class: violated ? "violation-row" : "" },
       cells: [
-        m, `${fmt(r.avg_score)} ± ${fmt(r.ci95)}`, `[${fmt(r.ci95_low)}, ${fmt(r.ci95_high)}]`, fmt(r.n), fmt(r.avg_models_swapped_in),
+        m, `${f3(r.avg_score)} ± ${f3(r.ci95)}`, `[${f3(r.ci95_low)}, ${f3(r.ci95_high)}]`, fmt(r.n), fmt(r.avg_models_swapped_in),
         fmt(r.estimated_switch_ms_mean, 0), `${fmt(r.peak_vram_gb, 2)}${r.peak_vram_gb > G + 1e-9 ? " ⚠" : ""}`, fmt(r.mean_peak_vram_gb, 2),
         h("span", { class: r.vram_violation_rate > 0 ? "bad" : "" }, fmt(r.vram_violation_rate)), fmt(r.token_cost_mean, 4),
         fmt(r.oracle_gap_per_step_mean), r.planner_steps ? fmt(r.fallback_rate) : "–",
@@ -77,7 +79,7 @@ function pareto(report, G, benchmark) {
     {},
     h("div", { class: "plots" }, panels),
     legend(report.modes.map((m) => ({ label: `${m}${violated(m) ? " (⚠ exceeded G)" : ""}`, color: color.get(m) }))),
-    h("p", { class: "muted small" }, "Up and left is better. Error bars: 95% confidence interval of the score. ⚠ marks a mode that exceeded the VRAM budget."),
+    h("p", { class: "muted small" }, "Up and left is better. Error bars: 95% confidence interval of the score. ⚠ marks a mode that exceeded the VRAM budget. Modes with identical results are drawn side by side."),
   );
 }
 

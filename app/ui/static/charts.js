@@ -46,8 +46,17 @@ export function scatter({ title, xLabel, yLabel, points, budget }) {
     g.push(s("line", { x1: X(budget.x), x2: X(budget.x), y1: T, y2: H - B, class: "budget" }));
     g.push(s("text", { x: X(budget.x) - 4, y: T + 12, class: "budget-label", "text-anchor": "end" }, budget.label));
   }
+  // Points at the same spot (e.g. two modes with identical results) are spread sideways so none hides another.
+  const spots = new Map();
   for (const p of points) {
-    const cx = X(p.x), cy = Y(p.y);
+    const key = `${Math.round(X(p.x) / 4)},${Math.round(Y(p.y) / 4)}`;
+    if (!spots.has(key)) spots.set(key, []);
+    spots.get(key).push(p);
+  }
+  const dodge = new Map();
+  for (const group of spots.values()) group.forEach((p, i) => dodge.set(p, (i - (group.length - 1) / 2) * 9));
+  for (const p of points) {
+    const cx = X(p.x) + dodge.get(p), cy = Y(p.y);
     if (p.err) {
       g.push(s("line", { x1: cx, x2: cx, y1: Y(p.y - p.err), y2: Y(p.y + p.err), stroke: p.color, class: "errbar" }));
       for (const v of [p.y - p.err, p.y + p.err]) {
@@ -144,5 +153,5 @@ export function timelineStrip(events) {
   g.push(s("text", { x: L, y: H - 4, class: "tick" }, new Date(t0 * 1000).toLocaleTimeString()));
   g.push(s("text", { x: W - R, y: H - 4, class: "tick", "text-anchor": "end" }, new Date(t1 * 1000).toLocaleTimeString()));
   g.push(s("text", { x: L, y: 12, class: "tick" }, "▲ load   ▼ eviction (hover for the reason)"));
-  return s("svg", { viewBox: `0 0 ${W} ${H}`, class: "timeline", role: "img", "aria-label": "loads and evictions over time" }, g);
+  return s("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "xMinYMid meet", class: "timeline", role: "img", "aria-label": "loads and evictions over time" }, g);
 }

@@ -58,6 +58,8 @@ function why(rows, assignments) {
         + " (VRAM budget, shared loads across subtasks) is better with this choice";
     } else if (cands.length > 1 && chosenRow) {
       text += `: best utility ${fmt(chosenRow.utility)}, next ${cands[1].model} at ${fmt(cands[1].utility)}`;
+    } else if (cands.length === 1) {
+      text += ": the only model that fits the VRAM budget and the context";
     }
     items.push(h("li", {}, text));
   }
