@@ -12,8 +12,8 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import errors
-from app.api.fastpath import HotRoutes
 from app.api.docs import install_offline_docs
+from app.api.fastpath import HotRoutes
 from app.api.metrics import install_metrics
 from app.api.middleware import BodyLimit
 from app.api.routes import bench, gpus, health, jobs, metrics, ollama, openai, route, telemetry, tenants

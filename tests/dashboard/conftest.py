@@ -75,7 +75,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     root = tmp_path_factory.mktemp("dashboard")
     with serve(create_app(service_settings(root, 0.02))) as url:
         admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30)
-        keys = [admin.post("/admin/tenants", json={"name": n, "token_budget": 100_000}).json()["api_key"] for n in ("alice", "bob")]
+        keys = [
+            admin.post("/admin/tenants", json={"name": n, "token_budget": 100_000}).json()["api_key"]
+            for n in ("alice", "bob")
+        ]
         yield Service(url, keys[0], keys[1])
 
 

@@ -18,7 +18,9 @@ CHROMIUM = os.environ.get("SWARM_CHROMIUM", "/usr/bin/chromium")
 SHOTS = Path(os.environ.get("SWARM_SCREENSHOTS_DIR", Path(__file__).resolve().parents[2] / "screenshots"))
 ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])"
+)
 if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
     pytest.skip(
         f"no Chromium at {CHROMIUM}: install Debian's chromium (.ci/run does as root) or set SWARM_CHROMIUM",
@@ -152,7 +154,9 @@ def test_route_playground_shows_the_decision_and_how_knobs_change_it(service: Se
 
 def test_benchmark_runs_and_report(service: Service, open_page: Any) -> None:
     with service.client(service.tenant_key) as c:
-        run = c.post("/bench", json={"benchmarks": ["workflowbench"], "compare": "all", "limit": 2, "seed": 1, "dry_run": True})
+        run = c.post(
+            "/bench", json={"benchmarks": ["workflowbench"], "compare": "all", "limit": 2, "seed": 1, "dry_run": True}
+        )
         run_id = run.json()["id"]
         deadline = time.monotonic() + 120
         while c.get(f"/bench/{run_id}").json()["status"] in ("queued", "running"):

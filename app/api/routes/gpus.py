@@ -34,7 +34,11 @@ def queue_view(runtime: Runtime, tenant_id: str | None) -> dict[str, Any]:
     source = getattr(runtime, "scheduler", None)
     if isinstance(source, QueueSource):
         snap = source.queue_snapshot(tenant_id)
-        return {"by_model": dict(snap.get("by_model", {})), "by_tenant": dict(snap.get("by_tenant", {})), "source": source.name}
+        return {
+            "by_model": dict(snap.get("by_model", {})),
+            "by_tenant": dict(snap.get("by_tenant", {})),
+            "source": source.name,
+        }
     return {"by_model": {}, "by_tenant": {}, "source": None}
 
 

@@ -100,7 +100,10 @@ async def list_jobs(
 ) -> dict[str, Any]:
     rows, total = await asyncio.to_thread(runtime.repo.list_jobs, ctx.scope, status, offset, limit)
     items = [
-        {k: getattr(j, k) for k in ("id", "tenant_id", "status", "query", "routing", "error", "created_at", "finished_at")}
+        {
+            k: getattr(j, k)
+            for k in ("id", "tenant_id", "status", "query", "routing", "error", "created_at", "finished_at")
+        }
         for j in rows
     ]
     return {"items": items, "total": total, "limit": limit, "offset": offset}
