@@ -91,9 +91,9 @@ def test_key_form_stores_the_key(service: Service, open_page: Any) -> None:
     assert page.input_value("#apikey") == service.tenant_key
 
 
-def shot(page: Any, name: str) -> None:
+def shot(page: Any, name: str, full_page: bool = True) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
 
 
 def test_gpu_view_shows_the_resident_model(service: Service, open_page: Any) -> None:
@@ -141,12 +141,18 @@ def test_route_playground_shows_the_decision_and_how_knobs_change_it(service: Se
     page.click("#rp-submit")
     page.wait_for_selector("#rp-result table.matrix td.chosen")
     assert page.locator("#rp-result table.matrix td.chosen").count() == 3
-    page.fill("#rp-lambda-switch", "5")
-    page.fill("#rp-gpu", "2.5")
+    before = page.locator("#rp-result table.matrix td.chosen").evaluate_all("cs => cs.map(c => c.dataset.model)")
+    assert len(set(before)) == 2  # at λ_switch 0.2 the coder model is worth its load for the code subtask
+    page.fill("#rp-lambda-switch", "1")
     page.click("#rp-submit")
     page.wait_for_selector("#rp-result .diff")
-    assert "G = 2.5 GB" in page.locator("#rp-result h3").inner_text()
+    after = page.locator("#rp-result table.matrix td.chosen").evaluate_all("cs => cs.map(c => c.dataset.model)")
+    assert len(set(after)) == 1 and "→" in page.locator("#rp-result .diff").inner_text()  # one model, no swap
     shot(page, "route")
+    page.fill("#rp-gpu", "2.5")
+    page.click("#rp-submit")
+    page.wait_for_selector("#rp-result h3:has-text('G = 2.5 GB')")
+    assert page.locator("#rp-result td.infeasible").count() == 9  # only gemma2:2b fits: 3 models x 3 subtasks out
     page.fill("#rp-subtasks", "[not json")
     page.click("#rp-submit")
     page.wait_for_selector("#rp-result .error:has-text('not valid JSON')")
@@ -155,7 +161,7 @@ def test_route_playground_shows_the_decision_and_how_knobs_change_it(service: Se
 def test_benchmark_runs_and_report(service: Service, open_page: Any) -> None:
     with service.client(service.tenant_key) as c:
         run = c.post(
-            "/bench", json={"benchmarks": ["workflowbench"], "compare": "all", "limit": 2, "seed": 1, "dry_run": True}
+            "/bench", json={"benchmarks": ["workflowbench"], "compare": "all", "limit": 3, "seed": 3, "dry_run": True}
         )
         run_id = run.json()["id"]
         deadline = time.monotonic() + 120
@@ -172,6 +178,12 @@ def test_benchmark_runs_and_report(service: Service, open_page: Any) -> None:
     assert page.locator("svg.chart").count() == 3
     assert page.locator("svg.chart line.budget").count() == 1
     assert page.locator("svg.chart line.errbar").count() > 0
+    # lp_relaxed (the original tool's rounding) plans over G on this seed: its row and its points are flagged
+    assert page.locator("table.modes tr.violation-row").evaluate_all("rs => rs.map(r => r.dataset.mode)") == [
+        "lp_relaxed"
+    ]
+    assert page.locator("svg.chart circle.pt.violation").count() == 3
+    assert "planned or used more than G" in page.locator("ul.legend").inner_text()
     shot(page, "bench_report")
 
 
@@ -190,7 +202,7 @@ def test_api_docs_render_offline(service: Service, open_page: Any) -> None:
     page.locator(".opblock").first.wait_for()
     assert page.locator(".opblock").count() > 20
     assert page.locator(".opblock-summary-path:has-text('/gpus')").count() == 1
-    shot(page, "docs")
+    shot(page, "docs", full_page=False)
     redoc = open_page("/redoc")
     redoc.locator("h2:has-text('/route'), [data-section-id]").first.wait_for()
-    shot(redoc, "redoc")
+    shot(redoc, "redoc", full_page=False)
