@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.dashboard.conftest import ADMIN_KEY, TWO_STEP_JOB, Service, wait_job
+from app.main import create_app
+from tests.dashboard.conftest import ADMIN_KEY, TWO_STEP_JOB, Service, serve, service_settings, wait_job
 
 CHROMIUM = os.environ.get("SWARM_CHROMIUM", "/usr/bin/chromium")
 SHOTS = Path(os.environ.get("SWARM_SCREENSHOTS_DIR", Path(__file__).resolve().parents[2] / "screenshots"))
@@ -62,12 +64,12 @@ def open_page(browser: Any, service: Service) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     watches: list[Watch] = []
 
-    def make(path: str, key: str | None = None) -> Any:
+    def make(path: str, key: str | None = None, base: str | None = None) -> Any:
         page = context.new_page()
-        watches.append(Watch(page, service.url))
+        watches.append(Watch(page, base or service.url))
         if key is not None:  # as if typed into the key form earlier (the page keeps it in localStorage)
             page.add_init_script(f"localStorage.setItem('swarm.apiKey', {key!r})")
-        page.goto(service.url + path)
+        page.goto((base or service.url) + path)
         return page
 
     make.watches = watches  # type: ignore[attr-defined]
@@ -134,6 +136,35 @@ def test_a_submitted_job_appears_runs_live_and_completes(service: Service, open_
     assert "solver" in page.locator("section.step .facts").first.inner_text()
     assert page.locator("table.subtasks tr[data-subtask] .badge.st-done").count() == 3
     shot(page, "job")
+
+
+@pytest.fixture
+def paced_url(tmp_path: Path) -> Iterator[str]:
+    """A second service whose simulator takes a quarter of real model time: a job runs for a few seconds."""
+    with serve(create_app(service_settings(tmp_path, 0.25))) as url:
+        yield url
+
+
+def test_job_page_updates_live_while_the_job_runs(paced_url: str, open_page: Any) -> None:
+    with httpx.Client(base_url=paced_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin:
+        job_id = admin.post("/jobs", json=TWO_STEP_JOB).json()["id"]
+    page = open_page(f"/ui#/jobs/{job_id}", ADMIN_KEY, base=paced_url)
+    page.wait_for_selector("h2 .live", timeout=5_000)
+    done_at_open = page.locator("table.subtasks .badge.st-done").count()
+    assert done_at_open < 3
+    # The page reads the job once, then only the SSE stream: more subtasks turn done while it is still live.
+    more_done_while_live = (
+        "n => document.querySelector('h2 .live') && document.querySelectorAll('table.subtasks .st-done').length > n"
+    )
+    page.wait_for_function(
+        more_done_while_live,
+        arg=done_at_open,
+        timeout=20_000,
+    )
+    page.locator(".facts .badge.st-succeeded").wait_for(timeout=30_000)
+    page.wait_for_selector("h2 .live", state="detached")
+    assert page.locator("table.subtasks .badge.st-done").count() == 3
+    assert page.locator("section.step").count() == 3
 
 
 def test_route_playground_shows_the_decision_and_how_knobs_change_it(service: Service, open_page: Any) -> None:
