@@ -173,3 +173,19 @@ def test_dashboard_page_and_its_modules_are_served_from_the_package(tmp_path: Pa
             assert re.findall(r"https?://(?!www\.w3\.org/2000/svg)", resp.text) == [], path
             pending += ["/ui/static/" + m for m in re.findall(r'from "\./([\w.]+)"', resp.text)]
     assert {"/ui/static/app.js", "/ui/static/matrix.js", "/ui/static/charts.js", "/ui/static/app.css"} <= seen
+
+
+def test_the_admin_sees_every_gpu_and_an_unreachable_one_says_so(tmp_path: Path) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    with TestClient(create_app(service_settings(tmp_path, 0.0))) as client:
+        closed = "http://127.0.0.1:9"  # the discard port: nothing listens there
+        created = client.post("/admin/tenants", json={"name": "remote", "backend_url": closed}, headers=admin)
+        own = {"Authorization": f"Bearer {created.json()['api_key']}"}
+        everything = client.get("/gpus", headers=admin).json()["gpus"]
+        mine = client.get("/gpus", headers=own).json()["gpus"]
+    by_id = {g["id"]: g for g in everything}
+    assert set(by_id) == {"sim", closed}
+    assert by_id[closed]["tenants"] == ["remote"] and by_id[closed]["error"] and by_id[closed]["resident"] == []
+    assert by_id[closed]["in_flight_tracked"] is False
+    assert "remote" not in by_id["sim"]["tenants"]
+    assert [g["id"] for g in mine] == [closed]

@@ -111,7 +111,11 @@ async def gpus(ctx: TenantDep, runtime: RuntimeDep, events: int = Query(200, ge=
         bound.setdefault(gpu.backend.name, []).append(t.name)
         gpu_of[t.id] = gpu.backend.name
     states = runtime.pool.all() if ctx.is_admin else [ctx.gpu]
-    views = [await gpu_view(g, bound.get(g.backend.name, [])) for g in states]
+    views = await asyncio.gather(*(gpu_view(g, bound.get(g.backend.name, [])) for g in states))  # one slow GPU at most
     rows = await asyncio.to_thread(runtime.repo.recent_events, ctx.scope, "plan_step", events)
     timeline = [e for r in rows for e in swap_events(r, gpu_of.get(r.tenant_id, runtime.pool.default.backend.name))]
-    return {"gpus": views, "queue": queue_view(runtime, ctx.scope), "events": timeline[-events:] if events else []}
+    return {
+        "gpus": list(views),
+        "queue": queue_view(runtime, ctx.scope),
+        "events": timeline[-events:] if events else [],
+    }
