@@ -105,6 +105,15 @@ export async function jobPage(page, id) {
       if (t) Object.assign(t, data);
     } else if (name === "job") job.status = data.status;
     else if (name === "end") job = data;
+    else if (name === "dag_structure" && !job.subtasks.length) {
+      // a query job: the decomposer just produced the subtasks; read their rows once
+      api(`/jobs/${encodeURIComponent(id)}`)
+        .then((fresh) => {
+          if (!FINISHED.has(job.status)) job = { ...fresh, status: job.status };
+          render(!FINISHED.has(job.status));
+        })
+        .catch((err) => console.warn("could not read the job:", err.message));
+    }
     if (!FINISHED.has(job.status) || name === "end") render(name !== "end");
   };
   try {
