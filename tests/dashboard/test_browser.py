@@ -140,8 +140,8 @@ def test_a_submitted_job_appears_runs_live_and_completes(service: Service, open_
 
 @pytest.fixture
 def paced_url(tmp_path: Path) -> Iterator[str]:
-    """A second service whose simulator takes a quarter of real model time: a job runs for a few seconds."""
-    with serve(create_app(service_settings(tmp_path, 0.25))) as url:
+    """A second service whose simulator takes half of real model time: a job runs for a few seconds."""
+    with serve(create_app(service_settings(tmp_path, 0.5))) as url:
         yield url
 
 
