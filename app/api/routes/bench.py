@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import Field, field_validator
 
@@ -165,20 +165,46 @@ async def start_bench(body: BenchRequest, ctx: TenantDep, runtime: RuntimeDep) -
 
 
 async def _get(runtime: Runtime, ctx: TenantCtx, run_id: str) -> BenchRun:
-    run = await asyncio.to_thread(runtime.repo.get_bench_run, ctx.tenant.id, run_id)
+    run = await asyncio.to_thread(runtime.repo.get_bench_run, ctx.scope, run_id)
     if run is None:
         raise NotFound(f"bench run {run_id!r} not found")
     return run
 
 
+def _progress_of(runtime: Runtime, run: BenchRun) -> float:
+    live = _progress_map(runtime).get(run.id)
+    return live.fraction if live is not None and run.status == JobStatus.RUNNING else run.progress
+
+
+@router.get("/bench")
+async def list_bench(ctx: TenantDep, runtime: RuntimeDep, limit: int = Query(50, ge=1, le=200)) -> dict[str, Any]:
+    """The caller's runs, newest first (the admin key: every tenant's), with live progress; no reports."""
+    rows = await asyncio.to_thread(runtime.repo.list_bench_runs, ctx.scope, limit)
+    keys = ("benchmarks", "compare", "limit", "seed", "gpu_vram_gb", "dry_run")
+    items = [
+        {
+            "id": r.id,
+            "tenant_id": r.tenant_id,
+            "status": r.status,
+            "progress": _progress_of(runtime, r),
+            "config": {k: r.config.get(k) for k in keys},
+            "error": r.error,
+            "created_at": r.created_at,
+            "finished_at": r.finished_at,
+        }
+        for r in rows
+    ]
+    return {"items": items}
+
+
 @router.get("/bench/{run_id}")
 async def get_bench(run_id: str, ctx: TenantDep, runtime: RuntimeDep) -> dict[str, Any]:
     run = await _get(runtime, ctx, run_id)
-    live = _progress_map(runtime).get(run_id)
     return {
         "id": run.id,
+        "tenant_id": run.tenant_id,
         "status": run.status,
-        "progress": live.fraction if live is not None and run.status == JobStatus.RUNNING else run.progress,
+        "progress": _progress_of(runtime, run),
         "config": run.config,
         "error": run.error,
         "created_at": run.created_at,
