@@ -48,8 +48,9 @@ define install_local
 	$(PIP) install $(PIP_BUILD) -e '$(1)' | { grep -v '^Requirement already satisfied' || true; }
 endef
 
+DEV_LOCAL := .[dev,local]
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed-fast | $(BIN)/python
-	$(call install_local,.[dev,local])
+	$(call install_local,$(DEV_LOCAL))
 	@touch $@
 
 $(VENV)/.installed-local: pyproject.toml | $(BIN)/python

@@ -104,11 +104,11 @@ def print_sweep(result: dict[str, Any], out: Console) -> None:
     runs.add_column("peak GB", justify="right")
     runs.add_column("viol", justify="right")
     for entry in result["index"]["runs"]:
-        where = ("+".join(entry["benchmarks"]), fmt(entry["gpu_vram_gb"]), str(entry["horizon_depth"]))
+        where = ("+".join(entry["benchmarks"]), f"{entry['gpu_vram_gb']:g}", str(entry["horizon_depth"]))
         for mode, m in entry["per_mode"].items():
             keys = ("avg_score", "ci95", "token_cost_mean", "estimated_switch_ms_mean", "peak_vram_gb")
             values = [fmt(m.get(k)) for k in keys]
-            runs.add_row(*where, fmt(entry["lambda_switch"]), mode, *values, fmt(m.get("vram_violation_rate")))
+            runs.add_row(*where, f"{entry['lambda_switch']:g}", mode, *values, fmt(m.get("vram_violation_rate")))
     out.print(runs)
     meta = Table(title="mean over the runs")
     for head in ("benchmark", "mode", "runs", "score", "tok cost", "switch ms", "peak GB"):
