@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.bench.stats import grouped_front, mean, percentile, summary
 from app.domain.models import Agent
+from app.routing.registry import EXACT
 
 if TYPE_CHECKING:
     from app.bench.runner import BenchConfig, JobRecord
@@ -20,7 +21,7 @@ DEFINITIONS = {
     "because code_eval is off only has a heuristic score, counted in score_methods but not averaged); ci95 is the "
     "half-width of the 95% Student-t interval over those subtask scores",
     "job_score": "per job, the mean of its subtask scores; its ci95 treats jobs as the independent units",
-    "oracle_gap": "per plan step: the exact optimum (route_lp, DP or MILP) re-solved on the same RoutingProblem "
+    "oracle_gap": "per plan step: the exact optimum (route_exact, DP or MILP) re-solved on the same RoutingProblem "
     "under the same estimates the mode was given, minus the objective of the plan the mode chose; 0 = optimal, "
     "negative only for plans that break the VRAM budget (lp_relaxed rounding)",
     "objective_per_step / solve_time_ms_per_step": "per plan step, never summed per job",
@@ -248,8 +249,8 @@ def build_report(
 ) -> dict[str, Any]:
     modes = config.modes
     per_mode = {m: mode_metrics(m, jobs, rows, config.benchmarks) for m in modes}
-    others = [m for m in modes if m != "lp"]
-    comparisons = {f"lp_vs_{m}": compare_modes(rows, "lp", m) for m in others} if "lp" in modes else {}
+    others = [m for m in modes if m != EXACT]
+    comparisons = {f"{EXACT}_vs_{m}": compare_modes(rows, EXACT, m) for m in others} if EXACT in modes else {}
     agg = aggregates(rows, jobs, config)
     return {
         "schema": SCHEMA,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from app.backends.base import Backend
 from app.backends.sim import SimBackend
@@ -22,44 +22,29 @@ from app.bench.report_io import write_report
 from app.bench.simkeys import register_examples
 from app.bench.types import Example, ScoreResult
 from app.core.errors import InfeasibleError, ValidationFailed
-from app.domain.models import Agent, Plan, RoutingParams, RoutingProblem, Subtask
+from app.domain.knobs import GpuVramGb, RoutingKnobs
+from app.domain.models import Agent, Plan, RoutingProblem, Subtask
 from app.execution.orchestrator import Orchestrator
 from app.execution.results import JobResult, JobSpec
 from app.execution.state import GpuState
 from app.execution.telemetry import Recorder
 from app.routing import Estimator
-from app.routing.router import route_lp
+from app.routing.registry import DEFAULT_COMPARE, CompareName, expand_compare
+from app.routing.router import route_exact
 
-ALL_MODES: tuple[str, ...] = ("lp", "lp_relaxed", "llm", "greedy", "random")
-Compare = Literal["lp", "lp_relaxed", "llm", "greedy", "random", "both", "all"]
 ProgressFn = Callable[[str, str, int, int], None]  # (mode, benchmark, done, total)
 
 
-def expand_compare(compare: str) -> list[str]:
-    if compare == "both":
-        return ["lp", "llm"]
-    if compare == "all":
-        return list(ALL_MODES)
-    if compare not in ALL_MODES:
-        raise ValueError(f"unknown --compare {compare!r}; use one of {', '.join((*ALL_MODES, 'both', 'all'))}")
-    return [compare]
+class BenchConfig(RoutingKnobs):
+    """Everything a benchmark run depends on (the routing knobs included); written verbatim to bench_config.json."""
 
-
-class BenchConfig(BaseModel):
-    """Everything a benchmark run depends on; written verbatim to bench_config.json."""
-
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=False)
 
     benchmarks: list[str] = Field(min_length=1)
-    compare: Compare = "both"
+    compare: CompareName = DEFAULT_COMPARE
     limit: int = Field(default=20, ge=1, le=500)
     seed: int = Field(default=0, ge=0)
-    gpu_vram_gb: float = Field(default=8.0, gt=0, le=4096)
-    lambda_token: float = Field(default=0.5, ge=0)
-    lambda_switch: float = Field(default=0.2, ge=0)
-    token_scale: float = Field(default=1000.0, gt=0)
-    switch_t_scale_ms: float = Field(default=1500.0, gt=0)
-    horizon_depth: int = Field(default=1, ge=0, le=32)
+    gpu_vram_gb: GpuVramGb = 8.0
     mix: Literal["grouped", "interleave"] = "grouped"
     code_eval: bool = False
     judge: bool = False
@@ -90,15 +75,6 @@ class BenchConfig(BaseModel):
     @property
     def modes(self) -> list[str]:
         return expand_compare(self.compare)
-
-    @property
-    def params(self) -> RoutingParams:
-        return RoutingParams(
-            lambda_token=self.lambda_token,
-            lambda_switch=self.lambda_switch,
-            token_scale=self.token_scale,
-            switch_t_scale_ms=self.switch_t_scale_ms,
-        )
 
 
 class OracleTap(Estimator):
@@ -137,7 +113,7 @@ class _Fixed(Estimator):
 
 
 def _exact(problem: RoutingProblem, est: Any) -> float:
-    plan: Plan = route_lp(problem, _Fixed(est))
+    plan: Plan = route_exact(problem, _Fixed(est))
     return float(plan.objective)
 
 

@@ -26,6 +26,7 @@ from app.cli.common import (
     settings_from,
 )
 from app.cli.helptext import helped
+from app.cli.knobs import add_compare_flag, add_knob_flags
 from app.cli.view import (
     BenchProgress,
     SweepProgress,
@@ -44,7 +45,6 @@ if TYPE_CHECKING:  # the bench stack (numpy, the solvers, matplotlib) is importe
     from app.domain.models import Agent
     from app.routing import Estimator
 
-COMPARE = ("lp", "lp_relaxed", "llm", "greedy", "random", "both", "all")
 # app.bench.registry.list_benchmarks() and app.bench.presets.PRESETS, spelled out so that `swarm --help` does not
 # import the benchmarks (tests/cli/test_cli_help.py keeps them equal).
 BENCHMARKS = ("workflowbench", "code_math_mix", "agentic_bench", "humaneval", "mbpp")
@@ -62,16 +62,10 @@ def vram_gb(text: str) -> float:
 
 
 def _bench_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--compare", choices=COMPARE, default="both", help="modes to compare (both = lp + llm, all = every mode)"
-    )
+    add_compare_flag(p)
     p.add_argument("--limit", type=int_range(1, MAX_LIMIT), default=20, help="examples per benchmark")
     p.add_argument("--mix", choices=["grouped", "interleave"], default="grouped", help="arrival order of the jobs")
-    p.add_argument("--lambda_token", type=finite_nonneg_float, help=helped("lambda_token"))
-    p.add_argument("--lambda_switch", type=finite_nonneg_float, help=helped("lambda_switch"))
-    p.add_argument("--token_scale", type=finite_positive_float, help=helped("token_scale"))
-    p.add_argument("--switch_t_scale_ms", type=finite_positive_float, help=helped("switch_t_scale_ms"))
-    p.add_argument("--horizon_depth", type=horizon_depth, help=helped("horizon_depth"))
+    add_knob_flags(p)
     p.add_argument("--code_eval", action="store_true", help="run code answers against their tests (sandboxed)")
     p.add_argument("--judge", action="store_true", help="also score every answer with an LLM judge")
     p.add_argument("--judge_model", type=non_empty, help="judge model (default: the smallest agent)")
@@ -142,23 +136,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def bench_config(args: argparse.Namespace, settings: Settings, benchmarks: list[str], out: Path) -> BenchConfig:
     from app.bench.runner import BenchConfig
 
-    r = settings.routing
-
-    def pick(flag: str, default: Any) -> Any:
-        value = getattr(args, flag, None)
-        return default if value is None else value
-
     return BenchConfig(
+        **settings.routing.params.model_dump(),
+        horizon_depth=settings.routing.horizon_depth,
         benchmarks=benchmarks,
         compare=args.compare,
         limit=args.limit,
         seed=args.seed or 0,
         gpu_vram_gb=settings.gpu_vram_gb,
-        lambda_token=pick("lambda_token", r.lambda_token),
-        lambda_switch=pick("lambda_switch", r.lambda_switch),
-        token_scale=pick("token_scale", r.token_scale),
-        switch_t_scale_ms=pick("switch_t_scale_ms", r.switch_t_scale_ms),
-        horizon_depth=pick("horizon_depth", r.horizon_depth),
         mix=args.mix,
         code_eval=args.code_eval,
         judge=args.judge,

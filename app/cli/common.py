@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.cli.helptext import helped
+from app.cli.knobs import GPU_KNOB, add_knob_flags, knob_overrides
 from app.core.errors import ValidationFailed
 
 if TYPE_CHECKING:  # `swarm --help` must not import pydantic-settings, numpy or the solvers
@@ -271,21 +272,17 @@ def add_backend_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry_run", action="store_true", help=helped("dry_run"))
     p.add_argument("--ollama_base_url", help=helped("ollama_base_url"))
     p.add_argument("--agents_file", help=helped("agents_file"))
-    p.add_argument("--gpu_vram_gb", type=finite_positive_float, help=helped("gpu_vram_gb"))
+    add_knob_flags(p, (GPU_KNOB,))
     p.add_argument("--time_scale", type=finite_nonneg_float, help=helped("time_scale"))
     p.add_argument("--seed", type=nonneg_int, default=0, help=helped("seed"))
     p.add_argument("--database_url", type=database_url, help=helped("database_url"))
 
 
 def add_routing_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--routing", choices=["lp", "lp_relaxed", "llm", "greedy", "random"], default=None, help=helped("routing")
-    )
-    p.add_argument("--lambda_token", type=finite_nonneg_float, help=helped("lambda_token"))
-    p.add_argument("--lambda_switch", type=finite_nonneg_float, help=helped("lambda_switch"))
-    p.add_argument("--token_scale", type=finite_positive_float, help=helped("token_scale"))
-    p.add_argument("--switch_t_scale_ms", type=finite_positive_float, help=helped("switch_t_scale_ms"))
-    p.add_argument("--horizon_depth", type=horizon_depth, help=helped("horizon_depth"))
+    from app.cli.knobs import add_knob_flags, add_mode_flag
+
+    add_mode_flag(p)
+    add_knob_flags(p)
     p.add_argument("--planner_model", help=helped("planner_model"))
     p.add_argument("--decomposer_model", help=helped("decomposer_model"))
 
@@ -302,7 +299,6 @@ def settings_from(args: argparse.Namespace) -> Settings:
     for flag, key in (
         ("ollama_base_url", "ollama_base_url"),
         ("agents_file", "agents_file"),
-        ("gpu_vram_gb", "gpu_vram_gb"),
         ("time_scale", "sim_time_scale"),
         ("database_url", "database_url"),
         ("runs_dir", "runs_dir"),
@@ -312,11 +308,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
             over[key] = value
     if getattr(args, "seed", None) is not None:
         over["sim_seed"] = args.seed
+    knobs = knob_overrides(args)
+    if knobs.gpu_vram_gb is not None:
+        over["gpu_vram_gb"] = knobs.gpu_vram_gb
     base = load_settings(**over)
-    routing = base.routing.model_dump()
-    for key in ("lambda_token", "lambda_switch", "token_scale", "switch_t_scale_ms", "horizon_depth"):
-        if getattr(args, key, None) is not None:
-            routing[key] = getattr(args, key)
+    routing = base.routing.overridden(knobs).model_dump()
     if getattr(args, "routing", None):
         routing["mode"] = args.routing
     models = base.models.model_dump()

@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-# Flag (dest) -> help. The routing knobs' texts are meant to come from the knobs model's Field descriptions once it
-# exists: replace these entries with `{name: field.description for name, field in ...model_fields.items()}`.
+# Flag (dest) -> help, for the flags that are not routing knobs (those take their text, bounds and defaults from the
+# knobs model and the routing registry: app/cli/knobs.py).
 HELP: dict[str, str] = {
-    # routing knobs
-    "routing": "router: lp = exact (DP over resident sets, or MILP), lp_relaxed = the original tool's LP relaxation "
-    "rounded by argmax, llm = a planner LLM, greedy, random",
-    "lambda_token": "λ_token: weight of the token cost in the routing objective",
-    "lambda_switch": "λ_switch: weight of the model-switch (load) cost in the routing objective",
-    "token_scale": "tokens that make one unit of token cost",
-    "switch_t_scale_ms": "load milliseconds that make a third of one unit of switch cost",
-    "horizon_depth": "look-ahead in DAG layers the router plans over (0..32; 1 = the ready layer and the next)",
-    "gpu_vram_gb": "VRAM budget G in GB",
     "planner_model": "planner LLM for --routing llm (default: the smallest agent)",
     "decomposer_model": "model that splits a query into subtasks (default: the smallest agent)",
     # backend
@@ -34,12 +25,6 @@ HELP: dict[str, str] = {
 # Flags whose default comes from the settings (environment, then SWARM_CONFIG_FILE, then the built-in value):
 # dest -> (environment variable, built-in default). tests/cli/test_cli_help.py keeps these equal to Settings.
 SETTING_DEFAULTS: dict[str, tuple[str, str]] = {
-    "routing": ("SWARM_ROUTING__MODE", "lp"),
-    "lambda_token": ("SWARM_ROUTING__LAMBDA_TOKEN", "0.5"),
-    "lambda_switch": ("SWARM_ROUTING__LAMBDA_SWITCH", "0.2"),
-    "token_scale": ("SWARM_ROUTING__TOKEN_SCALE", "1000"),
-    "switch_t_scale_ms": ("SWARM_ROUTING__SWITCH_T_SCALE_MS", "1500"),
-    "horizon_depth": ("SWARM_ROUTING__HORIZON_DEPTH", "1"),
     "gpu_vram_gb": ("SWARM_GPU_VRAM_GB", "8"),
     "backend": ("SWARM_BACKEND", "auto"),
     "ollama_base_url": ("SWARM_OLLAMA_BASE_URL", "http://localhost:11434"),
@@ -56,7 +41,7 @@ def helped(dest: str, text: str | None = None) -> str:
     base = text if text is not None else HELP[dest]
     if dest in SETTING_DEFAULTS and "default" not in base:
         env, value = SETTING_DEFAULTS[dest]
-        return f"{base} (default: {env} or {value})"
+        return f"{base} (default: {env}, else {value})"
     return base
 
 

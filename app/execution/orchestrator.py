@@ -18,6 +18,7 @@ from app.execution.state import GpuState
 from app.execution.steps import StepLog, summarize
 from app.execution.telemetry import Recorder
 from app.routing import Estimator, route, route_sync
+from app.routing.registry import needs_chat
 from app.storage.models import PlanStepRecord, SubtaskRecord
 
 
@@ -139,11 +140,11 @@ class Orchestrator:
             step_index += 1
 
     async def _route(self, spec: JobSpec, problem: RoutingProblem, log: StepLog) -> Plan:
-        if spec.mode == "llm":
+        if needs_chat(spec.mode):
             model = self._helper_model(spec, spec.planner_model)
             await self._make_room(spec, model, log)
             chat = bind_chat(self.gpu.backend, model, self.keep_alive)
-            plan = await route(problem, self.estimator, "llm", chat=chat, planner_model=model, seed=spec.seed)
+            plan = await route(problem, self.estimator, spec.mode, chat=chat, planner_model=model, seed=spec.seed)
             await self._helper_done(log)
             return plan
         # HiGHS and the exact DP are CPU work: keep the event loop free.

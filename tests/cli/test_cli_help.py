@@ -14,6 +14,7 @@ import pytest
 
 from app.cli import build_parser, main
 from app.cli.helptext import SETTING_DEFAULTS, Formatter
+from app.domain.knobs import KnobOverrides
 
 ROOT = Path(__file__).resolve().parents[2]
 # Modules a help screen must not pull in: the numeric/solver/plot stack and the service's web and database layers.
@@ -69,7 +70,7 @@ def test_help_imports_nothing_heavy(argv: list[str], tmp_path: Path) -> None:
 def test_the_probe_sees_heavy_imports(tmp_path: Path) -> None:
     """The check above can fail: a command that does import the stack shows up in sys.modules."""
     out = tmp_path / "probe.json"
-    code = PROBE.replace("code = main(sys.argv[2:])", "import app.routing; code = 0")
+    code = PROBE.replace("code = main(sys.argv[2:])", "import app.bench.runner; code = 0")
     subprocess.run([sys.executable, "-c", code, str(out)], cwd=ROOT, check=True, timeout=60)
     assert "numpy" in json.loads(out.read_text())["modules"]
 
@@ -86,7 +87,8 @@ def test_every_flag_has_help_and_shows_its_default() -> None:
                 continue
             if not action.option_strings or action.required or isinstance(action, argparse._StoreConstAction):
                 continue  # positionals, required flags and on/off switches have no default to show
-            has_default = action.default not in (None, []) or action.dest in SETTING_DEFAULTS
+            from_settings = action.dest in SETTING_DEFAULTS or action.dest in KnobOverrides.model_fields
+            has_default = action.default not in (None, []) or from_settings or action.dest == "routing"
             if has_default and "default" not in _formatted_help(parser, action):
                 no_default.append(label)
     assert not missing, f"flags without help: {missing}"
@@ -106,7 +108,7 @@ def test_help_shows_one_spelling_and_defaults(capsys: pytest.CaptureFixture[str]
     text = capsys.readouterr().out
     assert "--gpu_vram_gb" in text and "--gpu-vram-gb" not in text
     assert "--lambda_switch" in text and "--lambda-switch" not in text
-    assert "(default: SWARM_ROUTING__LAMBDA_SWITCH or 0.2)" in " ".join(text.split())
+    assert "(default: SWARM_ROUTING__LAMBDA_SWITCH, else 0.2)" in " ".join(text.split())
     assert "(default: 20)" in text  # --limit
     assert main(["experiment", "--help"]) == 0
     assert "(default: 6)" in capsys.readouterr().out  # experiment's own --limit default
@@ -125,12 +127,6 @@ def test_help_defaults_are_the_settings_defaults(monkeypatch: pytest.MonkeyPatch
             monkeypatch.delenv(name)
     s = Settings()
     actual = {
-        "routing": s.routing.mode,
-        "lambda_token": s.routing.lambda_token,
-        "lambda_switch": s.routing.lambda_switch,
-        "token_scale": s.routing.token_scale,
-        "switch_t_scale_ms": s.routing.switch_t_scale_ms,
-        "horizon_depth": s.routing.horizon_depth,
         "gpu_vram_gb": s.gpu_vram_gb,
         "backend": s.backend,
         "ollama_base_url": s.ollama_base_url,
