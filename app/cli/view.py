@@ -90,8 +90,16 @@ def print_report(report: dict[str, Any]) -> None:
     if cmp:
         out.print(
             f"lp vs llm: jobs won/lost/tied {cmp['jobs_won']}/{cmp['jobs_lost']}/{cmp['jobs_tied']}, "
-            f"routing divergence {fmt(cmp['routing_divergence'])}, when differed {cmp['when_differed']}"
+            f"routing divergence {fmt(cmp['routing_divergence'])}{_differed(cmp.get('when_differed'))}"
         )
+
+
+def _differed(d: Any) -> str:
+    if not isinstance(d, dict) or not d.get("n"):
+        return ""
+    return f"; where the routing differed ({d['n']} subtasks): lp better {d['lp_better']}, llm better " + (
+        f"{d['llm_better']}, tied {d['tied']}"
+    )
 
 
 def print_sweep(result: dict[str, Any], out: Console) -> None:

@@ -63,3 +63,11 @@ def test_experiment_prints_tables(tmp_path: Path, capsys: pytest.CaptureFixture[
     lines = [line for line in out.splitlines() if "workflowbench" in line and " lp " in line]
     assert len(lines) == 3, out  # two runs (λ_switch 0 and 1), one mean row
     assert "{" not in out and "'" not in out  # no dict reprs
+
+
+def test_bench_prints_a_comparison_line_not_a_dict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "--dry_run", "--benchmark", "workflowbench", "--limit", "3", "--compare", "both"]
+    assert main([*argv, "--seed", "1", "--output_dir", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "lp vs llm: jobs won/lost/tied" in out
+    assert "{" not in out and "'" not in out
