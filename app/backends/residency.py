@@ -6,13 +6,13 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from app.backends.base import JSON, LoadedModel
-from app.core.errors import BadBackendResponse
+from app.backends.base import JSON, LineBlock, LoadedModel, RawReply, chunk_lines
+from app.core.errors import BadBackendResponse, Unsupported
 
 EventKind = Literal["load", "evict", "expire", "unload"]
 _EPS = 1e-9
@@ -245,3 +245,10 @@ class RunBackedInference:
 
     def generate_stream(self, request: JSON) -> AsyncIterator[JSON]:
         return self._run(request, chat=False, stream=True)
+
+    def relay_lines(self, request: JSON, *, chat: bool) -> AsyncGenerator[LineBlock, None]:
+        return chunk_lines(self._run(request, chat=chat, stream=True))
+
+    async def manage(self, method: str, path: str, body: bytes) -> RawReply:
+        name = getattr(self, "name", type(self).__name__)
+        raise Unsupported(f"{path} needs an Ollama backend; this server runs on the {name!r} backend")

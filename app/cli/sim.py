@@ -28,7 +28,7 @@ def build_sim_app(backend: Backend) -> FastAPI:
     """A plain Ollama look-alike around `backend`: no tenants, no routing, no database."""
     from fastapi import FastAPI
 
-    from app.api.compat import Gateway
+    from app.api.gateway import Gateway
     from app.api.routes import ollama, openai
 
     app = FastAPI(title="Ollama Swarm Router: simulated Ollama", version="0.1.0", docs_url=None, redoc_url=None)

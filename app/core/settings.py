@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     # Overall deadline of one backend call; cold loads get no read timeout, only this.
     backend_deadline_s: float = Field(default=600.0, gt=0)
     keep_alive: str = "10m"
+    # How the router speaks HTTP to Ollama: the lean HTTP/1.1 pool, or httpx (which honours HTTP(S)_PROXY).
+    ollama_transport: Literal["lean", "httpx"] = "lean"
     database_url: str = "sqlite:///./data/swarm.db"
     data_dir: Path = Path("./data")
     runs_dir: Path = Path("./runs")

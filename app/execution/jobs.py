@@ -87,5 +87,5 @@ async def run_job(
         max_concurrency=runtime.settings.max_concurrency,
     )
     result = await orch.run(spec)
-    await runtime.add_tokens(tenant_id, int(result.summary.get("total_tokens") or 0))
+    await runtime.charge(tenant_id, int(result.summary.get("total_tokens") or 0))
     return result

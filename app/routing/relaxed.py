@@ -1,4 +1,4 @@
-"""The original tool's `lp_relaxed`: the continuous single-step relaxation with argmax rounding (a labelled baseline)."""
+"""The original tool's `lp_relaxed`: the continuous single-step relaxation, rounded by argmax (a labelled baseline)."""
 
 from __future__ import annotations
 
