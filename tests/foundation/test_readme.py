@@ -3,6 +3,7 @@ recipes against a fresh `swarm serve --dry_run` on a free port), files it names 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,6 +138,35 @@ def test_readme_block_runs(block: Block, tmp_path: Path, request: pytest.Fixture
         return
     assert proc.returncode == 0, f"README line {block.line} exited {proc.returncode}:\n{out}"
     assert "Traceback" not in out and '{"error"' not in out, f"README line {block.line}:\n{out}"
+    if block.code.startswith("swarm bench --dry_run"):
+        (report,) = (tmp_path / "runs").glob("*_bench/report.json")
+        check_results_table(README.read_text(), block, json.loads(report.read_text()))
+
+
+# README results table column -> (report.json per-mode key, decimals shown); timing columns are not compared.
+RESULT_COLUMNS = {
+    "swaps / job": ("avg_models_swapped_in", 3),
+    "peak VRAM GB": ("peak_vram_gb", 1),
+    "VRAM violation rate": ("vram_violation_rate", 3),
+    "token cost / job": ("token_cost_mean", 3),
+    "oracle gap / step": ("oracle_gap_per_step_mean", 3),
+}
+
+
+def check_results_table(text: str, block: Block, report: dict[str, Any]) -> None:
+    """The markdown table after the block states what the run's (seeded, deterministic) report says."""
+    lines = text.splitlines()[block.line :]
+    start = next(i for i, line in enumerate(lines) if line.startswith("| mode"))
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[start:end]]
+    head, body = rows[0], rows[2:]
+    assert {r[0].split()[0] for r in body} == set(report["per_mode"]), "one row per mode of the run"
+    for row in body:
+        mode = report["per_mode"][row[0].split()[0]]
+        score, ci = row[head.index("score ± 95% CI")].split(" ± ")
+        assert (score, ci) == (f"{mode['avg_score']:.3f}", f"{mode['ci95']:.3f}"), row
+        for column, (key, digits) in RESULT_COLUMNS.items():
+            assert row[head.index(column)] == f"{mode[key]:.{digits}f}", (row[0], column)
 
 
 def test_the_readme_has_runnable_blocks() -> None:
