@@ -26,7 +26,7 @@ def test_fast_installs_only_the_dev_extra(tmp_path: Path) -> None:
     installs = [line for line in out.splitlines() if "pip install" in line and "-e" in line]
     assert len(installs) == 1 and "'.[dev]'" in installs[0], installs
     assert "local" not in out and "llama" not in out.replace("no llama.cpp", "")
-    assert "pytest -m \"not slow\"" in out
+    assert 'pytest -m "not slow"' in out
 
 
 @pytest.mark.parametrize("target", ["test", "demo"])
