@@ -82,7 +82,7 @@ async def submit(
         job = await _load(runtime, ctx.tenant.id, spec.job_id)
         return JSONResponse(await asyncio.to_thread(job_view, runtime, job), 200)
     links = {"self": f"/jobs/{spec.job_id}", "events": f"/jobs/{spec.job_id}/events"}
-    return JSONResponse({"id": spec.job_id, "status": "queued", "links": links}, 202)
+    return JSONResponse({"id": spec.job_id, "status": JobStatus.QUEUED, "links": links}, 202)
 
 
 @router.get("/jobs")
