@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
-
-from app.api.gateway import Gateway
-from app.api.routes import ollama, openai
-from app.backends.base import Backend
-from app.backends.sim import SimBackend
 from app.cli.common import (
     LOG_LEVELS,
     check_agents_file,
@@ -22,12 +17,21 @@ from app.cli.common import (
     port,
     positive_int,
 )
-from app.core.settings import load_settings
-from app.routing import load_agents
+from app.cli.helptext import helped
+
+if TYPE_CHECKING:  # the web stack and the simulator are imported by the command, not by `swarm --help`
+    from fastapi import FastAPI
+
+    from app.backends.base import Backend
 
 
 def build_sim_app(backend: Backend) -> FastAPI:
     """A plain Ollama look-alike around `backend`: no tenants, no routing, no database."""
+    from fastapi import FastAPI
+
+    from app.api.gateway import Gateway
+    from app.api.routes import ollama, openai
+
     app = FastAPI(title="Ollama Swarm Router: simulated Ollama", version="0.1.0", docs_url=None, redoc_url=None)
     app.state.gateway = Gateway(backend)
     stats = getattr(backend, "stats", None)
@@ -46,30 +50,32 @@ def build_sim_app(backend: Backend) -> FastAPI:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("sim-ollama", help="serve the simulated GPU as an Ollama-compatible server")
-    p.add_argument("--host", type=host, default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=port, default=11435, help="port 1..65535 (default 11435)")
+    p.add_argument("--host", type=host, default="127.0.0.1", help="bind address")
+    p.add_argument("--port", type=port, default=11435, help="port 1..65535")
     p.add_argument(
         "--agents_file", type=non_empty, help="agent registry JSON (default: the sim preset, agents_heavy.json)"
     )
     p.add_argument(
-        "--gpu_vram_gb", type=finite_positive_float, help="simulated VRAM capacity G in GB (default: settings)"
+        "--gpu_vram_gb", type=finite_positive_float, help=helped("gpu_vram_gb", "simulated VRAM capacity G in GB")
     )
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the simulated outputs")
-    p.add_argument(
-        "--time_scale", type=finite_nonneg_float, default=0.0, help="0 = answer instantly, 1 = realistic times"
-    )
+    p.add_argument("--time_scale", type=finite_nonneg_float, default=0.0, help="0 = answer instantly, 1 = realistic")
     p.add_argument(
         "--num_parallel",
         type=positive_int,
         default=4,
-        help="requests one model serves at once, like OLLAMA_NUM_PARALLEL (default 4)",
+        help="requests one model serves at once, like OLLAMA_NUM_PARALLEL (default: 4)",
     )
-    p.add_argument("--log_level", type=str.lower, choices=LOG_LEVELS, default="warning")
+    p.add_argument("--log_level", type=str.lower, choices=LOG_LEVELS, default="warning", help=helped("log_level"))
     p.set_defaults(func=cmd_sim_ollama)
 
 
 def cmd_sim_ollama(args: argparse.Namespace) -> int:
     import uvicorn
+
+    from app.backends.sim import SimBackend
+    from app.core.settings import load_settings
+    from app.routing import load_agents
 
     over: dict[str, object] = {"backend": "sim"}
     if args.agents_file:

@@ -96,7 +96,7 @@ def test_compose() -> None:
     assert "healthcheck" in services["ollama"]
     router = services["router"]
     assert router["depends_on"]["ollama"]["condition"] == "service_healthy"
-    assert "8000:8000" in router["ports"]
+    assert router["ports"] == ["${SWARM_BIND:-127.0.0.1}:${SWARM_PUBLISH_PORT:-8000}:8000"]  # test_container.py
     env = router["environment"]
     assert env["SWARM_OLLAMA_BASE_URL"] == "http://ollama:11434"
     fields = set(Settings.model_fields)

@@ -73,12 +73,14 @@ def to_config(body: BenchRequest, runtime: Runtime, ctx: TenantCtx, output_dir: 
         data_dir=str(s.data_dir) if "mbpp" in body.benchmarks else None,
         keep_alive=s.keep_alive,
         max_concurrency=s.max_concurrency,
+        time_scale=s.sim_time_scale,  # dry runs pace their private simulator like the service's
         output_dir=str(output_dir),
     )
 
 
 class _Progress:
-    """Overall fraction from the runner's per-(mode, benchmark) counts; unseen cells count `limit` jobs."""
+    """Jobs done / total from the runner's per-(mode, benchmark) counts (unseen cells count `limit` jobs). The
+    fraction stops short of 1 until the run has succeeded: after the last job come judging and the report."""
 
     def __init__(self, config: BenchConfig) -> None:
         self.cells = {(m, b): (0, config.limit) for m in expand_compare(config.compare) for b in config.benchmarks}
@@ -87,9 +89,21 @@ class _Progress:
         self.cells[(mode, benchmark)] = (done, total)
 
     @property
+    def jobs(self) -> tuple[int, int]:
+        return sum(d for d, _ in self.cells.values()), sum(t for _, t in self.cells.values())
+
+    @property
     def fraction(self) -> float:
-        total = sum(t for _, t in self.cells.values())
-        return round(min(1.0, sum(d for d, _ in self.cells.values()) / total), 4) if total else 0.0
+        done, total = self.jobs
+        return round(min(0.99, done / total), 4) if total else 0.0
+
+    def view(self) -> dict[str, Any]:
+        done, total = self.jobs
+        return {"progress": self.fraction, "jobs_done": done, "jobs_total": total, "phase": _phase(done, total)}
+
+
+def _phase(done: int, total: int) -> str:
+    return "jobs" if done < total else "report"
 
 
 def _progress_map(runtime: Runtime) -> dict[str, Any]:
@@ -200,11 +214,16 @@ async def list_bench(ctx: TenantDep, runtime: RuntimeDep, limit: int = Query(50,
 @router.get("/bench/{run_id}")
 async def get_bench(run_id: str, ctx: TenantDep, runtime: RuntimeDep) -> dict[str, Any]:
     run = await _get(runtime, ctx, run_id)
+    live = _progress_map(runtime).get(run_id)
+    if live is not None and run.status == JobStatus.RUNNING:
+        progress = live.view()
+    else:  # queued, or finished: the stored fraction; job counts only while the run is live
+        progress = {"progress": run.progress, "jobs_done": None, "jobs_total": None, "phase": None}
     return {
         "id": run.id,
         "tenant_id": run.tenant_id,
         "status": run.status,
-        "progress": _progress_of(runtime, run),
+        **progress,
         "config": run.config,
         "error": run.error,
         "created_at": run.created_at,
