@@ -91,6 +91,7 @@ class SchedEvent:
     tenant: str = ""
     waited_s: float = 0.0
     load_ms: float = 0.0
+    ts: float = field(default_factory=time.time)  # wall clock, for timelines
 
 
 class GpuScheduler:
@@ -201,6 +202,16 @@ class GpuScheduler:
             },
             "events": [vars(e) for e in self.events[-50:]],
         }
+
+    def queue_snapshot(self, tenant_id: str | None) -> dict[str, dict[str, int]]:
+        """Queued calls by (first-choice) model and by tenant; with `tenant_id`, that tenant's only."""
+        by_model: Counter[str] = Counter()
+        by_tenant: Counter[str] = Counter()
+        for w in self.queue:
+            if tenant_id is None or w.req.tenant == tenant_id:
+                by_model[next(iter(w.req.candidates))] += 1
+                by_tenant[w.req.tenant] += 1
+        return {"by_model": dict(by_model), "by_tenant": dict(by_tenant)}
 
     async def refresh(self) -> None:
         """Read the truth (/api/ps): other clients of the same Ollama may have changed it."""
