@@ -16,7 +16,7 @@ from fastapi import Request
 from app.api.disconnect import close_stream, until_disconnect
 from app.api.metrics import T0_KEY, Metrics
 from app.api.tenancy import TenantCtx, TenantResolver
-from app.backends.base import JSON, Backend
+from app.backends.base import JSON, Backend, RawReply
 from app.core.errors import BadBackendResponse, BadRequest, Forbidden, InfeasibleError, SwarmError
 from app.domain.models import Subtask
 from app.execution.decomposer import classify, estimate_difficulty
@@ -80,6 +80,12 @@ class Call:
         """Account a final response: tokens, loads, the tenant's budget."""
         self.gateway.account(self, final)
 
+    async def relay(self, request: Request, path: str, body: bytes) -> RawReply:
+        """A compatible-API call (OpenAI, Responses, Anthropic) the backend answers in that API's own format
+        (Backend.relay_compat): cancelled if the client leaves before the answer's head; the caller reads the body
+        and accounts it (finish)."""
+        return await until_disconnect(request, self.upstream(self.backend.relay_compat(path, body)))
+
     async def complete(self, request: Request, work: Awaitable[JSON]) -> JSON:
         """A non-streaming upstream call: cancelled if the client leaves, accounted when it answers."""
         final = await until_disconnect(request, self.upstream(work))
@@ -100,8 +106,16 @@ class Gateway:
         return self._backend
 
     async def begin(
-        self, request: Request, api: str, model: str, text: Callable[[], str], max_tokens: Any = None
+        self,
+        request: Request,
+        api: str,
+        model: str,
+        text: Callable[[], str],
+        max_tokens: Any = None,
+        *,
+        tools: bool = False,
     ) -> Call:
+        """`tools`: the request offers tools, so model="auto" picks only among models that can call them."""
         t0 = float(request.scope.get(T0_KEY) or time.perf_counter())
         return Call(self, self._backend, model, False, api, t0)
 
@@ -133,20 +147,30 @@ class TenantGateway(Gateway):
         self._refreshing: dict[int, asyncio.Task[Any]] = {}
 
     async def _tenant(self, request: Request) -> TenantCtx:
-        return await self.resolver.resolve(request.headers.get("authorization"), any_key_when_open=True)
+        authorization = request.headers.get("authorization")
+        if authorization is None and (key := request.headers.get("x-api-key")):
+            authorization = f"Bearer {key}"  # Anthropic clients send their key this way
+        return await self.resolver.resolve(authorization, any_key_when_open=True)
 
     async def backend_for(self, request: Request) -> Backend:
         return (await self._tenant(request)).gpu.backend
 
     async def begin(
-        self, request: Request, api: str, model: str, text: Callable[[], str], max_tokens: Any = None
+        self,
+        request: Request,
+        api: str,
+        model: str,
+        text: Callable[[], str],
+        max_tokens: Any = None,
+        *,
+        tools: bool = False,
     ) -> Call:
         t0 = float(request.scope.get(T0_KEY) or time.perf_counter())
         ctx = await self._tenant(request)
         ctx.check_budget()
         routed = model == AUTO
         if routed:
-            model = await self._route(ctx, text(), max_tokens)
+            model = await self._route(ctx, text(), max_tokens, tools)
         return Call(self, ctx.gpu.backend, model, routed, api, t0, ctx.tenant)
 
     async def admin_backend(self, request: Request, path: str) -> Backend:
@@ -161,7 +185,7 @@ class TenantGateway(Gateway):
             tokens = int(final.get("prompt_eval_count") or 0) + int(final.get("eval_count") or 0)
             self.usage.add(call.tenant, tokens)
 
-    async def _route(self, ctx: TenantCtx, text: str, max_tokens: Any) -> str:
+    async def _route(self, ctx: TenantCtx, text: str, max_tokens: Any, tools: bool = False) -> str:
         loaded = await self._loaded(ctx.gpu)
         task_type = classify(text)
         default_tokens = 512 if task_type in ("code", "creative") else 256
@@ -175,11 +199,16 @@ class TenantGateway(Gateway):
             estimated_tokens=min(tokens, 1_000_000),
             difficulty=estimate_difficulty(text[:20_000]),
         )
-        names = {a.name for a in ctx.agents}
+        agents = [a for a in ctx.agents if a.tools] if tools else ctx.agents
+        if not agents:
+            raise BadRequest(
+                'tools: no model in the catalog can call tools (set "tools": true in the agents file)', "tools"
+            )
+        names = {a.name for a in agents}
         resident = [n for n in (_catalog_name(m, names) for m in loaded) if n is not None]
         started = time.perf_counter()
         try:
-            choice = route_single(sub, ctx.agents, resident, ctx.gpu_vram_gb, self.params, self.runtime.estimator)
+            choice = route_single(sub, agents, resident, ctx.gpu_vram_gb, self.params, self.runtime.estimator)
         except InfeasibleError as exc:
             field = "max_tokens" if max_tokens else "messages"
             raise BadRequest(f"{field}: no model can serve this request ({exc.message})", field) from None

@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from app.api.gateway import Gateway
-from app.api.routes import ollama, openai
+from app.api.routes import anthropic, ollama, openai
 from app.backends.base import Backend
 from app.backends.sim import SimBackend
 from app.cli.common import (
@@ -31,6 +31,7 @@ def build_sim_app(backend: Backend) -> FastAPI:
     app.state.gateway = Gateway(backend)
     app.include_router(ollama.router)
     app.include_router(openai.router)
+    app.include_router(anthropic.router)
     return app
 
 
