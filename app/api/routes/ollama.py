@@ -79,7 +79,8 @@ async def _infer(request: Request, *, chat: bool) -> Response:
 
     options = body.get("options")
     max_tokens = options.get("num_predict") if isinstance(options, dict) else None
-    call = await gateway_of(request).begin(request, "ollama", model, text, max_tokens)
+    tools = chat and bool(body.get("tools"))
+    call = await gateway_of(request).begin(request, "ollama", model, text, max_tokens, tools=tools)
     if call.routed:
         body["model"] = call.model
         raw = dumps(body)
