@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
+from app.main import create_app
 from tests.api.conftest import router_settings, serve
 from tests.api.fake_ollama import FakeOllama
-from app.main import create_app
 
 IMAGE = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 TOOLS = [
