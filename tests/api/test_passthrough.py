@@ -429,3 +429,22 @@ def test_upstream_error_status_and_body_reach_the_client(rig: tuple[FakeOllama, 
         router_url + "/v1/chat/completions", json={"model": "x", "messages": [{"role": "user", "content": "a"}]}
     )
     assert resp.status_code == 404 and resp.content == error
+
+
+def test_upstream_credentials_are_sent_and_never_shown(tmp_path: Path) -> None:
+    fake = FakeOllama()
+    with serve(fake.app()) as fake_url:
+        url = fake_url.replace("http://", "http://admin:s3cret@")
+        cfg = router_settings(tmp_path, ollama_base_url=url, ollama_headers={"X-Org": "o-1"})
+        with serve(create_app(cfg)) as router_url:
+            me = httpx.get(router_url + "/tenants/me")
+            assert me.status_code == 200 and "s3cret" not in me.text
+            assert me.json()["gpu"]["backend"] == fake_url
+            fake.script("/v1/messages", enc(ANTHROPIC))
+            httpx.post(
+                router_url + "/v1/messages",
+                json={"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "a"}]},
+            )
+    assert {r.path for r in fake.received} >= {"/api/ps", "/v1/messages"}
+    for received in fake.received:
+        assert received.headers["authorization"] == "Basic YWRtaW46czNjcmV0" and received.headers["x-org"] == "o-1"
