@@ -259,3 +259,24 @@ def test_responses_usage_is_charged_streamed_and_not(keyed: tuple[Stack, str]) -
     completed = events[-1].response  # type: ignore[union-attr]
     spent = whole.usage.total_tokens + completed.usage.total_tokens  # type: ignore[union-attr]
     assert _used(s, key) - before == spent
+
+
+def test_native_auto_with_tools_picks_a_tool_calling_model(live: Stack) -> None:
+    ask = [{"role": "user", "content": "Prove that the sum of two even integers is even"}]
+    body = {"model": "auto", "messages": ask, "stream": False}
+    plain = httpx.post(live.router_url + "/api/chat", json=body)
+    tooled = httpx.post(live.router_url + "/api/chat", json={**body, "tools": TOOLS})
+    assert plain.headers["x-swarm-routed-model"] == "phi4:14b"
+    assert tooled.headers["x-swarm-routed-model"] in ("qwen2.5-coder:7b", "llama3.1:8b")
+    assert tooled.json()["message"]["tool_calls"][0]["function"]["name"] == "get_weather"
+
+
+def test_auto_with_tools_and_no_tool_model_is_a_400(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from tests.api.conftest import CONFIGS
+
+    with stack(tmp_path_factory.mktemp("no-tools"), agents_file=CONFIGS / "agents_fast.json") as s:
+        resp = httpx.post(
+            s.router_url + "/v1/chat/completions", json={"model": "auto", "messages": ASK, "tools": TOOLS}
+        )
+    assert resp.status_code == 400 and resp.json()["error"]["param"] == "tools"
+    assert "no model in the catalog can call tools" in resp.json()["error"]["message"]
