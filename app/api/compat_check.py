@@ -156,9 +156,12 @@ def check_tool_choice(body: dict[str, Any], words: tuple[str, ...], *, nested: b
         if choice != "none" and not body.get("tools"):
             raise _fail("tool_choice", "is only allowed when tools are given")
         return
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    if isinstance(kind, str) and kind and kind != "function":
+        return  # allowed_tools, custom, hosted tools: valid choices the router has no view on (Ollama decides)
     fn = choice.get("function") if nested and isinstance(choice, dict) else choice
     name = fn.get("name") if isinstance(fn, dict) else None
-    if not isinstance(choice, dict) or choice.get("type") != "function" or not isinstance(name, str):
+    if not isinstance(choice, dict) or kind != "function" or not isinstance(name, str):
         shape = "{'type': 'function', 'function': {'name': ...}}" if nested else "{'type': 'function', 'name': ...}"
         raise _fail("tool_choice", f"must be one of {', '.join(words)} or {shape}")
     if name not in _tool_names(body.get("tools"), nested):

@@ -138,7 +138,11 @@ def chat_request(body: JSON, model: str) -> JSON:
     return native
 
 
-EFFORT_THINK = {"none": False, "minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "high"}
+# OpenAI's efforts as Ollama maps them onto `think` (Ollama also takes "ultra" and "max").
+EFFORT_THINK: dict[str, bool | str] = {
+    **{"none": False, "minimal": "low", "low": "low", "medium": "medium", "high": "high"},
+    **{"xhigh": "max", "ultra": "max", "max": "max"},
+}
 
 
 def think_of(body: JSON) -> Any:

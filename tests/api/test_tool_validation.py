@@ -119,3 +119,25 @@ def test_anthropic_rejects_naming_the_field(live: Stack, body: dict[str, object]
     resp = httpx.post(live.router_url + "/v1/messages", json={"model": MODEL, "max_tokens": 10, **body})
     assert resp.status_code == 400
     assert resp.json()["type"] == "error" and resp.json()["error"]["message"].startswith(field)
+
+
+VALID_CHOICES = [
+    {"tool_choice": "auto"},
+    {
+        "tool_choice": {
+            "type": "allowed_tools",
+            "allowed_tools": {"mode": "auto", "tools": [{"type": "function", "function": {"name": "f"}}]},
+        }
+    },
+    {"tool_choice": "required", "reasoning_effort": "xhigh"},
+    {"tool_choice": "required", "reasoning": {"effort": "minimal"}, "parallel_tool_calls": False},
+]
+
+
+@pytest.mark.parametrize("extra", VALID_CHOICES)
+def test_valid_choices_the_router_does_not_model_pass(live: Stack, extra: dict[str, object]) -> None:
+    resp = httpx.post(
+        live.router_url + "/v1/chat/completions", json={"model": MODEL, "messages": [USER], "tools": [TOOL], **extra}
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["choices"][0]["finish_reason"] == "tool_calls"

@@ -88,5 +88,5 @@ def test_headers_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     assert "ollama_headers" not in public and public["ollama_base_url"] == "http://***@ollama:11434"
     assert "Bearer abc" not in repr(settings)
     monkeypatch.setenv("SWARM_OLLAMA_HEADERS", '{"Host": "x"}')
-    with pytest.raises(ConfigError, match="SWARM_OLLAMA_HEADERS: .*set by the router itself"):
+    with pytest.raises(ConfigError, match=r"SWARM_OLLAMA_HEADERS: .*set by the router itself"):
         load_settings()
