@@ -122,6 +122,10 @@ class Gateway:
     async def admin_backend(self, request: Request, path: str) -> Backend:
         return self._backend
 
+    async def can_call_tools(self, request: Request) -> bool:
+        """Whether model="auto" can serve a request with tools (some catalog model calls them)."""
+        return False
+
     def account(self, call: Call, final: JSON) -> None:
         if self.metrics is not None:
             self.metrics.child(self.metrics.proxied, call.api, call.model, str(call.routed).lower()).inc()
@@ -172,6 +176,9 @@ class TenantGateway(Gateway):
         if routed:
             model = await self._route(ctx, text(), max_tokens, tools)
         return Call(self, ctx.gpu.backend, model, routed, api, t0, ctx.tenant)
+
+    async def can_call_tools(self, request: Request) -> bool:
+        return any(a.tools for a in (await self._tenant(request)).agents)
 
     async def admin_backend(self, request: Request, path: str) -> Backend:
         ctx = await self._tenant(request)

@@ -200,20 +200,20 @@ async def show(request: Request) -> Response:
         gateway = gateway_of(request)
         backend = await gateway.backend_for(request)
         if model == AUTO and gateway.supports_auto:
-            return _json(_auto_show())
+            return _json(_auto_show(await gateway.can_call_tools(request)))
         return _json(await backend.show(model))
 
     return await _guard(request, work)
 
 
-def _auto_show() -> JSON:
+def _auto_show(tools: bool) -> JSON:
     return {
         "modelfile": "# model=auto: each request is routed to a catalog model by the Ollama Swarm Router",
         "parameters": "",
         "template": "",
         "details": AUTO_DETAILS,
         "model_info": {"general.architecture": "router"},
-        "capabilities": ["completion"],
+        "capabilities": ["completion", "tools"] if tools else ["completion"],
     }
 
 
