@@ -4,12 +4,13 @@ what it received (path, headers, body bytes)."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 
@@ -29,6 +30,7 @@ class FakeOllama:
 
     replies: dict[str, tuple[int, str, bytes]] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
+    broken: set[str] = field(default_factory=set)  # paths whose answer breaks off after its scripted bytes
 
     def script(self, path: str, body: bytes, media_type: str = "application/json", status: int = 200) -> None:
         self.replies[path] = (status, media_type, body)
@@ -42,10 +44,17 @@ class FakeOllama:
             self.received.append(Received(request.url.path, dict(request.headers), body))
             if request.url.path in self.replies:
                 status, media_type, data = self.replies[request.url.path]
+                if request.url.path in self.broken:
+                    return StreamingResponse(_break_after(data), status, media_type=media_type)
                 return Response(data, status, media_type=media_type)
             return Response(json.dumps(IDLE.get(request.url.path, {})), media_type="application/json")
 
         return Starlette(routes=[Route("/{path:path}", handle, methods=["GET", "POST", "DELETE", "HEAD"])])
+
+
+async def _break_after(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+    raise ConnectionResetError("the fake Ollama breaks off mid-stream")
 
 
 TAGS = [

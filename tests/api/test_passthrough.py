@@ -448,3 +448,34 @@ def test_upstream_credentials_are_sent_and_never_shown(tmp_path: Path) -> None:
     assert {r.path for r in fake.received} >= {"/api/ps", "/v1/messages"}
     for received in fake.received:
         assert received.headers["authorization"] == "Basic YWRtaW46czNjcmV0" and received.headers["x-org"] == "o-1"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "tail"),
+    [
+        ("/v1/chat/completions", {**OPENAI_CHAT, "stream": True}, b'data: {"error":{"message":'),
+        (
+            "/v1/messages",
+            {**CASES[-2].request, "stream": True},
+            b'event: error\ndata: {"type":"error","error":{"type":"api_error"',
+        ),
+        (
+            "/v1/responses",
+            {"model": "llama3.1:8b", "input": "hi", "stream": True},
+            b'event: error\ndata: {"type":"error"',
+        ),
+    ],
+)
+def test_a_stream_breaking_off_ends_with_that_apis_error_event(
+    rig: tuple[FakeOllama, str], path: str, body: dict[str, Any], tail: bytes
+) -> None:
+    fake, router_url = rig
+    head = sse(TOOL_STREAM[0], done=False)
+    fake.script(path, head, "text/event-stream")
+    fake.broken.add(path)
+    try:
+        resp = httpx.post(router_url + path, json=body, timeout=30)
+    finally:
+        fake.broken.discard(path)
+    assert resp.status_code == 200 and resp.content.startswith(head)
+    assert resp.content[len(head) :].startswith(tail) and b"broke" in resp.content
