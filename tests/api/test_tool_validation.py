@@ -141,3 +141,9 @@ def test_valid_choices_the_router_does_not_model_pass(live: Stack, extra: dict[s
     )
     assert resp.status_code == 200, resp.text
     assert resp.json()["choices"][0]["finish_reason"] == "tool_calls"
+
+
+@pytest.mark.parametrize("prompt", [[1, 2, 3], None, {"text": "hi"}, []])
+def test_completions_prompt_must_be_text(live: Stack, prompt: object) -> None:
+    resp = httpx.post(live.router_url + "/v1/completions", json={"model": MODEL, "prompt": prompt})
+    assert resp.status_code == 400 and resp.json()["error"]["param"] == "prompt"

@@ -49,9 +49,7 @@ async def _forward(
         if path == "/v1/chat/completions":
             check_openai_chat(body)
         elif path == "/v1/completions":
-            check_text(
-                body.get("prompt") if not isinstance(body.get("prompt"), list) else "".join(body["prompt"]), "prompt"
-            )
+            check_text(_prompt_text(body), "prompt")
             options_of(body)
         stream, include_usage = stream_flags(body)
         drop = stream and not include_usage and path != "/v1/embeddings"
@@ -80,9 +78,12 @@ def _responses_text(body: JSON) -> str:
     return last_user_text(messages)
 
 
-def _prompt_text(body: JSON) -> str:
+def _prompt_text(body: JSON) -> Any:
+    """The prompt as one string (a list of strings joined); anything else as given, for check_text to refuse."""
     prompt = body.get("prompt")
-    return prompt if isinstance(prompt, str) else " ".join(str(p) for p in prompt or [])
+    if isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
+        return " ".join(prompt)
+    return prompt
 
 
 def _embed_text(body: JSON) -> str:
