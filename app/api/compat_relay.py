@@ -16,7 +16,7 @@ from app.api.gateway import Call
 from app.api.relay import RelayResponse
 from app.backends.base import JSON
 from app.backends.compat import error_event
-from app.core.errors import SwarmError
+from app.core.errors import SwarmError, Unsupported
 
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 Family = str  # "openai" | "responses" | "anthropic": where each API reports usage
@@ -97,6 +97,9 @@ async def relay(
     reply = await call.relay(request, path, body)
     if reply.status >= 400 or not stream:
         data = b"".join([piece async for piece in _read(request, call, reply.body)])
+        if reply.status == 404 and "json" not in (reply.media_type or ""):
+            # An older Ollama without this endpoint answers with its router's plain-text 404.
+            raise Unsupported(f"the upstream Ollama does not serve {path}: update Ollama (see the README)")
         if reply.status < 400:
             try:
                 call.finish(usage_of(family, json.loads(data)) or _native(0, 0))

@@ -479,3 +479,20 @@ def test_a_stream_breaking_off_ends_with_that_apis_error_event(
         fake.broken.discard(path)
     assert resp.status_code == 200 and resp.content.startswith(head)
     assert resp.content[len(head) :].startswith(tail) and b"broke" in resp.content
+
+
+def test_an_ollama_without_the_endpoint_gets_a_clear_error_in_the_apis_shape(rig: tuple[FakeOllama, str]) -> None:
+    fake, router_url = rig
+    fake.script("/v1/responses", b"404 page not found", "text/plain", status=404)
+    resp = httpx.post(router_url + "/v1/responses", json={"model": "m", "input": "hi"})
+    assert resp.status_code == 501
+    assert (
+        resp.json()["error"]["message"]
+        == "the upstream Ollama does not serve /v1/responses: update Ollama (see the README)"
+    )
+    fake.script("/v1/messages", b"404 page not found", "text/plain", status=404)
+    resp = httpx.post(
+        router_url + "/v1/messages",
+        json={"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "a"}]},
+    )
+    assert resp.status_code == 501 and resp.json()["type"] == "error"
