@@ -232,4 +232,5 @@ async def events(body: JSON, stream: AsyncIterator[JSON], first: JSON, model: st
         )
         yield ev("response.output_item.done", output_index=index, item=item)
         items.append(item)
-    yield ev("response.completed", response=response_object(body, model, items, chunk, rid))
+    final = response_object(body, model, items, chunk, rid)
+    yield ev("response.incomplete" if final["status"] == "incomplete" else "response.completed", response=final)

@@ -116,6 +116,17 @@ def test_responses_text_whole_and_streamed(client: openai.OpenAI) -> None:
     assert [e.sequence_number for e in events] == list(range(len(events)))
 
 
+def test_responses_cut_by_max_output_tokens_is_incomplete(client: openai.OpenAI) -> None:
+    done = client.responses.create(model="gemma2:2b", input="Summarize: the cat sat on the mat.", max_output_tokens=2)
+    assert done.status == "incomplete" and done.incomplete_details.reason == "max_output_tokens"  # type: ignore[union-attr]
+    events = list(
+        client.responses.create(
+            model="gemma2:2b", input="Summarize: the cat sat on the mat.", max_output_tokens=2, stream=True
+        )
+    )
+    assert events[-1].type == "response.incomplete" and len(events[-1].response.output_text.split()) == 2  # type: ignore[union-attr]
+
+
 def test_responses_function_call_round_trip(client: openai.OpenAI) -> None:
     first = client.responses.create(model=MODEL, input="Weather in Oslo?", tools=RESPONSE_TOOLS)  # type: ignore[arg-type]
     call = next(item for item in first.output if item.type == "function_call")
