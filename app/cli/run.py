@@ -144,7 +144,7 @@ def _write_artifact(run_dir: Path, query: str, result: JobResult) -> None:
 
 def _write_summary(run_dir: Path, results: list[JobResult], settings: Any) -> None:
     summary = {
-        "settings": json.loads(settings.model_dump_json()),
+        "settings": settings.public_dump(),
         "jobs": [
             {"job_id": r.job_id, "status": r.status, "error": r.error, "plan_source": r.plan_source, **r.summary}
             for r in results

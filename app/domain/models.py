@@ -29,6 +29,8 @@ class Agent(BaseModel):
     tokens_per_s: float = Field(default=40.0, gt=0, le=1e6)
     # Output length relative to the subtask's estimate (a verbose model writes more).
     token_multiplier: float = Field(default=1.0, gt=0, le=1000)
+    # Can call tools (Ollama's "tools" capability): model="auto" routes requests that offer tools only to these.
+    tools: bool = False
 
     @field_validator("capabilities")
     @classmethod

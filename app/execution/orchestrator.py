@@ -195,8 +195,6 @@ class Orchestrator:
                     await self._run_subtask(spec, dag, sid, a, results, failed=exc)
                     return
                 async with lease:
-                    if lease.load_ms:
-                        loads[lease.model] = loads.get(lease.model, 0.0) + lease.load_ms
                     await self._run_subtask(spec, dag, sid, a, results)
 
         await asyncio.gather(*(one(sid) for sid in ready))
