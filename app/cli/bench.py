@@ -229,7 +229,7 @@ def print_report(report: dict[str, Any]) -> None:
     for head, _ in cols:
         table.add_column(head, justify="right")
     table.add_column("solve ms/step", justify="right")
-    for m in report["per_mode"].values():
+    for m in report["modes"].values():
         cells = [_fmt(m.get(key)) for _, key in cols]
         table.add_row(*cells, _fmt(m["timing"].get("solve_time_ms_per_step_mean")))
     out = Console() if Console().is_terminal else Console(width=200)

@@ -31,14 +31,14 @@ def test_lp_never_exceeds_budget_lp_relaxed_does(heavy_g8: BenchResult) -> None:
     lp = [j for j in heavy_g8.jobs if j.mode == "lp"]
     relaxed = [j for j in heavy_g8.jobs if j.mode == "lp_relaxed"]
     assert lp and all(step["vram_peak_gb"] <= 8.0 + 1e-9 for j in lp for step in j.result.steps)
-    assert heavy_g8.report["per_mode"]["lp"]["vram_violation_rate"] == 0.0
-    assert heavy_g8.report["per_mode"]["lp"]["peak_vram_gb"] <= 8.0
+    assert heavy_g8.report["modes"]["lp"]["vram_violation_rate"] == 0.0
+    assert heavy_g8.report["modes"]["lp"]["peak_vram_gb"] <= 8.0
     assert max(step["vram_peak_gb"] for j in relaxed for step in j.result.steps) > 8.0
-    assert heavy_g8.report["per_mode"]["lp_relaxed"]["vram_violation_rate"] > 0.0
+    assert heavy_g8.report["modes"]["lp_relaxed"]["vram_violation_rate"] > 0.0
 
 
 def test_oracle_gap_zero_for_lp_positive_for_random(heavy_g8: BenchResult) -> None:
-    per = heavy_g8.report["per_mode"]
+    per = heavy_g8.report["modes"]
     assert per["lp"]["oracle_steps"] == per["lp"]["n_steps"] > 0
     assert abs(per["lp"]["oracle_gap_per_step_mean"]) < 1e-6
     assert per["lp"]["oracle_gap_per_step_max"] < 1e-6
