@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from app.execution.results import JobResult
+from app.execution.steps import role_fields
 
 
 def _executed(result: JobResult) -> list[dict[str, Any]]:
@@ -16,21 +17,6 @@ def _executed(result: JobResult) -> list[dict[str, Any]]:
         for a in step.get("executed_assignments", []):
             out.append({**a, "routing_source": step.get("routing_source")})
     return out
-
-
-def role_fields(result: JobResult) -> dict[str, Any]:
-    """The original telemetry's role fields: a subtask's task type is its role; role agents are 'role|model'."""
-    ran = [r for r in result.subtasks.values() if r.model]
-    roles = sorted({r.task_type for r in ran})
-    pairs = sorted({f"{r.task_type}|{r.model}" for r in ran})
-    models = sorted({r.model or "" for r in ran})
-    return {
-        "active_models": models,
-        "active_roles": roles,
-        "active_role_agents": pairs,
-        "n_distinct_models": len(models),
-        "n_role_agents": len(pairs),
-    }
 
 
 def oracle(result: JobResult) -> dict[str, Any]:
@@ -62,7 +48,7 @@ def job_artifact(result: JobResult, *, run_id: str, query: str | None, routing_m
     s = result.summary
     sources = sorted({str(st.get("routing_source")) for st in result.steps})
     planners = [st["planner"].get("model") for st in result.steps if st.get("planner")]
-    roles = role_fields(result)
+    roles = role_fields(result.subtasks)
     assignments = [
         {
             "subtask_id": a["subtask_id"],

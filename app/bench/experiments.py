@@ -18,6 +18,7 @@ from app.bench.runner import BenchConfig, ProgressFn, run_bench
 from app.bench.stats import mean
 from app.domain.models import Agent
 from app.routing import Estimator
+from app.storage.repo import Repo
 
 Suite = Literal["code_math_sweep", "workflow_sweep", "full_sweep"]
 SUITE_BENCHMARKS: dict[str, list[str]] = {
@@ -180,6 +181,8 @@ async def run_experiment(
     root: Path | None = None,
     progress: ProgressFn | None = None,
     on_run: Callable[[str, int, int], None] | None = None,
+    repo: Repo | None = None,
+    tenant_id: str = "default",
 ) -> dict[str, Any]:
     """Run the grid; each run gets its own backend (backend_for) and the same estimator snapshot."""
     root = root or sweep_dir(spec)
@@ -190,7 +193,15 @@ async def run_experiment(
         if on_run is not None:
             on_run(name, k, len(runs))
         snapshot = Estimator.from_dict(estimator.to_dict())
-        result = await run_bench(cfg, backend=backend_for(cfg), agents=agents, estimator=snapshot, progress=progress)
+        result = await run_bench(
+            cfg,
+            backend=backend_for(cfg),
+            agents=agents,
+            estimator=snapshot,
+            progress=progress,
+            repo=repo,
+            tenant_id=tenant_id,
+        )
         entries.append(run_entry(name, cfg, result.report))
     index = {
         "exp_id": root.name,

@@ -28,6 +28,7 @@ from app.execution.state import GpuState
 from app.execution.telemetry import Recorder
 from app.routing import Estimator
 from app.routing.router import route_lp
+from app.storage.repo import Repo
 
 __all__ = [
     "ALL_MODES",
@@ -145,6 +146,7 @@ async def _run_job(
         horizon_depth=config.horizon_depth,
         gpu_vram_gb=config.gpu_vram_gb,
         planner_model=config.planner_model,
+        planner_timeout_s=config.planner_timeout_s,
         seed=_job_seed(config.seed, ex.id),
         synthesize=False,  # the benchmark scores subtasks; a synthesis call would only perturb GPU state
         score_fn=_score_fn(config, ex, scores),
@@ -176,8 +178,13 @@ async def run_bench(
     agents: list[Agent],
     estimator: Estimator,
     progress: ProgressFn | None = None,
+    repo: Repo | None = None,
+    tenant_id: str = "default",
 ) -> BenchResult:
-    """Run every mode over the same examples; write all outputs into config.output_dir and return the report."""
+    """Run every mode over the same examples; write all outputs into config.output_dir and return the report.
+
+    With a repo, every telemetry event also lands in its event log (tagged with bench_id = the output folder name).
+    """
     started = time.perf_counter()
     out = Path(config.output_dir)
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
@@ -197,7 +204,13 @@ async def run_bench(
             loaded = await reset_backend(backend, config.warm, config.keep_alive)
             starts.append({"block": block, "mode": mode, "loaded": loaded})
             tap = taps[mode]
-            rec = Recorder(None, "bench", out / "runs" / mode / "telemetry.jsonl")
+            rec = Recorder(
+                repo,
+                tenant_id,
+                out / "runs" / mode / "telemetry.jsonl",
+                events_only=True,
+                tags={"bench_id": out.name, "routing_mode": mode},
+            )
             orch = Orchestrator(gpu, tap, rec, keep_alive=config.keep_alive, max_concurrency=config.max_concurrency)
             for i in idx:
                 ex = examples[i]

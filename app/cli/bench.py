@@ -23,8 +23,10 @@ from app.bench.runner import BenchConfig, private_sim, run_bench
 from app.cli.common import (
     MAX_HORIZON,
     add_backend_flags,
+    check_database,
     check_output_dir,
     check_output_file,
+    database_field,
     finite_nonneg_float,
     finite_positive_float,
     horizon_depth,
@@ -33,17 +35,27 @@ from app.cli.common import (
     non_empty,
     number_list,
     positive_int,
+    safe_name,
     settings_from,
 )
+from app.core.errors import ValidationFailed
 from app.core.settings import Settings
 from app.domain.models import Agent
 from app.execution.runtime import open_runtime
 from app.routing import Estimator, load_agents
+from app.storage import db
+from app.storage.repo import Repo
 
 console = Console(stderr=True)
 COMPARE = ("lp", "lp_relaxed", "llm", "greedy", "random", "both", "all")
 MAX_LIMIT = 500  # BenchConfig.limit
 MAX_VRAM_GB = 4096.0  # BenchConfig.gpu_vram_gb
+
+
+def safe_tag(text: str) -> str:
+    if not text.strip() or len(text) > 64 or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"a label of 1-64 characters without spaces, got {text!r}")
+    return text
 
 
 def vram_gb(text: str) -> float:
@@ -73,6 +85,10 @@ def _bench_flags(p: argparse.ArgumentParser) -> None:
         "--block_size", type=positive_int, default=10, help="jobs per block; the mode order rotates per block"
     )
     p.add_argument("--freeze_estimator", action="store_true", help="no online learning during the run")
+    p.add_argument(
+        "--estimator_tag", type=safe_tag, default="static", help="label of the estimator state (report, Pareto data)"
+    )
+    p.add_argument("--planner_timeout_s", type=finite_positive_float, help="timeout of each planner call (s)")
     p.add_argument("--estimator_in", type=non_empty, help="start every mode from this estimator state (JSON)")
     p.add_argument("--output_dir", type=non_empty, help="output folder (default: <runs_dir>/<timestamp>_bench)")
     p.add_argument("--data_dir", type=non_empty, help="dataset folder (mbpp JSONL)")
@@ -88,7 +104,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _bench_flags(p)
     p.set_defaults(func=cmd_bench)
     e = sub.add_parser("experiment", help="sweep λ_switch x VRAM (x horizon) and aggregate the runs")
-    e.add_argument("--suite", choices=["code_math_sweep", "workflow_sweep", "full_sweep"], required=True)
+    e.add_argument(
+        "--suite",
+        choices=["code_math_sweep", "workflow_sweep", "full_sweep"],
+        help="a named grid; without it the --benchmark list (default code_math_mix) is swept",
+    )
+    e.add_argument("--exp_id", type=safe_name, help="experiment folder name under --runs_dir (default: timestamp)")
     e.add_argument(
         "--lambda_switches",
         type=number_list(finite_nonneg_float),
@@ -141,6 +162,8 @@ def bench_config(args: argparse.Namespace, settings: Settings, benchmarks: list[
         warm=list(args.warm),
         block_size=args.block_size,
         freeze_estimator=args.freeze_estimator,
+        estimator_tag=args.estimator_tag,
+        planner_timeout_s=pick("planner_timeout_s", 120.0),
         data_dir=args.data_dir,
         keep_alive=settings.keep_alive,
         max_concurrency=settings.max_concurrency,
@@ -158,14 +181,23 @@ def _estimator(args: argparse.Namespace) -> Estimator:
 
 
 @asynccontextmanager
-async def _target(settings: Settings) -> AsyncIterator[tuple[Backend | None, list[Agent]]]:
-    """(backend, agents): None for the sim (each run builds a private one), else the runtime's GPU backend."""
+async def _target(settings: Settings) -> AsyncIterator[tuple[Backend | None, list[Agent], Repo]]:
+    """(backend, agents, repo): None for the sim (each run builds a private one), else the runtime's GPU backend;
+    the repo is the database every telemetry event also lands in."""
     if settings.backend == "sim":
-        yield None, load_agents(settings.default_agents_file())
+        engine = db.make_engine(settings.database_url)
+        try:
+            await asyncio.to_thread(db.upgrade, engine)
+            repo = Repo(engine)
+            await asyncio.to_thread(repo.ensure_default_tenant)
+            yield None, load_agents(settings.default_agents_file()), repo
+        finally:
+            engine.dispose()
         return
     runtime = await open_runtime(settings)
     try:
-        yield runtime.pool.default.backend, runtime.agents
+        await asyncio.to_thread(runtime.repo.ensure_default_tenant)
+        yield runtime.pool.default.backend, runtime.agents, runtime.repo
     finally:
         await runtime.aclose()
 
@@ -198,6 +230,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         out = check_output_dir(settings.runs_dir, _runs_dir_field(args)) / f"{time.strftime('%Y%m%d-%H%M%S')}_bench"
     config = bench_config(args, settings, list(dict.fromkeys(args.benchmark)), out)
     estimator = _estimator(args)
+    check_database(settings.database_url, database_field(args))
     report = asyncio.run(_bench(config, settings, estimator))
     print_report(report)
     console.print(f"[bold]outputs[/] {out}")
@@ -205,7 +238,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 async def _bench(config: BenchConfig, settings: Settings, estimator: Estimator) -> dict[str, Any]:
-    async with _target(settings) as (backend, agents):
+    async with _target(settings) as (backend, agents, repo):
         with _progress() as bar:
             result = await run_bench(
                 config,
@@ -213,6 +246,7 @@ async def _bench(config: BenchConfig, settings: Settings, estimator: Estimator) 
                 agents=agents,
                 estimator=estimator,
                 progress=BenchProgress(bar),
+                repo=repo,
             )
     return result.report
 
@@ -257,6 +291,8 @@ def _runs_dir_field(args: argparse.Namespace) -> str:
 def cmd_experiment(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     horizons = args.horizons or ([1, 3] if args.suite == "full_sweep" else [settings.routing.horizon_depth])
+    if args.suite is None and not args.benchmark:
+        args.benchmark = ["code_math_mix"]
     base = bench_config(args, settings, list_benchmarks()[:1], Path("."))
     runs_dir = check_output_dir(args.runs_dir or settings.runs_dir, _runs_dir_field(args))
     spec = SweepSpec(
@@ -265,20 +301,25 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         gpu_vrams=list(args.gpu_vrams),
         horizons=list(horizons),
         benchmarks=list(dict.fromkeys(args.benchmark)) if args.benchmark else None,
+        exp_id=args.exp_id,
         base=base,
         output_root=str(runs_dir),
     )
     root = check_output_dir(args.output_dir, "--output_dir") if args.output_dir else sweep_dir(spec)
+    if args.exp_id and args.output_dir is None and (root / "index.json").exists():
+        raise ValidationFailed(f"--exp_id: {root} already holds an experiment; pick another id")
     estimator = _estimator(args)
+    check_database(settings.database_url, database_field(args))
     result = asyncio.run(_experiment(spec, settings, estimator, root))
-    for row in result["meta"]["rows"]:
-        console.print(row)
+    for row in result["meta"]["reports"]:
+        console.print({k: row[k] for k in ("benchmark_name", "routing_mode", "gpu_vram_gb", "horizon_depth",
+                                          "lambda_switch", "mean_score", "mean_switch_cost_est")})  # fmt: skip
     console.print(f"[bold]index[/] {root / 'index.json'}")
     return 0
 
 
 async def _experiment(spec: SweepSpec, settings: Settings, estimator: Estimator, root: Path) -> dict[str, Any]:
-    async with _target(settings) as (backend, agents):
+    async with _target(settings) as (backend, agents, repo):
 
         def backend_for(cfg: BenchConfig) -> Backend:
             return backend or private_sim(cfg, agents)
@@ -287,7 +328,7 @@ async def _experiment(spec: SweepSpec, settings: Settings, estimator: Estimator,
             console.print(f"[bold]run {k + 1}/{n}[/] {name}")
 
         return await run_experiment(
-            spec, backend_for=backend_for, agents=agents, estimator=estimator, root=root, on_run=on_run
+            spec, backend_for=backend_for, agents=agents, estimator=estimator, root=root, on_run=on_run, repo=repo
         )
 
 
@@ -306,6 +347,6 @@ async def _auto_fast(settings: Settings, k: int, out: str) -> Path:
     if settings.backend == "sim":
         agents = load_agents(settings.default_agents_file())
         return write_catalog(await auto_fast_catalog(SimBackend(agents, settings.gpu_vram_gb), k), out)
-    async with _target(settings) as (backend, _):
+    async with _target(settings) as (backend, _, _repo):
         assert backend is not None
         return write_catalog(await auto_fast_catalog(backend, k), out)

@@ -15,7 +15,7 @@ from app.execution.llm import bind_chat
 from app.execution.prompts import PARENT_CHARS, subtask_messages, synthesis_messages
 from app.execution.results import JobResult, JobSpec, SubtaskResult
 from app.execution.state import GpuState
-from app.execution.steps import StepLog, summarize
+from app.execution.steps import StepLog, job_costs, job_start, summarize
 from app.execution.telemetry import Recorder
 from app.routing import Estimator, route, route_sync
 from app.storage.models import PlanStepRecord, SubtaskRecord
@@ -47,6 +47,8 @@ class Orchestrator:
         results: dict[str, SubtaskResult] = {}
         log = StepLog()
         plan_source = spec.plan_source
+        loaded_before = [m.name for m in await self.gpu.refresh()]
+        await self.rec.event("job_start", spec.job_id, job_start(spec, loaded_before))
         try:
             subtasks, plan_source = await self._subtasks(spec, log)
             dag = TaskDAG(subtasks)
@@ -60,8 +62,11 @@ class Orchestrator:
             raise
         except Exception as exc:
             msg = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            return await self._finish(spec, results, log, "failed", msg, None, started, plan_source)
-        return await self._finish(spec, results, log, status, error, final, started, plan_source)
+            result = await self._finish(spec, results, log, "failed", msg, None, started, plan_source)
+        else:
+            result = await self._finish(spec, results, log, status, error, final, started, plan_source)
+        await self.rec.event("job_costs", spec.job_id, job_costs(spec, result.summary, loaded_before))
+        return result
 
     async def _make_room(self, spec: JobSpec, model: str, log: StepLog) -> None:
         """Before a helper call (decomposer, planner, synthesiser), evict what its model would not fit beside.
@@ -143,7 +148,15 @@ class Orchestrator:
             model = self._helper_model(spec, spec.planner_model)
             await self._make_room(spec, model, log)
             chat = bind_chat(self.gpu.backend, model, self.keep_alive)
-            plan = await route(problem, self.estimator, "llm", chat=chat, planner_model=model, seed=spec.seed)
+            plan = await route(
+                problem,
+                self.estimator,
+                "llm",
+                chat=chat,
+                planner_model=model,
+                seed=spec.seed,
+                planner_timeout_s=spec.planner_timeout_s,
+            )
             await self._helper_done(log)
             return plan
         # HiGHS and the exact DP are CPU work: keep the event loop free.

@@ -22,6 +22,7 @@ class JobSpec:
     horizon_depth: int = 1
     gpu_vram_gb: float | None = None  # None = the GPU's capacity
     planner_model: str | None = None
+    planner_timeout_s: float = 120.0
     decomposer_model: str | None = None
     synth_model: str | None = None
     seed: int = 0

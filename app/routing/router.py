@@ -82,13 +82,15 @@ async def route(
     planner_model: str | None = None,
     seed: int = 0,
     single_model: str | None = None,
+    planner_timeout_s: float = 120.0,
 ) -> Plan:
     """Route a horizon. Non-llm modes run synchronously here (move the call to a thread if the loop matters)."""
     _check_mode(mode)
     if mode == "llm":
         if chat is None:
             raise ValueError("mode 'llm' requires a chat function")
-        return await plan_with_llm(problem, estimator.estimates(problem), chat, planner_model=planner_model)
+        est = estimator.estimates(problem)
+        return await plan_with_llm(problem, est, chat, planner_model=planner_model, timeout_s=planner_timeout_s)
     return route_sync(problem, estimator, mode, seed=seed, single_model=single_model)
 
 

@@ -16,7 +16,6 @@ from app.api.deps import RuntimeDep, TenantCtx, TenantDep
 from app.bench.registry import list_benchmarks
 from app.bench.runner import BenchConfig, BenchResult, expand_compare, preflight, private_sim, run_bench
 from app.core.errors import NotFound
-from app.domain.models import Agent
 from app.execution.runtime import Runtime
 from app.routing import Estimator
 from app.storage.models import BenchRun
@@ -105,11 +104,21 @@ def _progress_map(runtime: Runtime) -> dict[str, Any]:
     return runtime.bench_progress
 
 
-def _run_private(config: BenchConfig, agents: list[Agent], estimator: Estimator, progress: _Progress) -> BenchResult:
+def _run_private(config: BenchConfig, ctx: TenantCtx, estimator: Estimator, progress: _Progress) -> BenchResult:
     """dry_run: a private simulated GPU with the tenant's catalog, on its own event loop in a worker thread, so
     neither the real GPU nor the service's loop (sync scoring, code_eval subprocesses) is disturbed."""
-    backend = private_sim(config, agents)
-    return asyncio.run(run_bench(config, backend=backend, agents=agents, estimator=estimator, progress=progress))
+    backend = private_sim(config, ctx.agents)
+    return asyncio.run(
+        run_bench(
+            config,
+            backend=backend,
+            agents=ctx.agents,
+            estimator=estimator,
+            progress=progress,
+            repo=ctx.runtime.repo,
+            tenant_id=ctx.tenant.id,
+        )
+    )
 
 
 async def _execute(runtime: Runtime, ctx: TenantCtx, run_id: str, config: BenchConfig) -> None:
@@ -120,11 +129,17 @@ async def _execute(runtime: Runtime, ctx: TenantCtx, run_id: str, config: BenchC
     try:
         if config.dry_run:
             snapshot = Estimator.from_dict(runtime.estimator.to_dict())
-            result = await asyncio.to_thread(_run_private, config, ctx.agents, snapshot, progress)
+            result = await asyncio.to_thread(_run_private, config, ctx, snapshot, progress)
         else:  # exclusive use of the tenant's GPU: its jobs wait until the benchmark is done
             async with ctx.gpu.lock:
                 result = await run_bench(
-                    config, backend=ctx.gpu.backend, agents=ctx.agents, estimator=runtime.estimator, progress=progress
+                    config,
+                    backend=ctx.gpu.backend,
+                    agents=ctx.agents,
+                    estimator=runtime.estimator,
+                    progress=progress,
+                    repo=repo,
+                    tenant_id=ctx.tenant.id,
                 )
             await ctx.gpu.refresh()
     except asyncio.CancelledError:
