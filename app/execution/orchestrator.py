@@ -47,7 +47,7 @@ class Orchestrator:
         results: dict[str, SubtaskResult] = {}
         log = StepLog()
         plan_source = spec.plan_source
-        loaded_before = [m.name for m in await self.gpu.refresh()]
+        loaded_before = list(self.gpu.loaded_names)  # as last read from the backend (no extra call here)
         await self.rec.event("job_start", spec.job_id, job_start(spec, loaded_before))
         try:
             subtasks, plan_source = await self._subtasks(spec, log)
