@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after use(): the backend must be chosen first
+from matplotlib.figure import Figure
 
 from app.bench.stats import pareto_front
 
@@ -41,6 +42,12 @@ def dodge(xs: list[float], ys: list[float], span: float) -> list[float]:
 
 
 def plot_pareto(report: dict[str, Any], path: Path) -> None:
+    fig = pareto_figure(report)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def pareto_figure(report: dict[str, Any]) -> Figure:
     """One panel per cost axis: every (benchmark, mode) point with its 95% interval, the 2-D front over the 'all'
     points (dashed), points on the full frontier edged black, budget breakers ringed red, the budget G marked."""
     indexed = [(i, p) for i, p in enumerate(report["pareto_points"]) if p["score"] is not None]
@@ -91,11 +98,16 @@ def plot_pareto(report: dict[str, Any], path: Path) -> None:
     seen = dict(zip(labels, handles, strict=True))
     fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=min(5, max(1, len(seen))), fontsize=7)
     fig.tight_layout(rect=(0, 0.14, 1, 0.95))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def plot_meta(entries: list[dict[str, Any]], path: Path) -> None:
+    fig = meta_figure(entries)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def meta_figure(entries: list[dict[str, Any]]) -> Figure:
     """The sweep's grid: one heatmap per (benchmark, mode), λ_switch across, G (and horizon) down, each cell the
     mean score with its switch time; cells of runs that broke the budget are marked."""
     cells = sorted({(e["benchmark_name"], e["routing_mode"]) for e in entries})
@@ -128,5 +140,4 @@ def plot_meta(entries: list[dict[str, Any]], path: Path) -> None:
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.8, label="mean score (0–1)")
     fig.suptitle("Sweep grid: mean score (and est. switch ms per job) per configuration")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    return fig
