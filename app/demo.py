@@ -15,6 +15,7 @@ import httpx
 from rich.console import Console
 
 from app.core.paths import config_file
+from app.routing.registry import DEFAULT_MODE
 
 console = Console()
 
@@ -36,7 +37,7 @@ JOB: dict[str, Any] = {
             "deps": ["facts"],
         },
     ],
-    "routing": "lp",
+    "routing": DEFAULT_MODE,
     "horizon_depth": 1,
 }
 

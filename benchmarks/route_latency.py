@@ -16,10 +16,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.domain.models import TASK_TYPES, Agent, RoutingParams, RoutingProblem, Subtask
+from app.domain.knobs import RoutingParams
+from app.domain.models import TASK_TYPES, Agent, RoutingProblem, Subtask
 from app.routing import Estimator, route_sync
 from app.routing.relaxed import build_relaxation, solve_relaxation
-from app.routing.router import route_lp
+from app.routing.router import route_exact
 
 AGENTS = (4, 8, 16)
 SUBTASKS = (3, 10, 50)
@@ -85,7 +86,7 @@ def bench_cell(n_agents: int, n_subtasks: int, gpu: float = 12.0) -> tuple[str, 
     cached = build_relaxation(n_agents, n_subtasks)
     cols = [
         measure(lambda r: route_sync(problems[r % N_INSTANCES], estimator, "lp"), reps),
-        measure(lambda r: route_lp(problems[r % N_INSTANCES], estimator, method="milp"), 10 if big else 30),
+        measure(lambda r: route_exact(problems[r % N_INSTANCES], estimator, method="milp"), 10 if big else 30),
         measure(
             lambda r: solve_relaxation(build_relaxation(n_agents, n_subtasks), ests[r % N_INSTANCES]), 8 if big else 25
         ),

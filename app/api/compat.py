@@ -20,7 +20,8 @@ from app.api.errors import status_for
 from app.api.metrics import T0_KEY, Metrics, metrics_of
 from app.backends.base import JSON, Backend
 from app.core.errors import BadBackendResponse, Forbidden, InfeasibleError, SwarmError, ValidationFailed
-from app.domain.models import RoutingParams, Subtask
+from app.domain.knobs import RoutingParams
+from app.domain.models import Subtask
 from app.execution.decomposer import classify, estimate_difficulty
 from app.execution.runtime import Runtime
 from app.execution.state import GpuState

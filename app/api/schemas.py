@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.domain.knobs import GpuVramGb, KnobOverrides
 from app.domain.models import Agent, Subtask
-
-ApiRouting = Literal["lp", "lp_relaxed", "llm", "greedy", "random"]
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
+from app.routing.registry import ModeName
 
 
 def unique_names(agents: list[Agent] | None) -> list[Agent] | None:
@@ -22,28 +20,22 @@ def unique_names(agents: list[Agent] | None) -> list[Agent] | None:
     return agents
 
 
-class RoutingKnobs(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+class RoutingRequest(KnobOverrides):
+    """What /route and /jobs share: the mode, the knobs (None = the service's defaults), a catalog, a seed."""
 
-    routing: ApiRouting | None = None
-    gpu_vram_gb: float | None = Field(default=None, gt=0, le=4096)
-    lambda_token: float | None = Field(default=None, ge=0, le=1000)
-    lambda_switch: float | None = Field(default=None, ge=0, le=1000)
-    token_scale: float | None = Field(default=None, ge=1e-3, le=1e12)
-    switch_t_scale_ms: float | None = Field(default=None, ge=1e-3, le=1e12)
-    horizon_depth: int | None = Field(default=None, ge=0, le=32)
+    routing: ModeName | None = None
     agents: list[Agent] | None = Field(default=None, min_length=1, max_length=64)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
 
     _unique_agents = field_validator("agents")(unique_names)
 
 
-class RouteRequest(RoutingKnobs):
+class RouteRequest(RoutingRequest):
     subtasks: list[Subtask] = Field(min_length=1, max_length=500)
     loaded_models: list[str] | None = Field(default=None, max_length=64)
 
 
-class JobRequest(RoutingKnobs):
+class JobRequest(RoutingRequest):
     query: str | None = Field(default=None, min_length=1, max_length=50_000)
     subtasks: list[Subtask] | None = Field(default=None, min_length=1, max_length=200)
 
@@ -62,7 +54,7 @@ class TenantCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
     backend_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+.*$", max_length=500)
-    gpu_vram_gb: float | None = Field(default=None, gt=0, le=4096)
+    gpu_vram_gb: GpuVramGb | None = None
     agents: list[Agent] | None = Field(default=None, min_length=1, max_length=64)
     agents_file: str | None = Field(default=None, max_length=1000)
     token_budget: int | None = Field(default=None, ge=0, le=2**62)

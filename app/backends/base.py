@@ -7,13 +7,32 @@ typed view of the timing and token fields every final response carries.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 JSON = dict[str, Any]
 
 DEFAULT_KEEP_ALIVE = "10m"
+# One relayed block of whole NDJSON lines, with the parsed done=true chunk when the block ends with it.
+LineBlock = tuple[bytes, JSON | None]
+
+
+def ndjson_line(obj: object) -> bytes:
+    """Compact JSON and a newline; ensure_ascii keeps U+2028 escaped (ollama-python splits lines on it)."""
+    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+
+
+async def chunk_lines(stream: AsyncIterator[JSON]) -> AsyncGenerator[LineBlock, None]:
+    """A chunk stream in relay_lines' shape (for backends that produce dicts): one line per chunk."""
+    try:
+        async for chunk in stream:
+            yield ndjson_line(chunk), (chunk if chunk.get("done") else None)
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 @dataclass(frozen=True)
@@ -74,6 +93,11 @@ class Backend(Protocol):
     async def generate(self, request: JSON) -> JSON: ...
 
     def generate_stream(self, request: JSON) -> AsyncIterator[JSON]: ...
+
+    def relay_lines(self, request: JSON, *, chat: bool) -> AsyncGenerator[LineBlock, None]:
+        """The streaming answer of /api/chat (chat=True) or /api/generate as NDJSON bytes in blocks of whole lines,
+        the parsed done chunk alongside the last block: what the proxy relays (Ollama's own bytes, unparsed)."""
+        ...
 
     async def embed(self, request: JSON) -> JSON:
         """POST /api/embed."""

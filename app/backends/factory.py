@@ -23,12 +23,16 @@ def make_backend(
     time_scale: float = 0.0,
     **kw: Any,
 ) -> Backend:
-    """`kw` goes to the backend's constructor (e.g. deadline_s, keep_alive, true_quality, n_ctx).
+    """`kw` goes to the backend's constructor (e.g. keep_alive, true_quality, n_ctx); for Ollama, `transport`
+    ("lean" or "httpx") and `deadline_s` build its transport.
     Imports are lazy so that choosing "sim" never touches llama.cpp."""
     if kind == "ollama":
         from app.backends.ollama import OllamaBackend
+        from app.backends.transport import make_transport
 
-        return OllamaBackend(client, ollama_base_url, **kw)
+        deadline_s = float(kw.pop("deadline_s", 600.0))
+        transport = make_transport(kw.pop("transport", "httpx"), ollama_base_url, client=client, deadline_s=deadline_s)
+        return OllamaBackend(transport, **kw)
     if kind == "sim":
         from app.backends.sim import SimBackend
 

@@ -1,18 +1,14 @@
-"""Ollama backend: native /api/* over the shared httpx client or the lean HTTP/1.1 pool, typed errors."""
+"""Ollama backend: native /api/* over an injected transport, num_ctx guard, keep_alive on every call."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
-import httpx
-
-from app.backends.base import DEFAULT_KEEP_ALIVE, JSON, LoadedModel, Usage
-from app.backends.http1 import Http1Pool
-from app.backends.ollama_h1 import h1_lines, h1_request_json
-from app.backends.ollama_wire import loaded_model, models_list, ndjson_chunk, parse_object, status_error, with_latest
+from app.backends.base import DEFAULT_KEEP_ALIVE, JSON, LineBlock, LoadedModel, Usage
+from app.backends.ollama_wire import loaded_model, models_list, ndjson_chunk, with_latest
+from app.backends.transport import OllamaTransport
 from app.core.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
 
 log = logging.getLogger(__name__)
@@ -22,10 +18,7 @@ RELOAD_FLAG = "_reload"
 
 
 class OllamaBackend:
-    """One Ollama server (one GPU).
-
-    Timeouts: connect/write/pool are short, read is unlimited because Ollama sends no byte until a cold
-    model has loaded (can take minutes); every call is instead bounded by an overall `deadline_s`.
+    """One Ollama server (one GPU), over an injected transport (backends/transport.py: deadlines, typed errors).
 
     num_ctx: Ollama reloads a model whenever a load-time option differs from the running one, so this
     backend remembers the num_ctx each model was loaded with (from the requests it sent and from
@@ -34,29 +27,16 @@ class OllamaBackend:
     /api/ps no longer lists it, so call `loaded()` regularly (the orchestrator does, every step).
     """
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient | None,
-        base_url: str,
-        *,
-        deadline_s: float = 600.0,
-        keep_alive: str | int = DEFAULT_KEEP_ALIVE,
-        connect_timeout_s: float = 5.0,
-        http1: bool = False,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
+    def __init__(self, transport: OllamaTransport, *, keep_alive: str | int = DEFAULT_KEEP_ALIVE) -> None:
+        self.transport = transport
+        self.base_url = transport.base_url
         self.name = self.base_url
-        self.deadline_s = deadline_s
         self.keep_alive = keep_alive
-        self._own_client = client is None
-        self._client = client if client is not None else httpx.AsyncClient()
-        # Pool timeout is generous: the shared client may be busy with other long streams.
-        self._timeout = httpx.Timeout(connect=connect_timeout_s, read=None, write=30.0, pool=60.0)
         self._num_ctx: dict[str, int] = {}
-        # http1=True: requests go over this backend's own lean keep-alive pool (backends/http1.py), which costs
-        # ~1.4 ms less per call than httpx here, most of the proxy's added latency (benchmarks/proxy_overhead.py),
-        # and enables relay_lines(). Semantics are identical; httpx (mockable with respx) remains the default.
-        self._pool = Http1Pool(self.base_url, connect_timeout_s=connect_timeout_s) if http1 else None
+
+    @property
+    def deadline_s(self) -> float:
+        return self.transport.deadline_s
 
     # ---- inference -------------------------------------------------------------------------------
 
@@ -72,13 +52,11 @@ class OllamaBackend:
     def generate_stream(self, request: JSON) -> AsyncIterator[JSON]:
         return self._stream("/api/generate", self._prepare(request, stream=True))
 
-    def relay_lines(self, request: JSON, *, chat: bool) -> AsyncIterator[tuple[bytes, JSON | None]] | None:
+    def relay_lines(self, request: JSON, *, chat: bool) -> AsyncGenerator[LineBlock, None]:
         """The streaming answer as Ollama's own NDJSON bytes, in blocks of whole lines, with the parsed done
-        chunk alongside the last block: what the proxy relays without re-encoding. None without http1."""
-        if self._pool is None:
-            return None
+        chunk alongside the last block: what the proxy relays without re-encoding."""
         path = "/api/chat" if chat else "/api/generate"
-        return h1_lines(self, self._pool, path, self._prepare(request, stream=True))
+        return self.transport.stream_lines(path, self._prepare(request, stream=True))
 
     async def embed(self, request: JSON) -> JSON:
         body = dict(request)
@@ -126,10 +104,7 @@ class OllamaBackend:
             raise BackendUnavailable(f"Ollama at {self.base_url} is not answering: {exc}") from exc
 
     async def aclose(self) -> None:
-        if self._own_client:
-            await self._client.aclose()
-        if self._pool is not None:
-            await self._pool.aclose()
+        await self.transport.aclose()
 
     # ---- request preparation ---------------------------------------------------------------------
 
@@ -166,76 +141,21 @@ class OllamaBackend:
     # ---- HTTP plumbing ---------------------------------------------------------------------------
 
     async def _post_json(self, path: str, body: JSON) -> JSON:
-        return await self._request_json("POST", path, body)
+        return await self.transport.request_json("POST", path, body)
 
     async def _request_json(self, method: str, path: str, body: JSON | None) -> JSON:
-        if self._pool is not None:
-            return await h1_request_json(self, self._pool, method, path, body)
-        url = self.base_url + path
-        try:
-            async with asyncio.timeout(self.deadline_s):
-                resp = await self._client.request(method, url, json=body, timeout=self._timeout)
-        except TimeoutError as exc:
-            raise BackendTimeout(f"{method} {url} exceeded the {self.deadline_s:g}s deadline") from exc
-        except httpx.HTTPError as exc:
-            raise self._transport_error(url, exc) from exc
-        if resp.status_code >= 400:
-            raise status_error(url, resp.status_code, resp.text, body)
-        return parse_object(resp.text, url)
+        return await self.transport.request_json(method, path, body)
 
     async def _stream(self, path: str, body: JSON) -> AsyncIterator[JSON]:
-        if self._pool is not None:
-            async for block, final in h1_lines(self, self._pool, path, body):
+        url = self.base_url + path
+        blocks = self.transport.stream_lines(path, body)
+        try:
+            async for block, final in blocks:
                 for line in block.splitlines():
-                    chunk = ndjson_chunk(line.decode("utf-8", "replace"), self.base_url + path)
+                    chunk = ndjson_chunk(line.decode("utf-8", "replace"), url)
                     if chunk is not None:
                         yield chunk
                 if final is not None:
                     return
-            return
-        url = self.base_url + path
-        deadline = asyncio.get_running_loop().time() + self.deadline_s
-        try:
-            async with asyncio.timeout_at(deadline):
-                cm = self._client.stream("POST", url, json=body, timeout=self._timeout)
-                resp = await cm.__aenter__()
-        except TimeoutError as exc:
-            raise BackendTimeout(f"POST {url} exceeded the {self.deadline_s:g}s deadline") from exc
-        except httpx.HTTPError as exc:
-            raise self._transport_error(url, exc) from exc
-        try:
-            async for chunk in self._iter_chunks(resp, url, body, deadline):
-                yield chunk
         finally:
-            await cm.__aexit__(None, None, None)
-
-    async def _iter_chunks(self, resp: httpx.Response, url: str, body: JSON, deadline: float) -> AsyncIterator[JSON]:
-        try:
-            if resp.status_code >= 400:
-                async with asyncio.timeout_at(deadline):
-                    text = (await resp.aread()).decode("utf-8", "replace")
-                raise status_error(url, resp.status_code, text, body)
-            lines = resp.aiter_lines()
-            while True:
-                # The deadline guards each wait for the next line only, never the consumer's own work.
-                async with asyncio.timeout_at(deadline):
-                    line = await anext(lines, None)
-                if line is None:
-                    raise BadBackendResponse(f"stream from {url} ended before a done=true chunk")
-                chunk = ndjson_chunk(line, url)
-                if chunk is None:
-                    continue
-                yield chunk
-                if chunk.get("done"):
-                    return
-        except TimeoutError as exc:
-            raise BackendTimeout(f"POST {url} exceeded the {self.deadline_s:g}s deadline") from exc
-        except httpx.HTTPError as exc:
-            raise BadBackendResponse(f"stream from {url} broke mid-way: {exc!r}") from exc
-
-    def _transport_error(self, url: str, exc: httpx.HTTPError) -> Exception:
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-            return BackendUnavailable(f"cannot connect to Ollama at {self.base_url} ({url}): {exc}")
-        if isinstance(exc, httpx.TimeoutException):
-            return BackendTimeout(f"{url} timed out: {exc!r}")
-        return BadBackendResponse(f"{url} failed: {exc!r}")
+            await blocks.aclose()

@@ -6,12 +6,12 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from app.backends.base import JSON, LoadedModel
+from app.backends.base import JSON, LineBlock, LoadedModel, chunk_lines
 from app.core.errors import BadBackendResponse
 
 EventKind = Literal["load", "evict", "expire", "unload"]
@@ -245,3 +245,6 @@ class RunBackedInference:
 
     def generate_stream(self, request: JSON) -> AsyncIterator[JSON]:
         return self._run(request, chat=False, stream=True)
+
+    def relay_lines(self, request: JSON, *, chat: bool) -> AsyncGenerator[LineBlock, None]:
+        return chunk_lines(self._run(request, chat=chat, stream=True))

@@ -5,42 +5,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from app.bench.registry import list_benchmarks
-from app.domain.models import RoutingParams
+from app.domain.knobs import GpuVramGb, RoutingKnobs
+from app.routing.registry import DEFAULT_COMPARE, CompareName, expand_compare
 
-ALL_MODES: tuple[str, ...] = ("lp", "lp_relaxed", "llm", "greedy", "random", "pref_router")
-# `all` runs pref_router only when a router model is given (it needs one); see expand_compare.
-Compare = Literal["lp", "lp_relaxed", "llm", "greedy", "random", "pref_router", "both", "all"]
 ProgressFn = Callable[[str, str, int, int], None]  # (mode, benchmark, done, total)
+PREF_ROUTER = "pref_router"
 
 
-def expand_compare(compare: str, *, router_model: str | None = None) -> list[str]:
-    if compare == "both":
-        return ["lp", "llm"]
-    if compare == "all":
-        return [m for m in ALL_MODES if m != "pref_router" or router_model]
-    if compare not in ALL_MODES:
-        raise ValueError(f"unknown --compare {compare!r}; use one of {', '.join((*ALL_MODES, 'both', 'all'))}")
-    return [compare]
+class BenchConfig(RoutingKnobs):
+    """Everything a benchmark run depends on (the routing knobs included); written verbatim to bench_config.json."""
 
-
-class BenchConfig(BaseModel):
-    """Everything a benchmark run depends on; written verbatim to bench_config.json."""
-
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=False)
 
     benchmarks: list[str] = Field(min_length=1)
-    compare: Compare = "both"
+    compare: CompareName = DEFAULT_COMPARE
     limit: int = Field(default=20, ge=1, le=500)
     seed: int = Field(default=0, ge=0)
-    gpu_vram_gb: float = Field(default=8.0, gt=0, le=4096)
-    lambda_token: float = Field(default=0.5, ge=0)
-    lambda_switch: float = Field(default=0.2, ge=0)
-    token_scale: float = Field(default=1000.0, gt=0)
-    switch_t_scale_ms: float = Field(default=1500.0, gt=0)
-    horizon_depth: int = Field(default=1, ge=0, le=32)
+    gpu_vram_gb: GpuVramGb = 8.0
     mix: Literal["grouped", "interleave"] = "grouped"
     code_eval: bool = False
     judge: bool = False
@@ -80,19 +64,12 @@ class BenchConfig(BaseModel):
 
     @model_validator(mode="after")
     def _router_model_given(self) -> BenchConfig:
-        if self.compare == "pref_router" and not self.router_model:
+        if self.compare == PREF_ROUTER and not self.router_model:
             raise ValueError("router_model: --compare pref_router needs --router_model (train one: swarm train-router)")
         return self
 
     @property
     def modes(self) -> list[str]:
-        return expand_compare(self.compare, router_model=self.router_model)
-
-    @property
-    def params(self) -> RoutingParams:
-        return RoutingParams(
-            lambda_token=self.lambda_token,
-            lambda_switch=self.lambda_switch,
-            token_scale=self.token_scale,
-            switch_t_scale_ms=self.switch_t_scale_ms,
-        )
+        """The modes --compare runs; a group (all) leaves out pref_router when no router model is given."""
+        modes = expand_compare(self.compare)
+        return [m for m in modes if m != PREF_ROUTER or self.router_model]

@@ -19,6 +19,7 @@ from app.bench.report_seed import (
 from app.bench.stats import grouped_front, mean, percentile, summary
 from app.bench.types import JobRecord
 from app.domain.models import Agent
+from app.routing.registry import EXACT, PLANNER
 
 SCHEMA = "swarm-bench-report/2"
 EPS = 1e-9
@@ -242,8 +243,8 @@ def build_report(
     out = config.output_dir
     jrows = job_rows(jobs, rows, config, gpu_name)
     per_mode = {m: {**mode_metrics(m, jobs, rows, config.benchmarks), **mode_fields(m, jrows, out)} for m in modes}
-    others = [m for m in modes if m != "lp"]
-    comparisons = {f"lp_vs_{m}": compare_modes(rows, "lp", m) for m in others} if "lp" in modes else {}
+    others = [m for m in modes if m != EXACT]
+    comparisons = {f"{EXACT}_vs_{m}": compare_modes(rows, EXACT, m) for m in others} if EXACT in modes else {}
     points = aggregates(rows, jobs, config)
     report: dict[str, Any] = {
         "schema": SCHEMA,
@@ -273,7 +274,7 @@ def build_report(
         "definitions": DEFINITIONS,
         "timing": {"elapsed_s": round(elapsed_s, 3)},
     }
-    if "lp" in modes and "llm" in modes:
-        new = comparisons["lp_vs_llm"]
+    if EXACT in modes and PLANNER in modes:
+        new = comparisons[f"{EXACT}_vs_{PLANNER}"]
         report["comparison_lp_vs_llm"] = {**comparison_fields(per_mode, new), **new}
     return report, jrows

@@ -5,7 +5,7 @@ DEFINITIONS = {
     "because code_eval is off only has a heuristic score, counted in score_methods but not averaged); ci95 is the "
     "half-width of the 95% Student-t interval over those subtask scores",
     "job_score": "per job, the mean of its subtask scores; its ci95 treats jobs as the independent units",
-    "oracle_gap": "per plan step: the exact optimum (route_lp, DP or MILP) re-solved on the same RoutingProblem "
+    "oracle_gap": "per plan step: the exact optimum (route_exact, DP or MILP) re-solved on the same RoutingProblem "
     "under the same estimates the mode was given, minus the objective of the plan the mode chose; 0 = optimal, "
     "negative only for plans that break the VRAM budget (lp_relaxed rounding)",
     "objective_per_step / solve_time_ms_per_step": "per plan step, never summed per job",

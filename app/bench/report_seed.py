@@ -8,6 +8,7 @@ from typing import Any
 from app.bench.config import BenchConfig
 from app.bench.stats import grouped_front, mean
 from app.bench.types import JobRecord
+from app.routing.registry import EXACT, PLANNER
 
 TOTAL_COST_K = 0.001  # the original's total_cost_est = sum_token_cost + k * estimated_switch_cost_ms
 # Keys of the original comparison_lp_vs_llm that get <key>_lp_minus_llm and <key>_lp_vs_llm_pct.
@@ -150,7 +151,7 @@ def _delta(a: Any, b: Any) -> tuple[float | None, float | None]:
 
 def comparison_fields(modes: dict[str, dict[str, Any]], new: dict[str, Any]) -> dict[str, Any]:
     """The original comparison_lp_vs_llm keys, from the two modes' fields and the new comparison (lp vs llm)."""
-    lp, llm = modes["lp"], modes["llm"]
+    lp, llm = modes[EXACT], modes[PLANNER]
     out: dict[str, Any] = {}
     for key in DELTA_KEYS:
         out[f"{key}_lp_minus_llm"], out[f"{key}_lp_vs_llm_pct"] = _delta(lp.get(key), llm.get(key))
@@ -165,8 +166,8 @@ def comparison_fields(modes: dict[str, dict[str, Any]], new: dict[str, Any]) -> 
         "jobs_tied": tied,
         "jobs_won_summary": f"lp {won}, llm {lost}, tie {tied}",
         "routing_divergence_pct": None if new["routing_divergence"] is None else _r(100 * new["routing_divergence"], 4),
-        "when_differed_lp_better": differed["lp_better"],
-        "when_differed_llm_better": differed["llm_better"],
+        "when_differed_lp_better": differed[f"{EXACT}_better"],
+        "when_differed_llm_better": differed[f"{PLANNER}_better"],
         "when_differed_tie": differed["tied"],
         "total_subtasks_compared": new["subtasks_compared"],
     }

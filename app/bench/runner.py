@@ -13,7 +13,7 @@ from typing import Any
 
 from app.backends.base import Backend
 from app.backends.sim import SimBackend
-from app.bench.config import ALL_MODES, BenchConfig, Compare, ProgressFn, expand_compare
+from app.bench.config import BenchConfig, ProgressFn
 from app.bench.judging import judge_rows, output_rows
 from app.bench.registry import get_benchmark, load_examples
 from app.bench.report import build_report
@@ -27,19 +27,10 @@ from app.execution.results import JobResult, JobSpec
 from app.execution.state import GpuState
 from app.execution.telemetry import Recorder
 from app.routing import Estimator
-from app.routing.router import route_lp
+from app.routing.router import route_exact
 from app.storage.repo import Repo
 
-__all__ = [
-    "ALL_MODES",
-    "BenchConfig",
-    "BenchResult",
-    "Compare",
-    "JobRecord",
-    "ProgressFn",
-    "expand_compare",
-    "run_bench",
-]
+__all__ = ["BenchConfig", "BenchResult", "JobRecord", "ProgressFn", "run_bench"]
 
 
 class OracleTap(Estimator):
@@ -78,7 +69,7 @@ class _Fixed(Estimator):
 
 
 def _exact(problem: RoutingProblem, est: Any) -> float:
-    plan: Plan = route_lp(problem, _Fixed(est))
+    plan: Plan = route_exact(problem, _Fixed(est))
     return float(plan.objective)
 
 

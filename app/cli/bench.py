@@ -38,6 +38,7 @@ from app.cli.common import (
     safe_name,
     settings_from,
 )
+from app.cli.knobs import add_compare_flag, add_knob_flags
 from app.core.errors import ValidationFailed
 from app.core.settings import Settings
 from app.domain.models import Agent
@@ -47,7 +48,6 @@ from app.storage import db
 from app.storage.repo import Repo
 
 console = Console(stderr=True)
-COMPARE = ("lp", "lp_relaxed", "llm", "greedy", "random", "both", "all")
 MAX_LIMIT = 500  # BenchConfig.limit
 MAX_VRAM_GB = 4096.0  # BenchConfig.gpu_vram_gb
 
@@ -66,14 +66,10 @@ def vram_gb(text: str) -> float:
 
 
 def _bench_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--compare", choices=COMPARE, default="both", help="modes (both = lp+llm, all = every mode)")
+    add_compare_flag(p)
     p.add_argument("--limit", type=int_range(1, MAX_LIMIT), default=20, help="examples per benchmark")
     p.add_argument("--mix", choices=["grouped", "interleave"], default="grouped", help="arrival order")
-    p.add_argument("--lambda_token", type=finite_nonneg_float)
-    p.add_argument("--lambda_switch", type=finite_nonneg_float)
-    p.add_argument("--token_scale", type=finite_positive_float)
-    p.add_argument("--switch_t_scale_ms", type=finite_positive_float)
-    p.add_argument("--horizon_depth", type=horizon_depth)
+    add_knob_flags(p)
     p.add_argument("--code_eval", action="store_true", help="run code answers against their tests (sandboxed)")
     p.add_argument("--judge", action="store_true", help="also score every answer with an LLM judge")
     p.add_argument("--judge_model", type=non_empty, help="judge model (default: the smallest agent)")
@@ -136,23 +132,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def bench_config(args: argparse.Namespace, settings: Settings, benchmarks: list[str], out: Path) -> BenchConfig:
-    r = settings.routing
-
-    def pick(flag: str, default: Any) -> Any:
-        value = getattr(args, flag, None)
-        return default if value is None else value
-
     return BenchConfig(
+        **settings.routing.params.model_dump(),
+        horizon_depth=settings.routing.horizon_depth,
         benchmarks=benchmarks,
         compare=args.compare,
         limit=args.limit,
         seed=args.seed or 0,
         gpu_vram_gb=settings.gpu_vram_gb,
-        lambda_token=pick("lambda_token", r.lambda_token),
-        lambda_switch=pick("lambda_switch", r.lambda_switch),
-        token_scale=pick("token_scale", r.token_scale),
-        switch_t_scale_ms=pick("switch_t_scale_ms", r.switch_t_scale_ms),
-        horizon_depth=pick("horizon_depth", r.horizon_depth),
         mix=args.mix,
         code_eval=args.code_eval,
         judge=args.judge,
@@ -163,7 +150,7 @@ def bench_config(args: argparse.Namespace, settings: Settings, benchmarks: list[
         block_size=args.block_size,
         freeze_estimator=args.freeze_estimator,
         estimator_tag=args.estimator_tag,
-        planner_timeout_s=pick("planner_timeout_s", 120.0),
+        planner_timeout_s=args.planner_timeout_s or 120.0,
         data_dir=args.data_dir,
         keep_alive=settings.keep_alive,
         max_concurrency=settings.max_concurrency,

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.cli.knobs import GPU_KNOB, add_knob_flags, knob_overrides
 from app.core.errors import ValidationFailed
 from app.core.settings import Settings, load_settings
 
@@ -268,7 +269,7 @@ def add_backend_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry_run", action="store_true", help="use the simulated GPU backend (no Ollama needed)")
     p.add_argument("--ollama_base_url", help="Ollama URL (default SWARM_OLLAMA_BASE_URL or http://localhost:11434)")
     p.add_argument("--agents_file", help="agent registry JSON (default: the preset for the backend)")
-    p.add_argument("--gpu_vram_gb", type=finite_positive_float, help="VRAM budget G in GB")
+    add_knob_flags(p, (GPU_KNOB,))
     p.add_argument(
         "--time_scale", type=finite_nonneg_float, help="sim only: 0 = instant, 1 = realistic load/decode times"
     )
@@ -277,12 +278,10 @@ def add_backend_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_routing_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--routing", choices=["lp", "lp_relaxed", "llm", "greedy", "random"], default=None)
-    p.add_argument("--lambda_token", type=finite_nonneg_float)
-    p.add_argument("--lambda_switch", type=finite_nonneg_float)
-    p.add_argument("--token_scale", type=finite_positive_float)
-    p.add_argument("--switch_t_scale_ms", type=finite_positive_float)
-    p.add_argument("--horizon_depth", type=horizon_depth)
+    from app.cli.knobs import add_knob_flags, add_mode_flag
+
+    add_mode_flag(p)
+    add_knob_flags(p)
     p.add_argument("--planner_model")
     p.add_argument("--decomposer_model")
 
@@ -297,7 +296,6 @@ def settings_from(args: argparse.Namespace) -> Settings:
     for flag, key in (
         ("ollama_base_url", "ollama_base_url"),
         ("agents_file", "agents_file"),
-        ("gpu_vram_gb", "gpu_vram_gb"),
         ("time_scale", "sim_time_scale"),
         ("database_url", "database_url"),
         ("runs_dir", "runs_dir"),
@@ -307,11 +305,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
             over[key] = value
     if getattr(args, "seed", None) is not None:
         over["sim_seed"] = args.seed
+    knobs = knob_overrides(args)
+    if knobs.gpu_vram_gb is not None:
+        over["gpu_vram_gb"] = knobs.gpu_vram_gb
     base = load_settings(**over)
-    routing = base.routing.model_dump()
-    for key in ("lambda_token", "lambda_switch", "token_scale", "switch_t_scale_ms", "horizon_depth"):
-        if getattr(args, key, None) is not None:
-            routing[key] = getattr(args, key)
+    routing = base.routing.overridden(knobs).model_dump()
     if getattr(args, "routing", None):
         routing["mode"] = args.routing
     models = base.models.model_dump()

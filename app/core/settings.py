@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -18,18 +18,19 @@ from pydantic_settings import (
 
 from app.core.errors import ConfigError
 from app.core.paths import config_file
+from app.domain.knobs import GpuVramGb, RoutingKnobs
+from app.routing.registry import DEFAULT_MODE, ModeName
 
 BackendKind = Literal["auto", "ollama", "sim", "local"]
 CONFIG_FILE_ENV = "SWARM_CONFIG_FILE"
 
 
-class RoutingDefaults(BaseModel):
-    lambda_token: float = Field(default=0.5, ge=0)
-    lambda_switch: float = Field(default=0.2, ge=0)
-    token_scale: float = Field(default=1000.0, gt=0)
-    switch_t_scale_ms: float = Field(default=1500.0, gt=0)
-    horizon_depth: int = Field(default=1, ge=0, le=32)
-    mode: Literal["lp", "lp_relaxed", "llm", "greedy", "random"] = "lp"
+class RoutingDefaults(RoutingKnobs):
+    """The service's routing knobs (SWARM_ROUTING__*) and its default mode."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+    mode: ModeName = DEFAULT_MODE
 
 
 class ModelNames(BaseModel):
@@ -55,10 +56,12 @@ class Settings(BaseSettings):
     # Overall deadline of one backend call; cold loads get no read timeout, only this.
     backend_deadline_s: float = Field(default=600.0, gt=0)
     keep_alive: str = "10m"
+    # How the router speaks HTTP to Ollama: the lean HTTP/1.1 pool, or httpx (which honours HTTP(S)_PROXY).
+    ollama_transport: Literal["lean", "httpx"] = "lean"
     database_url: str = "sqlite:///./data/swarm.db"
     data_dir: Path = Path("./data")
     runs_dir: Path = Path("./runs")
-    gpu_vram_gb: float = Field(default=8.0, gt=0)
+    gpu_vram_gb: GpuVramGb = 8.0
     agents_file: Path | None = None
     routing: RoutingDefaults = Field(default_factory=RoutingDefaults)
     models: ModelNames = Field(default_factory=ModelNames)

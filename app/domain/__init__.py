@@ -1,5 +1,6 @@
 """Pure data shared by every layer: agents, subtasks, routing problems and plans."""
 
+from app.domain.knobs import GpuVramGb, KnobOverrides, RoutingKnobs, RoutingParams
 from app.domain.models import (
     TASK_TYPES,
     Agent,
@@ -7,8 +8,6 @@ from app.domain.models import (
     ModelEvent,
     Plan,
     PlannerInfo,
-    RoutingMode,
-    RoutingParams,
     RoutingProblem,
     SolverInfo,
     Subtask,
@@ -19,10 +18,12 @@ __all__ = [
     "TASK_TYPES",
     "Agent",
     "Assignment",
+    "GpuVramGb",
+    "KnobOverrides",
     "ModelEvent",
     "Plan",
     "PlannerInfo",
-    "RoutingMode",
+    "RoutingKnobs",
     "RoutingParams",
     "RoutingProblem",
     "SolverInfo",

@@ -6,9 +6,10 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.domain.knobs import RoutingParams
+
 TaskType = Literal["code", "reasoning", "math", "creative", "extraction", "summarize"]
 TASK_TYPES: tuple[str, ...] = get_args(TaskType)
-RoutingMode = Literal["lp", "lp_relaxed", "llm", "greedy", "random", "single", "oracle"]
 
 _ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
 MAX_ORIGINAL_DIFFICULTY = 10.0  # the original decomposer accepted up to 10 on its 1..5 scale
@@ -81,15 +82,6 @@ class Subtask(BaseModel):
     def context_tokens(self) -> int:
         """Rough context need: prompt (4 chars per token), the parents' outputs, and the expected output."""
         return len(self.description) // 4 + self.input_tokens + self.estimated_tokens
-
-
-class RoutingParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    lambda_token: float = Field(default=0.5, ge=0, le=1000)
-    lambda_switch: float = Field(default=0.2, ge=0, le=1000)
-    token_scale: float = Field(default=1000.0, ge=1e-3, le=1e12)
-    switch_t_scale_ms: float = Field(default=1500.0, ge=1e-3, le=1e12)
 
 
 class RoutingProblem(BaseModel):
@@ -166,7 +158,7 @@ class Plan(BaseModel):
     loads: list[ModelEvent] = Field(default_factory=list)
     evictions: list[ModelEvent] = Field(default_factory=list)
     vram_peak_gb: float = 0.0
-    # > 0 only for lp_relaxed (seed parity) or a broken planner answer that was used anyway.
+    # > 0 only for lp_relaxed (parity with the original tool) or a broken planner answer that was used anyway.
     vram_violation_gb: float = 0.0
     objective: float = 0.0
     solver: SolverInfo | None = None

@@ -6,7 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from app.domain.models import Agent, RoutingParams, Subtask
+from app.domain.knobs import RoutingKnobs
+from app.domain.models import Agent, Subtask
 from app.execution.orchestrator import Orchestrator
 from app.execution.results import JobResult, JobSpec
 from app.execution.runtime import Runtime
@@ -23,28 +24,21 @@ def make_spec(
     subtasks: list[Subtask] | None = None,
     agents: list[Agent] | None = None,
     mode: str | None = None,
-    params: RoutingParams | None = None,
-    horizon_depth: int | None = None,
+    knobs: RoutingKnobs | None = None,
     gpu_vram_gb: float | None = None,
     job_id: str | None = None,
     seed: int = 0,
 ) -> JobSpec:
     cfg = runtime.settings
-    defaults = cfg.routing
+    knobs = knobs or cfg.routing
     return JobSpec(
         job_id=job_id or new_id("job"),
         agents=agents or runtime.agents,
         query=query,
         subtasks=subtasks,
-        mode=mode or defaults.mode,
-        params=params
-        or RoutingParams(
-            lambda_token=defaults.lambda_token,
-            lambda_switch=defaults.lambda_switch,
-            token_scale=defaults.token_scale,
-            switch_t_scale_ms=defaults.switch_t_scale_ms,
-        ),
-        horizon_depth=defaults.horizon_depth if horizon_depth is None else horizon_depth,
+        mode=mode or cfg.routing.mode,
+        params=knobs.params,
+        horizon_depth=knobs.horizon_depth,
         gpu_vram_gb=gpu_vram_gb,
         planner_model=cfg.models.planner,
         decomposer_model=cfg.models.decomposer,

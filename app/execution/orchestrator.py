@@ -17,7 +17,8 @@ from app.execution.results import JobResult, JobSpec, SubtaskResult
 from app.execution.state import GpuState
 from app.execution.steps import StepLog, job_costs, job_start, summarize
 from app.execution.telemetry import Recorder
-from app.routing import Estimator, route, route_sync
+from app.routing import ChatFn, Estimator, route, route_sync
+from app.routing.registry import RouteContext, needs_chat
 from app.storage.models import PlanStepRecord, SubtaskRecord
 
 
@@ -144,23 +145,15 @@ class Orchestrator:
             step_index += 1
 
     async def _route(self, spec: JobSpec, problem: RoutingProblem, log: StepLog) -> Plan:
-        if spec.mode == "llm":
+        if needs_chat(spec.mode):
             model = self._helper_model(spec, spec.planner_model)
             await self._make_room(spec, model, log)
             chat = bind_chat(self.gpu.backend, model, self.keep_alive)
-            plan = await route(
-                problem,
-                self.estimator,
-                "llm",
-                chat=chat,
-                planner_model=model,
-                seed=spec.seed,
-                planner_timeout_s=spec.planner_timeout_s,
-            )
+            plan = await route(problem, self.estimator, spec.mode, ctx=route_context(spec, chat=chat, planner=model))
             await self._helper_done(log)
             return plan
         # HiGHS and the exact DP are CPU work: keep the event loop free.
-        return await asyncio.to_thread(_route_sync, problem, self.estimator, spec.mode, spec.seed)
+        return await asyncio.to_thread(route_sync, problem, self.estimator, spec.mode, ctx=route_context(spec))
 
     async def _step(
         self,
@@ -430,5 +423,6 @@ def decision(step: int, plan: Plan, ready: list[str]) -> dict[str, Any]:
     }
 
 
-def _route_sync(problem: RoutingProblem, estimator: Estimator, mode: str, seed: int) -> Plan:
-    return route_sync(problem, estimator, mode, seed=seed)
+def route_context(spec: JobSpec, *, chat: ChatFn | None = None, planner: str | None = None) -> RouteContext:
+    """What the job's router needs beyond the problem (the registry's RouteContext), from the job spec."""
+    return RouteContext(chat=chat, planner_model=planner, seed=spec.seed, planner_timeout_s=spec.planner_timeout_s)

@@ -6,7 +6,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from app.domain.models import Agent, RoutingParams, Subtask
+from app.domain.knobs import RoutingParams
+from app.domain.models import Agent, Subtask
+from app.routing.registry import DEFAULT_MODE
 
 ScoreFn = Callable[[Subtask, str], float | None]
 
@@ -17,7 +19,7 @@ class JobSpec:
     agents: list[Agent]
     query: str | None = None
     subtasks: list[Subtask] | None = None
-    mode: str = "lp"
+    mode: str = DEFAULT_MODE
     params: RoutingParams = field(default_factory=RoutingParams)
     horizon_depth: int = 1
     gpu_vram_gb: float | None = None  # None = the GPU's capacity

@@ -108,7 +108,11 @@ def build_backend(settings: Settings, kind: str, http: httpx.AsyncClient, agents
     from app.backends.factory import make_backend  # the local backend pulls in llama.cpp: import on demand
 
     per_kind: dict[str, dict[str, Any]] = {
-        "ollama": {"deadline_s": settings.backend_deadline_s, "keep_alive": settings.keep_alive, "http1": True},
+        "ollama": {
+            "deadline_s": settings.backend_deadline_s,
+            "keep_alive": settings.keep_alive,
+            "transport": settings.ollama_transport,
+        },
         "local": {"data_dir": settings.data_dir},
     }
     extra = per_kind.get(kind, {})
@@ -127,8 +131,10 @@ def build_backend(settings: Settings, kind: str, http: httpx.AsyncClient, agents
 def remote_ollama(settings: Settings, http: httpx.AsyncClient, url: str) -> Backend:
     """A tenant bound to its own Ollama URL gets its own GPU state, over the shared clients."""
     from app.backends.ollama import OllamaBackend
+    from app.backends.transport import make_transport
 
-    return OllamaBackend(http, url, deadline_s=settings.backend_deadline_s, keep_alive=settings.keep_alive, http1=True)
+    transport = make_transport(settings.ollama_transport, url, client=http, deadline_s=settings.backend_deadline_s)
+    return OllamaBackend(transport, keep_alive=settings.keep_alive)
 
 
 async def open_runtime(settings: Settings, backend: Backend | None = None, *, migrate: bool = True) -> Runtime:

@@ -13,7 +13,8 @@ import numpy as np
 import numpy.typing as npt
 
 from app.core.errors import ValidationFailed
-from app.domain.models import TASK_TYPES, Agent, RoutingParams, RoutingProblem, Subtask
+from app.domain.knobs import RoutingParams
+from app.domain.models import TASK_TYPES, Agent, RoutingProblem, Subtask
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]

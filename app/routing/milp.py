@@ -10,7 +10,7 @@ Agents i, subtasks m (step s(m)), steps t = 0..T-1, U = P - λ_tok·C_tok, y[i,-
                 z[i,t] >= y[i,t] - y[i,t-1], z>=0 a load event
                 y binary  (x may stay continuous: for fixed y the x-problem is an assignment, integral at a vertex)
 
-C_sw is the raw per-model switch cost; "free when loaded" comes from y[i,-1]. With T = 1 this is the seed's
+C_sw is the raw per-model switch cost; "free when loaded" comes from y[i,-1]. With T = 1 this is the original tool's
 objective, solved integrally. The problem is compiled once per (agents, subtasks, steps); the step pattern s(m) is a
 parameter too. `lp` uses it when too many resident sets fit G for the exact DP in dp.py (same optimum).
 """

@@ -14,6 +14,7 @@ from app.domain.models import Plan, PlannerInfo, RoutingProblem
 from app.routing.baselines import greedy_assign
 from app.routing.estimator import Estimates
 from app.routing.plan_builder import build_plan
+from app.routing.registry import PLANNER
 
 _EPS = 1e-9
 
@@ -204,7 +205,7 @@ async def plan_with_llm(
         first = await calls.ask(chat, messages, timeout_s)
         assignment, why = _check(first.content, est)
         if assignment is not None:
-            return _plan(problem, est, assignment, "llm", None, calls.info)
+            return _plan(problem, est, assignment, PLANNER, None, calls.info)
         repair = [
             *messages,
             {"role": "assistant", "content": first.content},
@@ -234,4 +235,6 @@ def _plan(
     reason: str | None,
     info: PlannerInfo,
 ) -> Plan:
-    return build_plan(problem, est, assignment, mode="llm", routing_source=source, fallback_reason=reason, planner=info)
+    return build_plan(
+        problem, est, assignment, mode=PLANNER, routing_source=source, fallback_reason=reason, planner=info
+    )

@@ -1,4 +1,4 @@
-"""Seed-parity `lp_relaxed`: the continuous single-step relaxation with argmax rounding (a labelled baseline)."""
+"""The original tool's `lp_relaxed`: the continuous single-step relaxation, rounded by argmax (a labelled baseline)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ _SOLVERS: tuple[str, ...] = ("HIGHS", "SCIPY")
 @dataclass
 class Relaxation:
     """maximize Σ U∘x - Σ csw∘y  s.t. Σ_i x[i,m] = 1, x <= y, Σ v∘y <= G, 0 <= x, y <= 1 (no VRAM per step,
-    no context check, switch cost 0 for loaded models): exactly what the seed solved."""
+    no context check, switch cost 0 for loaded models): exactly what the original tool solved."""
 
     problem: Any
     x: Any
@@ -60,7 +60,7 @@ _cache_lock = threading.Lock()
 
 
 def solve_relaxation(relax: Relaxation, est: Estimates) -> tuple[list[int], SolverInfo]:
-    """Set parameters, solve, round each subtask to argmax_i x[i,m] (ties: lowest index, as the seed)."""
+    """Set parameters, solve, round each subtask to argmax_i x[i,m] (ties: lowest index, as the original tool)."""
     silence_highs_banner()
     p = relax.params
     p["U"].value = est.utility_base
@@ -90,7 +90,7 @@ def solve_relaxation(relax: Relaxation, est: Estimates) -> tuple[list[int], Solv
 
 def solve_relaxed(est: Estimates) -> tuple[list[int], SolverInfo, float]:
     """DPP-cached per (agents, subtasks); returns the rounded assignment, solver info and the VRAM violation
-    the seed would report (all chosen models counted as co-resident)."""
+    the original tool would report (all chosen models counted as co-resident)."""
     if not (est.vram <= est.gpu_vram_gb).any():
         raise infeasible(est, "no model fits in GPU memory")
     key = (len(est.agents), len(est.subtask_ids))

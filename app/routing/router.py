@@ -1,4 +1,5 @@
-"""Mode dispatch: one entry point per routing mode, all producing Plans scored by the same objective."""
+"""Routing entry points (`route`, `route_sync`, dispatched through the registry), the routers' implementations,
+and the proxy's single-request fast path."""
 
 from __future__ import annotations
 
@@ -6,25 +7,21 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from app.domain.models import Agent, Assignment, Plan, RoutingParams, RoutingProblem, SolverInfo, Subtask
-from app.routing.baselines import greedy_assign, oracle_solve, random_assign, single_assign
+from app.domain.knobs import RoutingParams
+from app.domain.models import Agent, Assignment, Plan, RoutingProblem, SolverInfo, Subtask
+from app.routing.baselines import oracle_solve
 from app.routing.dp import fitting_sets, solve_dp
-from app.routing.estimator import Estimator
+from app.routing.estimator import Estimates, Estimator
 from app.routing.milp import solve_milp
 from app.routing.plan_builder import build_plan, infeasible
-from app.routing.planner import ChatFn, plan_with_llm
+from app.routing.planner import ChatFn
+from app.routing.registry import EXACT, RouteContext, get_router
 from app.routing.relaxed import solve_relaxed
 
-ROUTING_MODES: tuple[str, ...] = ("lp", "lp_relaxed", "llm", "greedy", "random", "single", "oracle")
 ExactMethod = Literal["auto", "dp", "milp"]
 
 
-def _check_mode(mode: str) -> None:
-    if mode not in ROUTING_MODES:
-        raise ValueError(f"unknown routing mode {mode!r}; allowed: {', '.join(ROUTING_MODES)}")
-
-
-def route_lp(problem: RoutingProblem, estimator: Estimator, *, method: ExactMethod = "auto") -> Plan:
+def route_exact(problem: RoutingProblem, estimator: Estimator, *, method: ExactMethod = "auto") -> Plan:
     """Exact router: the resident-set DP while it is the faster method (see dp.MAX_DP_SETS / MAX_DP_WORK), else the
     CVXPY MILP; both reach the same optimum (cross-checked in tests)."""
     est = estimator.estimates(problem)
@@ -34,43 +31,45 @@ def route_lp(problem: RoutingProblem, estimator: Estimator, *, method: ExactMeth
         info = SolverInfo(name="exact_dp", status="optimal", solve_time_ms=(time.perf_counter() - start) * 1e3)
     else:
         assignment, sets, info = solve_milp(est)
-    return build_plan(problem, est, assignment, mode="lp", routing_source="lp", base_sets=sets, solver=info)
+    return build_plan(problem, est, assignment, mode=EXACT, routing_source=EXACT, base_sets=sets, solver=info)
 
 
-def _timed(fn: Callable[[], list[int]]) -> tuple[list[int], float]:
+def route_relaxed(problem: RoutingProblem, estimator: Estimator, mode: str) -> Plan:
+    est = estimator.estimates(problem)
+    assignment, info, violation = solve_relaxed(est)
+    return build_plan(problem, est, assignment, mode=mode, routing_source=mode, solver=info, violation_gb=violation)
+
+
+def route_oracle(problem: RoutingProblem, estimator: Estimator, mode: str) -> Plan:
+    est = estimator.estimates(problem)
     start = time.perf_counter()
-    out = fn()
-    return out, (time.perf_counter() - start) * 1e3
+    assignment, sets, _ = oracle_solve(est)
+    info = SolverInfo(name="brute_force", status="optimal", solve_time_ms=(time.perf_counter() - start) * 1e3)
+    return build_plan(problem, est, assignment, mode=mode, routing_source=mode, base_sets=sets, solver=info)
+
+
+def route_heuristic(
+    problem: RoutingProblem, estimator: Estimator, mode: str, assign: Callable[[Estimates], list[int]]
+) -> Plan:
+    """A baseline (greedy, seeded random, one fixed model): no solver, same Plan and objective."""
+    est = estimator.estimates(problem)
+    start = time.perf_counter()
+    assignment = assign(est)
+    info = SolverInfo(name=mode, status="heuristic", solve_time_ms=(time.perf_counter() - start) * 1e3)
+    return build_plan(problem, est, assignment, mode=mode, routing_source=mode, solver=info)
 
 
 def route_sync(
-    problem: RoutingProblem, estimator: Estimator, mode: str, *, seed: int = 0, single_model: str | None = None
+    problem: RoutingProblem,
+    estimator: Estimator,
+    mode: str,
+    *,
+    seed: int = 0,
+    single_model: str | None = None,
+    ctx: RouteContext | None = None,
 ) -> Plan:
-    """Every mode except `llm`; blocking (HiGHS), so async callers run it in a worker thread."""
-    _check_mode(mode)
-    if mode == "llm":
-        raise ValueError("mode 'llm' needs a chat function: use `await route(..., chat=...)`")
-    if mode == "lp":
-        return route_lp(problem, estimator)
-    est = estimator.estimates(problem)
-    if mode == "lp_relaxed":
-        assignment, info, violation = solve_relaxed(est)
-        return build_plan(problem, est, assignment, mode=mode, routing_source=mode, solver=info, violation_gb=violation)
-    if mode == "oracle":
-        start = time.perf_counter()
-        assignment, sets, _ = oracle_solve(est)
-        info = SolverInfo(name="brute_force", status="optimal", solve_time_ms=(time.perf_counter() - start) * 1e3)
-        return build_plan(problem, est, assignment, mode=mode, routing_source=mode, base_sets=sets, solver=info)
-    if mode == "single":
-        if single_model is None:
-            raise ValueError("mode 'single' needs single_model")
-        assignment, ms = _timed(lambda: single_assign(est, single_model))
-    elif mode == "random":
-        assignment, ms = _timed(lambda: random_assign(est, seed))
-    else:
-        assignment, ms = _timed(lambda: greedy_assign(est))
-    info = SolverInfo(name=mode, status="heuristic", solve_time_ms=ms)
-    return build_plan(problem, est, assignment, mode=mode, routing_source=mode, solver=info)
+    """Every mode that needs no LLM; blocking (HiGHS), so async callers run it in a worker thread."""
+    return get_router(mode).solve(problem, estimator, ctx or RouteContext(seed=seed, single_model=single_model))
 
 
 async def route(
@@ -83,15 +82,19 @@ async def route(
     seed: int = 0,
     single_model: str | None = None,
     planner_timeout_s: float = 120.0,
+    ctx: RouteContext | None = None,
 ) -> Plan:
-    """Route a horizon. Non-llm modes run synchronously here (move the call to a thread if the loop matters)."""
-    _check_mode(mode)
-    if mode == "llm":
-        if chat is None:
-            raise ValueError("mode 'llm' requires a chat function")
-        est = estimator.estimates(problem)
-        return await plan_with_llm(problem, est, chat, planner_model=planner_model, timeout_s=planner_timeout_s)
-    return route_sync(problem, estimator, mode, seed=seed, single_model=single_model)
+    """Route a horizon (`ctx`, when given, replaces the keyword arguments after `mode`). Non-llm modes run
+    synchronously here (move the call to a thread if the loop matters)."""
+    if ctx is None:
+        ctx = RouteContext(
+            chat=chat,
+            planner_model=planner_model,
+            seed=seed,
+            single_model=single_model,
+            planner_timeout_s=planner_timeout_s,
+        )
+    return await get_router(mode).route(problem, estimator, ctx)
 
 
 def route_single(

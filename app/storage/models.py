@@ -39,7 +39,7 @@ class Job(SQLModel, table=True):
     status: str = Field(default="queued", max_length=20)
     query: str | None = Field(default=None, sa_column=Column(Text))
     spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
-    routing: str = Field(default="lp", max_length=20)
+    routing: str = Field(default="lp", max_length=20)  # = routing.registry.DEFAULT_MODE (a test keeps them equal)
     plan_source: str | None = Field(default=None, max_length=20)
     final_answer: str | None = Field(default=None, sa_column=Column(Text))
     error: str | None = Field(default=None, sa_column=Column(Text))

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from app.backends.ollama import OllamaBackend
 from app.backends.sim import SimBackend
+from app.backends.transport import HttpxTransport
 from app.core.settings import Settings
 from app.main import create_app
 from app.routing import load_agents
@@ -118,7 +119,7 @@ def test_readyz_reports_backend_down(settings: Settings) -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    down = OllamaBackend(httpx.AsyncClient(transport=httpx.MockTransport(refuse)), "http://127.0.0.1:9")
+    down = OllamaBackend(HttpxTransport(httpx.AsyncClient(transport=httpx.MockTransport(refuse)), "http://127.0.0.1:9"))
     with TestClient(create_app(settings, backend=down)) as client:
         resp = client.get("/readyz")
         assert resp.status_code == 503

@@ -26,7 +26,8 @@ async def test_ollama_kind_uses_the_shared_client() -> None:
             "ollama", client=client, ollama_base_url="http://h:11434/", agents=AGENTS, gpu_vram_gb=8, deadline_s=7
         )
         assert isinstance(backend, OllamaBackend)
-        assert backend._client is client and backend.name == "http://h:11434" and backend.deadline_s == 7
+        assert backend.transport._client is client  # type: ignore[attr-defined]
+        assert backend.name == "http://h:11434" and backend.deadline_s == 7
 
 
 async def test_sim_kind_gets_agents_capacity_seed_and_time_scale() -> None:

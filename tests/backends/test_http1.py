@@ -18,6 +18,7 @@ import trustme
 from app.backends import http1
 from app.backends.http1 import ConnectFailed, Http1Error, Http1Pool
 from app.backends.ollama import OllamaBackend
+from app.backends.transport import LeanTransport
 from app.core.errors import BadBackendResponse
 
 pytestmark = pytest.mark.anyio
@@ -374,13 +375,13 @@ async def relay(backend: OllamaBackend) -> tuple[bytes, list[dict[str, Any] | No
 async def test_relay_passes_bytes_through_and_finds_the_done_chunk() -> None:
     lines = [token("a") + b"\n", token("b") + b"\n" + token("c") + b"\n", FINAL + b"\n"]
     async with raw_server(ndjson_server(lines, delay_terminator_s=0.05)) as (url, seen):
-        backend = OllamaBackend(None, url, deadline_s=2.0, http1=True)
+        backend = OllamaBackend(LeanTransport(url, deadline_s=2.0))
         data, finals = await relay(backend)
         assert data == b"".join(lines)  # byte for byte, nothing re-encoded
         assert finals[-1] == {"model": "m", "message": {"content": ""}, "done": True, "eval_count": 2}
         assert all(f is None for f in finals[:-1])
         await asyncio.sleep(0.1)  # the terminator arrives after the done line: then the connection is pooled
-        assert backend._pool is not None and len(backend._pool._idle) == 1
+        assert len(backend.transport._pool._idle) == 1  # type: ignore[attr-defined]
         assert (await relay(backend))[0] == data
         assert len(seen) == 1
         await backend.aclose()
@@ -389,7 +390,7 @@ async def test_relay_passes_bytes_through_and_finds_the_done_chunk() -> None:
 async def test_relay_line_split_across_reads_and_no_trailing_newline() -> None:
     line = token("x") + b"\n"
     async with raw_server(ndjson_server([line[:7], line[7:], FINAL])) as (url, _):
-        backend = OllamaBackend(None, url, deadline_s=2.0, http1=True)
+        backend = OllamaBackend(LeanTransport(url, deadline_s=2.0))
         data, finals = await relay(backend)
         assert data == line + FINAL + b"\n" and finals[-1] is not None and finals[-1]["done"] is True
         await backend.aclose()
@@ -405,7 +406,7 @@ async def test_relay_line_split_across_reads_and_no_trailing_newline() -> None:
 )
 async def test_relay_errors_after_the_lines_before_them(lines: list[bytes], needle: str) -> None:
     async with raw_server(ndjson_server(lines)) as (url, _):
-        backend = OllamaBackend(None, url, deadline_s=2.0, http1=True)
+        backend = OllamaBackend(LeanTransport(url, deadline_s=2.0))
         stream = backend.relay_lines({"model": "m", "messages": []}, chat=True)
         assert stream is not None
         got = b""
@@ -414,9 +415,3 @@ async def test_relay_errors_after_the_lines_before_them(lines: list[bytes], need
                 got += block
         assert got == token("a") + b"\n"
         await backend.aclose()
-
-
-async def test_relay_is_only_offered_over_http1() -> None:
-    backend = OllamaBackend(None, "http://127.0.0.1:9")
-    assert backend.relay_lines({"model": "m"}, chat=True) is None
-    await backend.aclose()

@@ -12,6 +12,7 @@ import respx
 
 from app.backends.base import Backend, LoadedModel
 from app.backends.ollama import OllamaBackend
+from app.backends.transport import HttpxTransport
 from app.core.errors import BackendTimeout, BackendUnavailable, BadBackendResponse, ModelNotFound
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def backend(client: httpx.AsyncClient) -> OllamaBackend:
-    return OllamaBackend(client, BASE, deadline_s=5)
+    return OllamaBackend(HttpxTransport(client, BASE, deadline_s=5))
 
 
 def sent(route: respx.Route, index: int = -1) -> dict[str, object]:
@@ -247,7 +248,7 @@ async def test_stream_invalid_json_line(backend: OllamaBackend) -> None:
 async def test_connection_refused_names_url(closed_port: Callable[[], int]) -> None:
     url = f"http://127.0.0.1:{closed_port()}"
     async with httpx.AsyncClient() as c:
-        backend = OllamaBackend(c, url)
+        backend = OllamaBackend(HttpxTransport(c, url))
         with pytest.raises(BackendUnavailable, match=url.replace(".", r"\.")):
             await backend.chat({"model": "m", "messages": []})
         with pytest.raises(BackendUnavailable):
@@ -263,7 +264,7 @@ async def test_slow_first_byte_within_deadline_succeeds(slow_server: SlowServer)
     async with httpx.AsyncClient(timeout=0.1) as c:
         with pytest.raises(httpx.ReadTimeout):
             await c.post(f"{slow_server.url}/api/chat", json={})
-        backend = OllamaBackend(c, slow_server.url, deadline_s=5)
+        backend = OllamaBackend(HttpxTransport(c, slow_server.url, deadline_s=5))
         out = await backend.chat({"model": "llama3.2", "messages": []})
     assert out["eval_count"] == 259
 
@@ -272,7 +273,7 @@ async def test_slow_first_byte_beyond_deadline_times_out(slow_server: SlowServer
     slow_server.delay_s = 1.0
     slow_server.body = CHAT_FINAL
     async with httpx.AsyncClient(timeout=0.1) as c:
-        backend = OllamaBackend(c, slow_server.url, deadline_s=0.3)
+        backend = OllamaBackend(HttpxTransport(c, slow_server.url, deadline_s=0.3))
         with pytest.raises(BackendTimeout, match="deadline"):
             await backend.chat({"model": "llama3.2", "messages": []})
         with pytest.raises(BackendTimeout):
@@ -355,8 +356,8 @@ async def test_embed_injects_keep_alive(backend: OllamaBackend) -> None:
 
 async def test_own_client_is_closed_shared_client_is_not() -> None:
     async with httpx.AsyncClient() as shared:
-        await OllamaBackend(shared, BASE).aclose()
+        await OllamaBackend(HttpxTransport(shared, BASE)).aclose()
         assert not shared.is_closed
-    own = OllamaBackend(None, BASE)
+    own = OllamaBackend(HttpxTransport(None, BASE))
     await own.aclose()
-    assert own._client.is_closed
+    assert own.transport._client.is_closed  # type: ignore[attr-defined]

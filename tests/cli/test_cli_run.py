@@ -67,7 +67,7 @@ def test_run_rejects_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["run", "--dry_run", "--queries_file", str(tmp_path / "none.txt")]) == 2
     assert "--queries_file: file not found" in capsys.readouterr().err
     assert main(["run", "--dry_run", "--gpu_vram_gb", "-3", "--query", "x"]) == 2
-    assert "--gpu_vram_gb: must be a finite number > 0" in capsys.readouterr().err
+    assert "--gpu_vram_gb: Input should be greater than 0" in capsys.readouterr().err
 
 
 def test_db_upgrade_export_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,6 +13,7 @@ import pytest
 from app.backends.base import JSON
 from app.backends.ollama import OllamaBackend
 from app.backends.sim import SimBackend
+from app.backends.transport import HttpxTransport
 from app.domain.models import Agent, Subtask
 from app.execution.dag import TaskDAG
 from app.execution.orchestrator import Orchestrator
@@ -191,7 +192,7 @@ async def test_backend_fault_fails_job_and_keeps_finished_results(tmp_path: Path
     tenant = repo.ensure_default_tenant()
     repo.create_job(Job(id="jf", tenant_id=tenant.id))
     async with httpx.AsyncClient(transport=faulty_ollama(fault, "bad"), base_url="http://ollama") as client:
-        backend = OllamaBackend(client, "http://ollama", deadline_s=0.5)
+        backend = OllamaBackend(HttpxTransport(client, "http://ollama", deadline_s=0.5))
         orch = orchestrator(backend, 8.0, Recorder(repo, tenant.id))
         result = await orch.run(JobSpec(job_id="jf", agents=agents, subtasks=chain()))
     assert result.status == "failed"
@@ -212,7 +213,7 @@ async def test_foreign_model_is_unloaded_only_when_the_step_needs_the_room() -> 
     for capacity, expect_unloaded in ((8.0, True), (12.0, False)):
         resident = ["foreign:7b"]
         async with httpx.AsyncClient(transport=faulty_ollama("none", "-", resident), base_url="http://o") as client:
-            orch = orchestrator(OllamaBackend(client, "http://o"), capacity)
+            orch = orchestrator(OllamaBackend(HttpxTransport(client, "http://o")), capacity)
             result = await orch.run(JobSpec(job_id="f", agents=agents, subtasks=one))
         assert result.status == "succeeded"
         assert ("foreign:7b" not in resident) is expect_unloaded

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.domain.models import TASK_TYPES, Agent, RoutingParams, RoutingProblem, Subtask
+from app.domain.knobs import RoutingParams
+from app.domain.models import TASK_TYPES, Agent, RoutingProblem, Subtask
 from app.routing import load_agents
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

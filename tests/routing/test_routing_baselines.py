@@ -11,11 +11,12 @@ import pydantic
 import pytest
 
 from app.core.errors import InfeasibleError
-from app.domain.models import Agent, RoutingParams, RoutingProblem, Subtask
+from app.domain.knobs import RoutingParams
+from app.domain.models import Agent, RoutingProblem, Subtask
 from app.routing import ROUTING_MODES, Estimator, route_single, route_sync
 from app.routing.baselines import oracle_solve
 from app.routing.milp import solve_milp
-from app.routing.router import route_lp
+from app.routing.router import route_exact
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,7 +99,7 @@ def test_g_smaller_than_every_model_is_a_typed_error(heavy: list[Agent], mode: s
 
 def test_milp_path_reports_infeasibility_too(heavy: list[Agent]) -> None:
     with pytest.raises(InfeasibleError, match=r"G=1\.5 GB"):
-        route_lp(_code_job(heavy, gpu=1.5), Estimator(), method="milp")
+        route_exact(_code_job(heavy, gpu=1.5), Estimator(), method="milp")
 
 
 def test_context_too_long_everywhere_is_infeasible(heavy: list[Agent]) -> None:
@@ -119,11 +120,11 @@ def test_highs_prints_nothing_to_stdout(capfd: pytest.CaptureFixture[str]) -> No
     # The banner appears once per process, so check a fresh interpreter's fd 1 ...
     code = (
         "from app.routing import load_agents, Estimator, route_sync\n"
-        "from app.routing.router import route_lp\n"
+        "from app.routing.router import route_exact\n"
         "from app.domain.models import RoutingProblem, Subtask\n"
         "a = load_agents('configs/agents_heavy.json')\n"
         "p = RoutingProblem(subtasks=[Subtask(id='s', task_type='math')], agents=a, gpu_vram_gb=8)\n"
-        "route_lp(p, Estimator(), method='milp'); route_sync(p, Estimator(), 'lp_relaxed')\n"
+        "route_exact(p, Estimator(), method='milp'); route_sync(p, Estimator(), 'lp_relaxed')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout == ""

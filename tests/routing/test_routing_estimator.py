@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from app.core.errors import ValidationFailed
-from app.domain.models import Agent, RoutingParams, RoutingProblem, Subtask
+from app.domain.knobs import RoutingParams
+from app.domain.models import Agent, RoutingProblem, Subtask
 from app.routing import Estimator, route_single, route_sync
 from app.routing.estimator import adjusted_quality, capability_from_score
 

@@ -16,7 +16,7 @@ from app.routing.dp import fitting_sets, solve_dp
 from app.routing.estimator import Estimates
 from app.routing.milp import solve_milp
 from app.routing.plan_builder import build_plan, evaluate_objective
-from app.routing.router import route_lp
+from app.routing.router import route_exact
 
 N_INSTANCES = 220
 
@@ -50,7 +50,7 @@ def test_lp_matches_brute_force_and_milp(random_problem: Callable[..., RoutingPr
         assert plan.solver is not None and plan.solver.name == "exact_dp"
         assert plan.objective == pytest.approx(best, abs=1e-6), seed
         _assert_within_g(plan, problem)
-        milp = route_lp(problem, Estimator(), method="milp")
+        milp = route_exact(problem, Estimator(), method="milp")
         assert milp.solver is not None and milp.solver.name == "HIGHS"
         assert milp.objective == pytest.approx(best, abs=1e-6), seed
         _assert_within_g(milp, problem)
@@ -109,7 +109,7 @@ def test_milp_reports_total_solver_failure(random_problem: Callable[..., Routing
 def test_scale_16_agents_60_subtasks_uses_milp(random_problem: Callable[..., RoutingProblem]) -> None:
     problem = random_problem(7, 16, 60, 3)
     problem = problem.model_copy(update={"gpu_vram_gb": 14.0})
-    plan = route_lp(problem, Estimator(), method="milp")
+    plan = route_exact(problem, Estimator(), method="milp")
     assert plan.solver is not None and plan.solver.name == "HIGHS" and plan.solver.status == "optimal"
     assert len(plan.assignments) == 60
     _assert_within_g(plan, problem)
@@ -125,7 +125,7 @@ def test_loose_g_takes_the_dp_up_to_its_limits_then_the_milp(random_problem: Cal
     problem = random_problem(8, 12, 10, 2).model_copy(update={"gpu_vram_gb": 200.0})
     plan = route_sync(problem, Estimator(), "lp")  # all 4096 subsets fit: the DP's transforms handle them
     assert plan.solver is not None and plan.solver.name == "exact_dp"
-    milp = route_lp(problem, Estimator(), method="milp")
+    milp = route_exact(problem, Estimator(), method="milp")
     assert plan.objective == pytest.approx(milp.objective, abs=1e-6)
     assert plan.objective >= route_sync(problem, Estimator(), "greedy").objective - 1e-9
     huge = random_problem(9, 13, 10, 2).model_copy(update={"gpu_vram_gb": 500.0})  # 2^13 sets > MAX_DP_SETS
@@ -160,12 +160,12 @@ def test_dp_matches_milp_on_larger_catalogs(random_problem: Callable[..., Routin
         if fitting_sets(est) is None:
             continue
         try:
-            dp = route_lp(problem, Estimator(), method="dp")
+            dp = route_exact(problem, Estimator(), method="dp")
         except InfeasibleError:
             with pytest.raises(InfeasibleError):
-                route_lp(problem, Estimator(), method="milp")
+                route_exact(problem, Estimator(), method="milp")
             continue
-        milp = route_lp(problem, Estimator(), method="milp")
+        milp = route_exact(problem, Estimator(), method="milp")
         assert dp.objective == pytest.approx(milp.objective, abs=1e-6), seed
         _assert_within_g(dp, problem)
         compared += 1
@@ -180,8 +180,8 @@ def test_dp_matches_milp_under_loose_g(random_problem: Callable[..., RoutingProb
         est = Estimator().estimates(problem)
         tables = fitting_sets(est)
         assert tables is not None and tables[0].size > 200
-        dp = route_lp(problem, Estimator(), method="dp")
-        milp = route_lp(problem, Estimator(), method="milp")
+        dp = route_exact(problem, Estimator(), method="dp")
+        milp = route_exact(problem, Estimator(), method="milp")
         assert dp.objective == pytest.approx(milp.objective, abs=1e-6), seed
         assert evaluate_objective(problem, est, *solve_dp(est)[:2]) == pytest.approx(dp.objective, abs=1e-6)
         _assert_within_g(dp, problem)

@@ -3,7 +3,8 @@ seed's relaxation bug (phi4 12.5 GB under G = 8) is reproduced by lp_relaxed and
 
 from __future__ import annotations
 
-from app.domain.models import Agent, RoutingParams, RoutingProblem, Subtask
+from app.domain.knobs import RoutingParams
+from app.domain.models import Agent, RoutingProblem, Subtask
 from app.routing import Estimator, route_sync
 
 

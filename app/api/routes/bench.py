@@ -10,14 +10,16 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from app.api.deps import RuntimeDep, TenantCtx, TenantDep
 from app.bench.registry import list_benchmarks
-from app.bench.runner import BenchConfig, BenchResult, expand_compare, preflight, private_sim, run_bench
+from app.bench.runner import BenchConfig, BenchResult, preflight, private_sim, run_bench
 from app.core.errors import NotFound
+from app.domain.knobs import KnobOverrides
 from app.execution.runtime import Runtime
 from app.routing import Estimator
+from app.routing.registry import DEFAULT_COMPARE, CompareName
 from app.storage.models import BenchRun
 from app.storage.repo import new_id
 
@@ -25,21 +27,13 @@ router = APIRouter(tags=["bench"])
 log = logging.getLogger("swarm")
 
 
-class BenchRequest(BaseModel):
+class BenchRequest(KnobOverrides):
     """Mirrors the `swarm bench` flags; omitted routing knobs take the service defaults, G the tenant's."""
-
-    model_config = ConfigDict(extra="forbid")
 
     benchmarks: list[str] = Field(min_length=1, max_length=8)
     limit: int = Field(default=20, ge=1, le=500)
     seed: int = Field(default=0, ge=0)
-    compare: Literal["lp", "lp_relaxed", "llm", "greedy", "random", "both", "all"] = "both"
-    gpu_vram_gb: float | None = Field(default=None, gt=0, le=4096)
-    lambda_token: float | None = Field(default=None, ge=0, le=1000)
-    lambda_switch: float | None = Field(default=None, ge=0, le=1000)
-    token_scale: float | None = Field(default=None, gt=0)
-    switch_t_scale_ms: float | None = Field(default=None, gt=0)
-    horizon_depth: int | None = Field(default=None, ge=0, le=32)
+    compare: CompareName = DEFAULT_COMPARE
     mix: Literal["grouped", "interleave"] = "grouped"
     code_eval: bool = False
     judge: bool = False
@@ -59,18 +53,14 @@ class BenchRequest(BaseModel):
 
 def to_config(body: BenchRequest, runtime: Runtime, ctx: TenantCtx, output_dir: Path) -> BenchConfig:
     s = runtime.settings
-    r = s.routing
+    knobs = s.routing.overridden(body)
     return BenchConfig(
+        **knobs.model_dump(exclude={"mode"}),
         benchmarks=body.benchmarks,
         compare=body.compare,
         limit=body.limit,
         seed=body.seed,
         gpu_vram_gb=body.gpu_vram_gb or ctx.gpu_vram_gb,
-        lambda_token=r.lambda_token if body.lambda_token is None else body.lambda_token,
-        lambda_switch=r.lambda_switch if body.lambda_switch is None else body.lambda_switch,
-        token_scale=body.token_scale or r.token_scale,
-        switch_t_scale_ms=body.switch_t_scale_ms or r.switch_t_scale_ms,
-        horizon_depth=r.horizon_depth if body.horizon_depth is None else body.horizon_depth,
         mix=body.mix,
         code_eval=body.code_eval,
         judge=body.judge,
@@ -89,7 +79,7 @@ class _Progress:
     """Overall fraction from the runner's per-(mode, benchmark) counts; unseen cells count `limit` jobs."""
 
     def __init__(self, config: BenchConfig) -> None:
-        self.cells = {(m, b): (0, config.limit) for m in expand_compare(config.compare) for b in config.benchmarks}
+        self.cells = {(m, b): (0, config.limit) for m in config.modes for b in config.benchmarks}
 
     def __call__(self, mode: str, benchmark: str, done: int, total: int) -> None:
         self.cells[(mode, benchmark)] = (done, total)

@@ -11,13 +11,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from app.api.deps import RuntimeDep, TenantDep
-from app.api.routes.route import routing_params
-from app.api.schemas import JobRequest, JobStatus
+from app.api.routes.route import request_knobs
+from app.api.schemas import JobRequest
 from app.core.errors import NotFound, ValidationFailed
+from app.domain.status import JobStatus
 from app.execution.dag import TaskDAG
 from app.execution.jobs import make_spec
 from app.execution.manager import END, JobManager
 from app.execution.runtime import Runtime
+from app.routing.registry import needs_chat
 from app.storage.models import Job
 
 router = APIRouter(tags=["jobs"])
@@ -67,16 +69,16 @@ async def submit(body: JobRequest, ctx: TenantDep, runtime: RuntimeDep, wait: bo
         TaskDAG(body.subtasks)  # reject cycles / unknown deps before anything is stored
     agents = body.agents or ctx.agents
     names = {a.name for a in agents}
-    if runtime.settings.models.planner and body.routing == "llm" and runtime.settings.models.planner not in names:
-        raise ValidationFailed(f"planner model {runtime.settings.models.planner!r} is not in the agent catalog")
+    planner = runtime.settings.models.planner
+    if planner and body.routing is not None and needs_chat(body.routing) and planner not in names:
+        raise ValidationFailed(f"planner model {planner!r} is not in the agent catalog")
     spec = make_spec(
         runtime,
         query=body.query,
         subtasks=body.subtasks,
         agents=agents,
         mode=body.routing,
-        params=routing_params(runtime, body),
-        horizon_depth=body.horizon_depth,
+        knobs=request_knobs(runtime, body),
         gpu_vram_gb=body.gpu_vram_gb or ctx.gpu_vram_gb,
         seed=body.seed,
     )

@@ -106,21 +106,10 @@ async def _infer(request: Request, *, chat: bool) -> Response:
         work = backend.chat(body) if chat else backend.generate(body)
         final = await call.complete(request, work)
         return _json(final, call.headers())
-    relay = backend.relay_lines(body, chat=chat) if isinstance(backend, OllamaBackend) else None
-    if relay is None:
-        relay = _as_lines(backend.chat_stream(body) if chat else backend.generate_stream(body))
+    relay = backend.relay_lines(body, chat=chat)
     first = await call.first(request, relay)
     headers = {**call.headers(), **STREAM_HEADERS}
     return RelayResponse(_relay(call, first, relay), headers, NDJSON_TYPE)
-
-
-async def _as_lines(stream: AsyncIterator[JSON]) -> AsyncIterator[tuple[bytes, JSON | None]]:
-    """A backend's chunk stream in relay_lines' shape: NDJSON lines, the done chunk alongside its line."""
-    try:
-        async for chunk in stream:
-            yield dumps(chunk) + b"\n", (chunk if chunk.get("done") else None)
-    finally:
-        await close_stream(stream)
 
 
 async def _relay(

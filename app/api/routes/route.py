@@ -8,30 +8,28 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.api.deps import RuntimeDep, TenantCtx, TenantDep
-from app.api.schemas import RouteRequest, RoutingKnobs
-from app.domain.models import Plan, RoutingParams, RoutingProblem
+from app.api.schemas import RouteRequest
+from app.domain.knobs import KnobOverrides, RoutingKnobs
+from app.domain.models import Plan, RoutingProblem
 from app.execution.dag import TaskDAG
 from app.execution.llm import bind_chat
 from app.execution.runtime import Runtime
 from app.routing import route, route_sync
+from app.routing.registry import needs_chat
 
 router = APIRouter(tags=["routing"])
 
 
-def routing_params(runtime: Runtime, body: RoutingKnobs) -> RoutingParams:
-    d = runtime.settings.routing
-    return RoutingParams(
-        lambda_token=d.lambda_token if body.lambda_token is None else body.lambda_token,
-        lambda_switch=d.lambda_switch if body.lambda_switch is None else body.lambda_switch,
-        token_scale=body.token_scale or d.token_scale,
-        switch_t_scale_ms=body.switch_t_scale_ms or d.switch_t_scale_ms,
-    )
+def request_knobs(runtime: Runtime, body: KnobOverrides) -> RoutingKnobs:
+    """The service's routing knobs with the request's own values on top."""
+    return runtime.settings.routing.overridden(body)
 
 
 @router.post("/route")
 async def post_route(body: RouteRequest, ctx: TenantDep, runtime: RuntimeDep) -> dict[str, Any]:
     dag = TaskDAG(body.subtasks)
-    depth = len(dag.layers()) if body.horizon_depth is None else body.horizon_depth
+    knobs = request_knobs(runtime, body)
+    depth = len(dag.layers()) if body.horizon_depth is None else knobs.horizon_depth
     horizon = dag.horizon([], depth)
     agents = body.agents or ctx.agents
     if body.loaded_models is None:
@@ -46,7 +44,7 @@ async def post_route(body: RouteRequest, ctx: TenantDep, runtime: RuntimeDep) ->
         agents=agents,
         gpu_vram_gb=body.gpu_vram_gb or ctx.gpu_vram_gb,
         loaded=[m for m in loaded if m in names],
-        params=routing_params(runtime, body),
+        params=knobs.params,
     )
     mode = body.routing or runtime.settings.routing.mode
     plan = await _decide(runtime, ctx, problem, mode, body.seed)
@@ -54,10 +52,10 @@ async def post_route(body: RouteRequest, ctx: TenantDep, runtime: RuntimeDep) ->
 
 
 async def _decide(runtime: Runtime, ctx: TenantCtx, problem: RoutingProblem, mode: str, seed: int) -> Plan:
-    if mode == "llm":
+    if needs_chat(mode):
         model = runtime.settings.models.planner or min(problem.agents, key=lambda a: a.vram_gb).name
         chat = bind_chat(ctx.gpu.backend, model, runtime.settings.keep_alive)
-        return await route(problem, runtime.estimator, "llm", chat=chat, planner_model=model, seed=seed)
+        return await route(problem, runtime.estimator, mode, chat=chat, planner_model=model, seed=seed)
     return await asyncio.to_thread(route_sync, problem, runtime.estimator, mode, seed=seed)
 
 

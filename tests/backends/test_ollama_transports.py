@@ -1,5 +1,5 @@
-"""OllamaBackend over its lean HTTP/1.1 transport against a real HTTP server (aiohttp.web): same shapes, deadlines
-and errors as over httpx, plus the raw NDJSON relay the proxy uses and the pool's connection handling."""
+"""OllamaBackend over both transports (the service's lean HTTP/1.1 pool and httpx) against a real HTTP server
+(aiohttp.web): the same cases give the same shapes, deadlines and typed errors on each."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from app.backends.ollama import OllamaBackend
+from app.backends.transport import TransportKind, make_transport
 from app.core.errors import BackendTimeout, BackendUnavailable, BadBackendResponse, ModelNotFound
 
 pytestmark = pytest.mark.anyio
@@ -29,6 +30,10 @@ async def chat(request: web.Request) -> web.StreamResponse:
         return web.json_response({"error": f"model '{model}' not found"}, status=404)
     if model == "crash":
         return web.json_response({"error": "llama runner process has terminated"}, status=500)
+    if model == "html":
+        return web.Response(text="<html>proxy error</html>", content_type="text/html")
+    if model == "no-route":
+        return web.Response(text="404 page not found", status=404)
     if model == "slow":
         await asyncio.sleep(0.3)
     if model == "stuck":
@@ -43,6 +48,15 @@ async def chat(request: web.Request) -> web.StreamResponse:
     if model == "broken":
         request.transport.close()  # type: ignore[union-attr]
         return resp
+    if model in ("error-line", "bad-line"):
+        last = (
+            b'{"error":"an error was encountered while running the model"}'
+            if model == "error-line"
+            else b'{"done": fal'
+        )
+        await resp.write(last + b"\n")
+        await resp.write_eof()
+        return resp
     if model != "no-done":
         final = {"model": model, "message": {"content": ""}, "done": True, "eval_count": 2, "context": LONG_CONTEXT}
         await resp.write(json.dumps(final).encode() + b"\n")
@@ -50,13 +64,16 @@ async def chat(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-@pytest.fixture
-async def backend() -> AsyncIterator[OllamaBackend]:
+TRANSPORTS = ("lean", "httpx")
+
+
+@pytest.fixture(params=TRANSPORTS)
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[OllamaBackend]:
     app = web.Application()
     app.router.add_post("/api/chat", chat)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
-    backend = OllamaBackend(None, str(server.make_url("")).rstrip("/"), deadline_s=1.0, http1=True)
+    backend = OllamaBackend(make_transport(request.param, str(server.make_url("")).rstrip("/"), deadline_s=1.0))
     yield backend
     await backend.aclose()
     await server.close()
@@ -88,6 +105,10 @@ async def test_slow_first_byte_within_deadline(backend: OllamaBackend) -> None:
         ("stuck", True, BackendTimeout, "deadline"),
         ("broken", True, BadBackendResponse, "broke mid-way|ended before"),
         ("no-done", True, BadBackendResponse, "ended before a done=true chunk"),
+        ("html", False, BadBackendResponse, "invalid JSON"),
+        ("no-route", False, BadBackendResponse, "HTTP 404: 404 page not found"),
+        ("error-line", True, BadBackendResponse, "error was encountered"),
+        ("bad-line", True, BadBackendResponse, "invalid JSON"),
     ],
 )
 async def test_errors(backend: OllamaBackend, model: str, stream: bool, error: type[Exception], needle: str) -> None:
@@ -98,17 +119,36 @@ async def test_errors(backend: OllamaBackend, model: str, stream: bool, error: t
             await backend.chat(ask(model))
 
 
+async def test_relay_lines_are_the_upstream_bytes(backend: OllamaBackend) -> None:
+    blocks = [b async for b in backend.relay_lines(ask("m"), chat=True)]
+    raw = b"".join(block for block, _ in blocks)
+    lines = raw.splitlines()
+    assert [json.loads(line)["message"]["content"] for line in lines] == ["a", "b", ""]
+    assert lines[0] == json.dumps({"model": "m", "message": {"content": "a"}, "done": False}).encode()
+    finals = [final for _, final in blocks if final is not None]
+    assert len(finals) == 1 and blocks[-1][1] is finals[0] and finals[0]["eval_count"] == 2
+
+
+async def test_num_ctx_of_a_loaded_model_is_kept(backend: OllamaBackend) -> None:
+    await backend.chat(ask("ctx-model", options={"num_ctx": 2048}))
+    await backend.chat(ask("ctx-model", options={"num_ctx": 8192}))
+    assert "num_ctx" not in SEEN[-1]["options"]
+    await backend.chat(ask("ctx-model", options={"num_ctx": 8192}, _reload=True))
+    assert SEEN[-1]["options"]["num_ctx"] == 8192 and "_reload" not in SEEN[-1]
+
+
 async def test_crash_keeps_upstream_status(backend: OllamaBackend) -> None:
     with pytest.raises(BadBackendResponse) as info:
         await backend.chat(ask("crash"))
     assert info.value.status == 500
 
 
-async def test_connection_refused() -> None:
+@pytest.mark.parametrize("kind", TRANSPORTS)
+async def test_connection_refused(kind: TransportKind) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    dead = OllamaBackend(None, f"http://127.0.0.1:{port}", http1=True)
+    dead = OllamaBackend(make_transport(kind, f"http://127.0.0.1:{port}"))
     with pytest.raises(BackendUnavailable, match=f"127.0.0.1:{port}"):
         await dead.chat(ask("m"))
     with pytest.raises(BackendUnavailable):
