@@ -15,6 +15,7 @@ from app.backends.base import Backend
 from app.backends.sim import SimBackend
 from app.bench.config import BenchConfig, ProgressFn
 from app.bench.judging import judge_rows, output_rows
+from app.bench.mtbench_report import BENCH, mtbench_pairwise, write_judgements
 from app.bench.registry import get_benchmark, load_examples
 from app.bench.report import build_report
 from app.bench.report_io import write_report
@@ -215,6 +216,10 @@ async def run_bench(
         await judge_rows(rows, jobs, backend, agents, config)
     elapsed_s = time.perf_counter() - started
     report, job_rows = build_report(config, agents, jobs, rows, starts, elapsed_s, gpu_name=backend.name)
+    if config.mtbench_judge and BENCH in config.benchmarks:
+        fields, judgements = await mtbench_pairwise(rows, jobs, backend, agents, config)
+        report |= fields
+        write_judgements(out, judgements)
     write_report(out, report, rows, jobs, job_rows)
     return BenchResult(config, out, report, jobs, rows)
 

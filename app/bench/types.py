@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from app.domain.models import TASK_TYPES, Subtask
 from app.execution.results import JobResult
 
-ScorerName = Literal["json", "numeric", "keywords", "yesno", "code", "exact", "judge_only"]
+ScorerName = Literal["json", "numeric", "keywords", "yesno", "code", "exact", "choice", "judge_only"]
 
 
 class CodeSpec(BaseModel):

@@ -87,7 +87,11 @@ def _bench_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--planner_timeout_s", type=finite_positive_float, help="timeout of each planner call (s)")
     p.add_argument("--estimator_in", type=non_empty, help="start every mode from this estimator state (JSON)")
     p.add_argument("--output_dir", type=non_empty, help="output folder (default: <runs_dir>/<timestamp>_bench)")
-    p.add_argument("--data_dir", type=non_empty, help="dataset folder (mbpp JSONL)")
+    p.add_argument("--data_dir", type=non_empty, help="dataset folder (mbpp, mmlu, mt_bench files)")
+    p.add_argument(
+        "--mtbench_judge", action="store_true", help="judge mt_bench answers pairwise across modes (positions swapped)"
+    )
+    p.add_argument("--mtbench_judge_model", type=non_empty, help="pairwise judge model (default: --judge_model)")
     p.add_argument(
         "--sim_device_gb", type=finite_positive_float, help="dry run: sim device memory (default: room for all agents)"
     )
@@ -150,6 +154,8 @@ def bench_config(args: argparse.Namespace, settings: Settings, benchmarks: list[
         block_size=args.block_size,
         freeze_estimator=args.freeze_estimator,
         estimator_tag=args.estimator_tag,
+        mtbench_judge=args.mtbench_judge,
+        mtbench_judge_model=args.mtbench_judge_model,
         planner_timeout_s=args.planner_timeout_s or 120.0,
         data_dir=args.data_dir,
         keep_alive=settings.keep_alive,
