@@ -9,10 +9,9 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from app.bench.registry import list_benchmarks
 from app.domain.knobs import GpuVramGb, RoutingKnobs
-from app.routing.registry import DEFAULT_COMPARE, CompareName, expand_compare
+from app.routing.registry import DEFAULT_COMPARE, CompareName, expand_compare, needs_model_file
 
 ProgressFn = Callable[[str, str, int, int], None]  # (mode, benchmark, done, total)
-PREF_ROUTER = "pref_router"
 
 
 class BenchConfig(RoutingKnobs):
@@ -64,12 +63,12 @@ class BenchConfig(RoutingKnobs):
 
     @model_validator(mode="after")
     def _router_model_given(self) -> BenchConfig:
-        if self.compare == PREF_ROUTER and not self.router_model:
-            raise ValueError("router_model: --compare pref_router needs --router_model (train one: swarm train-router)")
+        single = expand_compare(self.compare)
+        if len(single) == 1 and needs_model_file(single[0]) and not self.router_model:
+            raise ValueError(f"router_model: --compare {self.compare} needs --router_model (swarm train-router)")
         return self
 
     @property
     def modes(self) -> list[str]:
         """The modes --compare runs; a group (all) leaves out pref_router when no router model is given."""
-        modes = expand_compare(self.compare)
-        return [m for m in modes if m != PREF_ROUTER or self.router_model]
+        return [m for m in expand_compare(self.compare) if self.router_model or not needs_model_file(m)]

@@ -16,12 +16,15 @@ from app.bench.plots import plot_meta
 from app.bench.registry import list_benchmarks
 from app.bench.runner import BenchConfig, ProgressFn, run_bench
 from app.bench.stats import mean
+from app.core.errors import ValidationFailed
 from app.domain.models import Agent
 from app.routing import Estimator
+from app.routing.registry import ROUTERS
 from app.storage.repo import Repo
 
-Suite = Literal["code_math_sweep", "workflow_sweep", "full_sweep"]
+Suite = Literal["code_math_sweep", "workflow_sweep", "full_sweep", "tau_sweep"]
 SUITE_BENCHMARKS: dict[str, list[str]] = {
+    "tau_sweep": ["code_math_mix"],
     "code_math_sweep": ["code_math_mix"],
     "workflow_sweep": ["workflowbench"],
     "full_sweep": ["workflowbench", "code_math_mix", "agentic_bench"],
@@ -38,9 +41,16 @@ class SweepSpec(BaseModel):
     lambda_switches: list[float] = Field(default_factory=lambda: [0.0, 0.2, 0.5, 1.0], min_length=1)
     gpu_vrams: list[float] = Field(default_factory=lambda: [8.0, 24.0], min_length=1)
     horizons: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    # tau_sweep: pref_router's threshold across (base.router_model is the router).
+    router_taus: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0], min_length=1)
     benchmarks: list[str] | None = None
     base: BenchConfig
     output_root: str = "runs"
+
+
+def get_router_name() -> str:
+    """The mode a tau_sweep runs: the one router that needs a trained model file."""
+    return next(name for name, r in ROUTERS.items() if r.needs_model_file)
 
 
 def suite_benchmarks(spec: SweepSpec) -> list[str]:
@@ -68,22 +78,21 @@ def grid(spec: SweepSpec, root: Path) -> list[tuple[str, BenchConfig]]:
     meta report never averages across benchmarks; the two focused sweeps keep their benchmark list together."""
     names = suite_benchmarks(spec)
     groups = [[b] for b in names] if spec.suite == "full_sweep" else [names]
+    taus: list[float | None] = list(spec.router_taus) if spec.suite == "tau_sweep" else [None]
+    if spec.suite == "tau_sweep" and not spec.base.router_model:
+        raise ValidationFailed("--router_model: the tau_sweep suite needs a trained router (swarm train-router)")
     out = []
     for benches in groups:
         for g in spec.gpu_vrams:
             for h in spec.horizons:
                 for ls in spec.lambda_switches:
-                    name = f"{'+'.join(benches)}_G{g:g}_h{h}_ls{ls:g}"
-                    cfg = spec.base.model_copy(
-                        update={
-                            "benchmarks": benches,
-                            "gpu_vram_gb": g,
-                            "horizon_depth": h,
-                            "lambda_switch": ls,
-                            "output_dir": str(root / name),
-                        }
-                    )
-                    out.append((name, cfg))
+                    for tau in taus:
+                        name = f"{'+'.join(benches)}_G{g:g}_h{h}_ls{ls:g}" + ("" if tau is None else f"_tau{tau:g}")
+                        update: dict[str, Any] = {"benchmarks": benches, "gpu_vram_gb": g, "horizon_depth": h,
+                                                  "lambda_switch": ls, "output_dir": str(root / name)}  # fmt: skip
+                        if tau is not None:
+                            update |= {"router_tau": tau, "compare": get_router_name()}
+                        out.append((name, spec.base.model_copy(update=update)))
     return out
 
 
@@ -100,6 +109,7 @@ def run_entry(name: str, cfg: BenchConfig, report: dict[str, Any]) -> dict[str, 
         "lambda_switch": cfg.lambda_switch,
         "lambda_token": cfg.lambda_token,
         "estimator_tag": cfg.estimator_tag,
+        "router_tau": cfg.router_tau if cfg.router_model else None,
         "per_mode": {m: {k: v.get(k) for k in keys} for m, v in report["modes"].items()},
         "aggregates": report["pareto_points"],
     }
@@ -122,6 +132,7 @@ def config_entries(entry: dict[str, Any]) -> list[dict[str, Any]]:
                 "horizon_depth": entry["horizon_depth"],
                 "gpu_vram_gb": entry["gpu_vram_gb"],
                 "quality_estimator_type": entry["estimator_tag"],
+                "router_tau": entry.get("router_tau"),
                 "mean_score": point["score"],
                 "mean_token_cost": point["token_cost"],
                 "mean_switch_cost_est": point["switch_ms"],
@@ -209,6 +220,7 @@ async def run_experiment(
         "lambda_switches": spec.lambda_switches,
         "gpu_vrams": spec.gpu_vrams,
         "horizons": spec.horizons,
+        "router_taus": spec.router_taus if spec.suite == "tau_sweep" else None,
         "spec": spec.model_dump(mode="json"),
         "runs": entries,
     }

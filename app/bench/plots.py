@@ -101,6 +101,12 @@ def pareto_figure(report: dict[str, Any]) -> Figure:
     return fig
 
 
+def _row(entry: dict[str, Any]) -> tuple[float, int, float]:
+    """A grid row: (G, horizon, τ); τ is -1 outside a tau_sweep."""
+    tau = entry.get("router_tau")
+    return float(entry["gpu_vram_gb"]), int(entry["horizon_depth"]), -1.0 if tau is None else float(tau)
+
+
 def plot_meta(entries: list[dict[str, Any]], path: Path) -> None:
     fig = meta_figure(entries)
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -112,7 +118,7 @@ def meta_figure(entries: list[dict[str, Any]]) -> Figure:
     mean score with its switch time; cells of runs that broke the budget are marked."""
     cells = sorted({(e["benchmark_name"], e["routing_mode"]) for e in entries})
     lambdas = sorted({float(e["lambda_switch"]) for e in entries})
-    rows = sorted({(float(e["gpu_vram_gb"]), int(e["horizon_depth"])) for e in entries})
+    rows = sorted({_row(e) for e in entries})
     ncol = min(3, len(cells))
     nrow = (len(cells) + ncol - 1) // ncol
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 1.2 + 0.9 * len(rows) * nrow), squeeze=False)
@@ -123,7 +129,7 @@ def meta_figure(entries: list[dict[str, Any]]) -> Figure:
         for e in entries:
             if (e["benchmark_name"], e["routing_mode"]) != (bench, mode) or e["mean_score"] is None:
                 continue
-            r = rows.index((float(e["gpu_vram_gb"]), int(e["horizon_depth"])))
+            r = rows.index(_row(e))
             c = lambdas.index(float(e["lambda_switch"]))
             grid[r][c] = float(e["mean_score"])
             text = f"{e['mean_score']:.2f}\n{float(e.get('mean_switch_cost_est') or 0):.0f} ms"
@@ -132,7 +138,7 @@ def meta_figure(entries: list[dict[str, Any]]) -> Figure:
                     color="red" if broke else "black")  # fmt: skip
         image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto", alpha=0.8)
         ax.set_xticks(range(len(lambdas)), [f"{x:g}" for x in lambdas])
-        ax.set_yticks(range(len(rows)), [f"G {g:g} GB, h {h}" for g, h in rows])
+        ax.set_yticks(range(len(rows)), [f"G {g:g} GB, h {h}" + (f", τ {t:g}" if t >= 0 else "") for g, h, t in rows])
         ax.set_xlabel("λ_switch")
         ax.set_title(f"{bench} / {mode}", fontsize=9)
     for k in range(len(cells), nrow * ncol):

@@ -139,6 +139,8 @@ async def _run_job(
         gpu_vram_gb=config.gpu_vram_gb,
         planner_model=config.planner_model,
         planner_timeout_s=config.planner_timeout_s,
+        router_model=config.router_model,
+        router_tau=config.router_tau,
         seed=_job_seed(config.seed, ex.id),
         synthesize=False,  # the benchmark scores subtasks; a synthesis call would only perturb GPU state
         score_fn=_score_fn(config, ex, scores),

@@ -20,6 +20,7 @@ from app.bench.experiments import SweepSpec, run_experiment, sweep_dir
 from app.bench.presets import PRESETS, auto_fast_catalog, preset_catalog, write_catalog
 from app.bench.registry import list_benchmarks
 from app.bench.runner import BenchConfig, private_sim, run_bench
+from app.cli import train_router
 from app.cli.common import (
     MAX_HORIZON,
     add_backend_flags,
@@ -44,12 +45,27 @@ from app.core.settings import Settings
 from app.domain.models import Agent
 from app.execution.runtime import open_runtime
 from app.routing import Estimator, load_agents
+from app.routing.pref_router import load_model
 from app.storage import db
 from app.storage.repo import Repo
 
 console = Console(stderr=True)
 MAX_LIMIT = 500  # BenchConfig.limit
 MAX_VRAM_GB = 4096.0  # BenchConfig.gpu_vram_gb
+
+
+def unit_float(text: str) -> float:
+    value = finite_nonneg_float(text)
+    if value > 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    return value
+
+
+def check_router_model(path: str | None) -> str | None:
+    """Read the router file now: a bad one is one line before any mode runs (the original failed mid-run)."""
+    if path is not None:
+        load_model(path)
+    return path
 
 
 def safe_tag(text: str) -> str:
@@ -92,6 +108,8 @@ def _bench_flags(p: argparse.ArgumentParser) -> None:
         "--mtbench_judge", action="store_true", help="judge mt_bench answers pairwise across modes (positions swapped)"
     )
     p.add_argument("--mtbench_judge_model", type=non_empty, help="pairwise judge model (default: --judge_model)")
+    p.add_argument("--router_model", type=non_empty, help="pref_router: trained router file (swarm train-router)")
+    p.add_argument("--router_tau", type=unit_float, default=0.5, help="pref_router: strong when P(strong) >= tau")
     p.add_argument(
         "--sim_device_gb", type=finite_positive_float, help="dry run: sim device memory (default: room for all agents)"
     )
@@ -106,17 +124,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     e = sub.add_parser("experiment", help="sweep λ_switch x VRAM (x horizon) and aggregate the runs")
     e.add_argument(
         "--suite",
-        choices=["code_math_sweep", "workflow_sweep", "full_sweep"],
-        help="a named grid; without it the --benchmark list (default code_math_mix) is swept",
+        choices=["code_math_sweep", "workflow_sweep", "full_sweep", "tau_sweep"],
+        help="a named grid (tau_sweep: pref_router's τ, needs --router_model); without it the --benchmark list "
+        "(default code_math_mix) is swept",
     )
     e.add_argument("--exp_id", type=safe_name, help="experiment folder name under --runs_dir (default: timestamp)")
     e.add_argument(
         "--lambda_switches",
         type=number_list(finite_nonneg_float),
-        default="0,0.2,0.5,1",
-        help="comma-separated λ_switch values (>= 0)",
+        help="comma-separated λ_switch values (>= 0; default 0,0.2,0.5,1, tau_sweep: --lambda_switch)",
     )
-    e.add_argument("--gpu_vrams", type=number_list(vram_gb), default="8,24", help="comma-separated VRAM budgets (GB)")
+    e.add_argument(
+        "--gpu_vrams", type=number_list(vram_gb), help="comma-separated VRAM budgets in GB (default 8,24; tau_sweep: G)"
+    )
+    e.add_argument(
+        "--router_taus", type=number_list(unit_float), default="0,0.25,0.5,0.75,1", help="tau_sweep: τ values"
+    )
     e.add_argument(
         "--horizons",
         type=number_list(horizon_depth),
@@ -127,6 +150,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     e.add_argument("--runs_dir", type=non_empty, help="root of runs/<timestamp>_<suite> (default settings.runs_dir)")
     _bench_flags(e)
     e.set_defaults(func=cmd_experiment, limit=6)
+    train_router.register(sub)
     w = sub.add_parser("write-agents", help="write an agent catalog: fast | heavy | auto_fast (from /api/tags)")
     w.add_argument("--preset", choices=PRESETS, required=True)
     w.add_argument("--out", type=non_empty, required=True, help="output JSON path")
@@ -155,6 +179,8 @@ def bench_config(args: argparse.Namespace, settings: Settings, benchmarks: list[
         freeze_estimator=args.freeze_estimator,
         estimator_tag=args.estimator_tag,
         mtbench_judge=args.mtbench_judge,
+        router_model=check_router_model(args.router_model),
+        router_tau=args.router_tau,
         mtbench_judge_model=args.mtbench_judge_model,
         planner_timeout_s=args.planner_timeout_s or 120.0,
         data_dir=args.data_dir,
@@ -288,11 +314,13 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         args.benchmark = ["code_math_mix"]
     base = bench_config(args, settings, list_benchmarks()[:1], Path("."))
     runs_dir = check_output_dir(args.runs_dir or settings.runs_dir, _runs_dir_field(args))
+    tau = args.suite == "tau_sweep"
     spec = SweepSpec(
         suite=args.suite,
-        lambda_switches=list(args.lambda_switches),
-        gpu_vrams=list(args.gpu_vrams),
+        lambda_switches=list(args.lambda_switches or ([base.lambda_switch] if tau else [0.0, 0.2, 0.5, 1.0])),
+        gpu_vrams=list(args.gpu_vrams or ([base.gpu_vram_gb] if tau else [8.0, 24.0])),
         horizons=list(horizons),
+        router_taus=list(args.router_taus),
         benchmarks=list(dict.fromkeys(args.benchmark)) if args.benchmark else None,
         exp_id=args.exp_id,
         base=base,
@@ -304,9 +332,10 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     estimator = _estimator(args)
     check_database(settings.database_url, database_field(args))
     result = asyncio.run(_experiment(spec, settings, estimator, root))
+    shown = ("benchmark_name", "routing_mode", "gpu_vram_gb", "horizon_depth", "lambda_switch", "router_tau",
+             "mean_score", "mean_switch_cost_est")  # fmt: skip
     for row in result["meta"]["reports"]:
-        console.print({k: row[k] for k in ("benchmark_name", "routing_mode", "gpu_vram_gb", "horizon_depth",
-                                          "lambda_switch", "mean_score", "mean_switch_cost_est")})  # fmt: skip
+        console.print({k: row[k] for k in shown})
     console.print(f"[bold]index[/] {root / 'index.json'}")
     return 0
 

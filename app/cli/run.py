@@ -15,6 +15,7 @@ from rich.table import Table
 
 from app.bench.artifacts import job_artifact, write_json
 from app.bench.presets import write_catalog
+from app.cli.bench import check_router_model, unit_float
 from app.cli.common import (
     add_backend_flags,
     add_routing_flags,
@@ -37,6 +38,7 @@ from app.execution.results import JobResult
 from app.execution.runtime import open_runtime
 from app.execution.telemetry import Recorder
 from app.routing import Estimator
+from app.routing.registry import needs_model_file
 from app.storage.models import SubtaskRecord
 
 console = Console(stderr=True)
@@ -55,6 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--estimator_tag", default="static", help="label of the estimator state (recorded in summary.json)")
     p.add_argument("--judge", action="store_true", help="score every subtask with an LLM judge (score + rationale)")
     p.add_argument("--judge_model", type=non_empty, help="judge model (default SWARM_MODELS__JUDGE or the smallest)")
+    p.add_argument("--router_model", type=non_empty, help="--routing pref_router: trained router file")
+    p.add_argument("--router_tau", type=unit_float, default=0.5, help="pref_router: strong when P(strong) >= tau")
     p.add_argument("--planner_timeout_s", type=finite_positive_float, default=120.0, help="per planner call (s)")
     p.add_argument(
         "--write_default_agents", type=non_empty, metavar="PATH", help="write the agents file in force to PATH; exit"
@@ -97,6 +101,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.estimator_out:
         check_output_file(args.estimator_out, "--estimator_out", create_parents=False)
     estimator = _estimator(args)
+    check_router_model(args.router_model)
+    if needs_model_file(settings.routing.mode) and not args.router_model:
+        raise ValidationFailed(f"--router_model: --routing {settings.routing.mode} needs a trained router file")
     check_agents_file(settings)
     check_database(settings.database_url, database_field(args))
     results = asyncio.run(_run_all(args, settings, queries, run_dir, estimator))
@@ -123,6 +130,7 @@ async def _run_all(
                 runtime, query=query, job_id=f"{args.job_id_prefix}-{n}-{run_dir.name}", seed=args.seed or 0
             )
             spec.planner_timeout_s = args.planner_timeout_s
+            spec.router_model, spec.router_tau = args.router_model, args.router_tau
             await create_job_row(runtime, tenant.id, spec)
             with console.status(f"job {n}/{len(queries)}: {query[:60]}"):
                 result = await run_job(runtime, gpu, tenant.id, spec, jsonl_path=run_dir / "telemetry.jsonl")

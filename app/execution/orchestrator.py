@@ -425,4 +425,11 @@ def decision(step: int, plan: Plan, ready: list[str]) -> dict[str, Any]:
 
 def route_context(spec: JobSpec, *, chat: ChatFn | None = None, planner: str | None = None) -> RouteContext:
     """What the job's router needs beyond the problem (the registry's RouteContext), from the job spec."""
-    return RouteContext(chat=chat, planner_model=planner, seed=spec.seed, planner_timeout_s=spec.planner_timeout_s)
+    return RouteContext(
+        chat=chat,
+        planner_model=planner,
+        seed=spec.seed,
+        planner_timeout_s=spec.planner_timeout_s,
+        router_model=spec.router_model,
+        router_tau=spec.router_tau,
+    )

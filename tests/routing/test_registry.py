@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from app.core.errors import ValidationFailed
 from app.domain.knobs import KnobOverrides, RoutingKnobs, knob_description
 from app.domain.models import Agent
 from app.routing import Estimator, route_sync
@@ -83,6 +84,10 @@ def test_every_router_runs_through_one_interface(heavy: list[Agent]) -> None:
     for name, router in ROUTERS.items():
         if router.needs_chat:
             with pytest.raises(ValueError, match="needs a chat function"):
+                route_sync(problem, Estimator(), name)
+            continue
+        if router.needs_model_file:  # pref_router end to end: tests/bench_runner/test_pref_router.py
+            with pytest.raises(ValidationFailed, match="needs a trained router file"):
                 route_sync(problem, Estimator(), name)
             continue
         plan = route_sync(problem, Estimator(), name, single_model=heavy[0].name)
