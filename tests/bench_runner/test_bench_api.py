@@ -122,3 +122,15 @@ def test_preflight_rejects_before_starting(
     c, _ = client
     resp = c.post("/bench", json=body)
     assert resp.status_code == 422 and needle in resp.json()["error"]["message"]
+
+
+def test_pref_router_over_http_needs_a_router_file(client: tuple[TestClient, SimBackend]) -> None:
+    c, _ = client
+    resp = c.post("/bench", json={"benchmarks": ["code_math_mix"], "compare": "pref_router", "dry_run": True})
+    assert resp.status_code == 422 and "router_model" in resp.text, resp.text
+    ok = c.post("/bench", json={"benchmarks": ["code_math_mix"], "compare": "all", "limit": 1, "dry_run": True,
+                               "estimator_tag": "trained"})  # fmt: skip
+    assert ok.status_code == 202, ok.text
+    body = _wait(c, ok.json()["id"])
+    assert body["status"] == "succeeded" and "pref_router" not in body["report"]["modes"]  # `all` without a router
+    assert {p["quality_estimator_type"] for p in body["report"]["pareto_data"]["all"]} == {"trained"}

@@ -27,6 +27,9 @@ router = APIRouter(tags=["bench"])
 log = logging.getLogger("swarm")
 
 
+DATA_BENCHMARKS = {"mbpp", "mmlu", "mt_bench"}  # read their files from the service's data_dir
+
+
 class BenchRequest(KnobOverrides):
     """Mirrors the `swarm bench` flags; omitted routing knobs take the service defaults, G the tenant's."""
 
@@ -40,6 +43,9 @@ class BenchRequest(KnobOverrides):
     judge_model: str | None = Field(default=None, max_length=200)
     dry_run: bool = False
     warm: list[str] = Field(default_factory=list, max_length=16)
+    estimator_tag: str = Field(default="static", min_length=1, max_length=64)
+    mtbench_judge: bool = False
+    mtbench_judge_model: str | None = Field(default=None, max_length=200)
 
     @field_validator("benchmarks")
     @classmethod
@@ -68,7 +74,10 @@ def to_config(body: BenchRequest, runtime: Runtime, ctx: TenantCtx, output_dir: 
         planner_model=s.models.planner,
         dry_run=body.dry_run,
         warm=body.warm,
-        data_dir=str(s.data_dir) if "mbpp" in body.benchmarks else None,
+        data_dir=str(s.data_dir) if set(body.benchmarks) & DATA_BENCHMARKS else None,
+        estimator_tag=body.estimator_tag,
+        mtbench_judge=body.mtbench_judge,
+        mtbench_judge_model=body.mtbench_judge_model,
         keep_alive=s.keep_alive,
         max_concurrency=s.max_concurrency,
         output_dir=str(output_dir),
