@@ -10,17 +10,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
 from app.backends.base import Backend
 from app.backends.sim import SimBackend
-from app.bench.experiments import SweepSpec, run_experiment, sweep_dir
 from app.bench.presets import PRESETS, auto_fast_catalog, preset_catalog, write_catalog
 from app.bench.registry import list_benchmarks
 from app.bench.runner import BenchConfig, private_sim, run_bench
 from app.cli import train_router
+from app.cli.bench_view import BenchProgress, console, print_report, progress_bars
 from app.cli.common import (
     MAX_HORIZON,
     add_backend_flags,
@@ -40,7 +36,6 @@ from app.cli.common import (
     settings_from,
 )
 from app.cli.knobs import add_compare_flag, add_knob_flags
-from app.core.errors import ValidationFailed
 from app.core.settings import Settings
 from app.domain.models import Agent
 from app.execution.runtime import open_runtime
@@ -49,7 +44,6 @@ from app.routing.pref_router import load_model
 from app.storage import db
 from app.storage.repo import Repo
 
-console = Console(stderr=True)
 MAX_LIMIT = 500  # BenchConfig.limit
 MAX_VRAM_GB = 4096.0  # BenchConfig.gpu_vram_gb
 
@@ -149,7 +143,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     e.add_argument("--benchmark", action="append", choices=list_benchmarks(), help="override the suite's list")
     e.add_argument("--runs_dir", type=non_empty, help="root of runs/<timestamp>_<suite> (default settings.runs_dir)")
     _bench_flags(e)
-    e.set_defaults(func=cmd_experiment, limit=6)
+    e.set_defaults(func=_cmd_experiment, limit=6)
     train_router.register(sub)
     w = sub.add_parser("write-agents", help="write an agent catalog: fast | heavy | auto_fast (from /api/tags)")
     w.add_argument("--preset", choices=PRESETS, required=True)
@@ -192,7 +186,7 @@ def bench_config(args: argparse.Namespace, settings: Settings, benchmarks: list[
     )
 
 
-def _estimator(args: argparse.Namespace) -> Estimator:
+def estimator_from(args: argparse.Namespace) -> Estimator:
     if not args.estimator_in:
         return Estimator()
     estimator: Estimator = load_estimator(args.estimator_in, "--estimator_in")
@@ -200,7 +194,7 @@ def _estimator(args: argparse.Namespace) -> Estimator:
 
 
 @asynccontextmanager
-async def _target(settings: Settings) -> AsyncIterator[tuple[Backend | None, list[Agent], Repo]]:
+async def bench_target(settings: Settings) -> AsyncIterator[tuple[Backend | None, list[Agent], Repo]]:
     """(backend, agents, repo): None for the sim (each run builds a private one), else the runtime's GPU backend;
     the repo is the database every telemetry event also lands in."""
     if settings.backend == "sim":
@@ -221,34 +215,14 @@ async def _target(settings: Settings) -> AsyncIterator[tuple[Backend | None, lis
         await runtime.aclose()
 
 
-class BenchProgress:
-    """rich bars, one per (mode, benchmark)."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.tasks: dict[tuple[str, str], TaskID] = {}
-
-    def __call__(self, mode: str, benchmark: str, done: int, total: int) -> None:
-        key = (mode, benchmark)
-        if key not in self.tasks:
-            self.tasks[key] = self.progress.add_task(f"{mode:<10} {benchmark}", total=total)
-        self.progress.update(self.tasks[key], completed=done)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-    )
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.output_dir:
         out = check_output_dir(args.output_dir, "--output_dir")
     else:
-        out = check_output_dir(settings.runs_dir, _runs_dir_field(args)) / f"{time.strftime('%Y%m%d-%H%M%S')}_bench"
+        out = check_output_dir(settings.runs_dir, runs_dir_field(args)) / f"{time.strftime('%Y%m%d-%H%M%S')}_bench"
     config = bench_config(args, settings, list(dict.fromkeys(args.benchmark)), out)
-    estimator = _estimator(args)
+    estimator = estimator_from(args)
     check_database(settings.database_url, database_field(args))
     report = asyncio.run(_bench(config, settings, estimator))
     print_report(report)
@@ -257,8 +231,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 async def _bench(config: BenchConfig, settings: Settings, estimator: Estimator) -> dict[str, Any]:
-    async with _target(settings) as (backend, agents, repo):
-        with _progress() as bar:
+    async with bench_target(settings) as (backend, agents, repo):
+        with progress_bars() as bar:
             result = await run_bench(
                 config,
                 backend=backend or private_sim(config, agents),
@@ -270,88 +244,14 @@ async def _bench(config: BenchConfig, settings: Settings, estimator: Estimator) 
     return result.report
 
 
-def print_report(report: dict[str, Any]) -> None:
-    cols = (
-        ("mode", "mode"), ("n", "n"), ("score", "avg_score"), ("±95%", "ci95"), ("judge", "judge_avg_score"),
-        ("swaps/job", "avg_models_swapped_in"), ("est sw ms", "estimated_switch_ms_mean"),
-        ("peak GB", "peak_vram_gb"), ("viol", "vram_violation_rate"), ("tok cost", "token_cost_mean"),
-        ("obj/step", "objective_per_step_mean"), ("gap/step", "oracle_gap_per_step_mean"),
-        ("fallback", "fallback_rate"),
-    )  # fmt: skip
-    table = Table(title=f"bench {'+'.join(report['benchmarks'])}: {report['n_examples']} jobs per mode")
-    for head, _ in cols:
-        table.add_column(head, justify="right")
-    table.add_column("solve ms/step", justify="right")
-    for m in report["modes"].values():
-        cells = [_fmt(m.get(key)) for _, key in cols]
-        table.add_row(*cells, _fmt(m["timing"].get("solve_time_ms_per_step_mean")))
-    out = Console() if Console().is_terminal else Console(width=200)
-    out.print(table)
-    cmp = report.get("comparison_lp_vs_llm")
-    if cmp:
-        out.print(
-            f"lp vs llm: jobs won/lost/tied {cmp['jobs_won']}/{cmp['jobs_lost']}/{cmp['jobs_tied']}, "
-            f"routing divergence {_fmt(cmp['routing_divergence'])}, when differed {cmp['when_differed']}"
-        )
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) < 100 else f"{value:.0f}"
-    return str(value)
-
-
-def _runs_dir_field(args: argparse.Namespace) -> str:
+def runs_dir_field(args: argparse.Namespace) -> str:
     return "--runs_dir" if getattr(args, "runs_dir", None) else "SWARM_RUNS_DIR"
 
 
-def cmd_experiment(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    horizons = args.horizons or ([1, 3] if args.suite == "full_sweep" else [settings.routing.horizon_depth])
-    if args.suite is None and not args.benchmark:
-        args.benchmark = ["code_math_mix"]
-    base = bench_config(args, settings, list_benchmarks()[:1], Path("."))
-    runs_dir = check_output_dir(args.runs_dir or settings.runs_dir, _runs_dir_field(args))
-    tau = args.suite == "tau_sweep"
-    spec = SweepSpec(
-        suite=args.suite,
-        lambda_switches=list(args.lambda_switches or ([base.lambda_switch] if tau else [0.0, 0.2, 0.5, 1.0])),
-        gpu_vrams=list(args.gpu_vrams or ([base.gpu_vram_gb] if tau else [8.0, 24.0])),
-        horizons=list(horizons),
-        router_taus=list(args.router_taus),
-        benchmarks=list(dict.fromkeys(args.benchmark)) if args.benchmark else None,
-        exp_id=args.exp_id,
-        base=base,
-        output_root=str(runs_dir),
-    )
-    root = check_output_dir(args.output_dir, "--output_dir") if args.output_dir else sweep_dir(spec)
-    if args.exp_id and args.output_dir is None and (root / "index.json").exists():
-        raise ValidationFailed(f"--exp_id: {root} already holds an experiment; pick another id")
-    estimator = _estimator(args)
-    check_database(settings.database_url, database_field(args))
-    result = asyncio.run(_experiment(spec, settings, estimator, root))
-    shown = ("benchmark_name", "routing_mode", "gpu_vram_gb", "horizon_depth", "lambda_switch", "router_tau",
-             "mean_score", "mean_switch_cost_est")  # fmt: skip
-    for row in result["meta"]["reports"]:
-        console.print({k: row[k] for k in shown})
-    console.print(f"[bold]index[/] {root / 'index.json'}")
-    return 0
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from app.cli.experiment import cmd_experiment  # the sweep's machinery loads only when a sweep runs
 
-
-async def _experiment(spec: SweepSpec, settings: Settings, estimator: Estimator, root: Path) -> dict[str, Any]:
-    async with _target(settings) as (backend, agents, repo):
-
-        def backend_for(cfg: BenchConfig) -> Backend:
-            return backend or private_sim(cfg, agents)
-
-        def on_run(name: str, k: int, n: int) -> None:
-            console.print(f"[bold]run {k + 1}/{n}[/] {name}")
-
-        return await run_experiment(
-            spec, backend_for=backend_for, agents=agents, estimator=estimator, root=root, on_run=on_run, repo=repo
-        )
+    return cmd_experiment(args)
 
 
 def cmd_write_agents(args: argparse.Namespace) -> int:
@@ -369,6 +269,6 @@ async def _auto_fast(settings: Settings, k: int, out: str) -> Path:
     if settings.backend == "sim":
         agents = load_agents(settings.default_agents_file())
         return write_catalog(await auto_fast_catalog(SimBackend(agents, settings.gpu_vram_gb), k), out)
-    async with _target(settings) as (backend, _, _repo):
+    async with bench_target(settings) as (backend, _, _repo):
         assert backend is not None
         return write_catalog(await auto_fast_catalog(backend, k), out)
