@@ -13,12 +13,15 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import errors
 from app.api.fastpath import HotRoutes
-from app.api.metrics import install_metrics
+from app.api.gateway import TenantGateway
+from app.api.metrics import install_metrics, metrics_of
 from app.api.middleware import BodyLimit
 from app.api.routes import bench, health, jobs, metrics, ollama, openai, route, telemetry, tenants
+from app.api.tenancy import TenantResolver
 from app.backends.base import Backend
 from app.core.settings import Settings, load_settings
-from app.execution.runtime import open_runtime
+from app.execution.manager import JobManager
+from app.execution.runtime import Runtime, open_runtime
 
 log = logging.getLogger("swarm")
 
@@ -38,15 +41,15 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
         runtime.repo.ensure_default_tenant()
         if runtime.repo.keyed_tenant_count() == 0 and cfg.host not in LOOPBACK:
             log.warning("no tenants configured: the open 'default' tenant is reachable on %s", cfg.host)
+        # Every long-lived object is built here and handed out by api/deps.py.
         app.state.runtime = runtime
+        app.state.tenants = TenantResolver(runtime)
+        app.state.jobs = JobManager(runtime)
+        app.state.gateway = TenantGateway(app.state.tenants, runtime.usage, metrics_of(app))
         try:
             yield
         finally:
-            gateway = getattr(app.state, "gateway", None)
-            usage = getattr(gateway, "usage", None)
-            if usage is not None:
-                await usage.flush()  # proxied tokens still waiting for their batched write
-            await _shutdown(runtime)
+            await _shutdown(runtime)  # closing the runtime flushes proxied tokens still waiting for their write
 
     app = FastAPI(
         title="Ollama Swarm Router",
@@ -67,7 +70,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     return app
 
 
-async def _shutdown(runtime: Any) -> None:
+async def _shutdown(runtime: Runtime) -> None:
     """Cancel in-flight jobs (their handlers mark them cancelled) before closing clients."""
     for task in list(runtime.tasks.values()):
         task.cancel()

@@ -6,7 +6,7 @@ import math
 import re
 from typing import Any
 
-from app.api.compat import BadRequest
+from app.core.errors import BadRequest
 
 DURATION = re.compile(r"^-?\d+(\.\d+)?(ns|us|µs|ms|s|m|h)?$")
 MAX_TOKENS = 1_000_000

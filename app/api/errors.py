@@ -1,4 +1,5 @@
-"""Maps the exception tree to HTTP: {"error": {"message", "type", "code"}} on our own endpoints."""
+"""The one map from the exception tree to HTTP, per API family: ours ({"error": {"message", "type", "code"}}),
+OpenAI's ({"error": {"message", "type", "param", "code"}}) and Ollama's ({"error": "..."})."""
 
 from __future__ import annotations
 
@@ -35,6 +36,50 @@ def status_for(exc: e.SwarmError) -> int:
         if isinstance(exc, cls):
             return status
     return 500
+
+
+def compat_status(exc: e.SwarmError) -> int:
+    """Status on the compatibility endpoints: input errors are 400 (as in OpenAI and Ollama), an upstream error
+    status is relayed, a client that left gets 499 (nginx's convention; nobody reads it)."""
+    if isinstance(exc, e.Unsupported):
+        return 501
+    if isinstance(exc, e.ClientGone):
+        return 499
+    if isinstance(exc, e.BadBackendResponse) and exc.status is not None:
+        return exc.status
+    if isinstance(exc, e.ValidationFailed):
+        return 400
+    return status_for(exc)
+
+
+def ollama_error(exc: e.SwarmError) -> JSONResponse:
+    return JSONResponse({"error": exc.message}, compat_status(exc))
+
+
+OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    429: "insufficient_quota",
+}
+
+
+def openai_error_body(exc: e.SwarmError, status: int | None = None) -> dict[str, Any]:
+    not_found = isinstance(exc, e.ModelNotFound)
+    status = compat_status(exc) if status is None else status
+    return {
+        "message": exc.message,
+        "type": "invalid_request_error" if not_found else OPENAI_TYPES.get(status, "api_error"),
+        "param": "model" if not_found else getattr(exc, "param", None),
+        "code": "model_not_found" if not_found else exc.code,
+    }
+
+
+def openai_error(exc: e.SwarmError) -> JSONResponse:
+    status = compat_status(exc)
+    # Retrying cannot fix a bad request, a missing model or an exhausted budget (openai-python retries 429).
+    headers = {"x-should-retry": "false"} if status < 500 or isinstance(exc, e.BudgetExceeded) else None
+    return JSONResponse({"error": openai_error_body(exc, status)}, status, headers=headers)
 
 
 def error_body(message: str, type_: str, code: str | int | None = None, **extra: Any) -> dict[str, Any]:

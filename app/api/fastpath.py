@@ -1,7 +1,6 @@
 """Direct dispatch of the proxy's hot endpoints: the innermost user middleware, so metrics, the body limit and
 CORS still apply, but FastAPI's routing (a regex per route), its exception/exit-stack middlewares and its
-dependency solving are skipped. On the reference machine that is ~0.4 ms of the ~1.3 ms the router spent per
-proxied call (benchmarks/proxy_overhead.py).
+dependency solving are skipped (benchmarks/proxy_overhead.py measures what that saves; the README has the numbers).
 
 The routes come from the routers given (included in the app without a prefix); only those whose endpoint takes
 nothing but the `Request` are dispatched here (checked from FastAPI's own dependency model). Everything else,

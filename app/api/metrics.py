@@ -68,8 +68,8 @@ class Metrics:
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
     def child(self, metric: Any, *values: str) -> Any:
-        """metric.labels(*values), memoised: labels() validates and locks on every call (~4 us here, several
-        times per proxied request). The memo is dropped when it grows large (user-chosen model names)."""
+        """metric.labels(*values), memoised: labels() validates and locks on every call, several times per
+        proxied request. The memo is dropped when it grows large (user-chosen model names)."""
         key = (id(metric), values)
         found = self._children.get(key)
         if found is None:

@@ -6,8 +6,8 @@ import json
 import os
 from typing import Any
 
-from app.api.compat import BadRequest
 from app.backends.base import JSON
+from app.core.errors import BadRequest
 
 
 def model_of(body: JSON) -> str:

@@ -50,6 +50,15 @@ class LoadedModel:
 
 
 @dataclass(frozen=True)
+class RawReply:
+    """A relayed answer as the upstream gave it: status, content type and body bytes as they arrive."""
+
+    status: int
+    media_type: str | None
+    body: AsyncIterator[bytes]
+
+
+@dataclass(frozen=True)
 class Usage:
     prompt_tokens: int = 0
     eval_tokens: int = 0
@@ -121,6 +130,11 @@ class Backend(Protocol):
 
     async def unload(self, model: str) -> None:
         """Evict the model (keep_alive: 0)."""
+        ...
+
+    async def manage(self, method: str, path: str, body: bytes) -> RawReply:
+        """Model management (/api/pull, /api/push, /api/create, /api/copy, /api/delete), relayed as the backend
+        answers it; Unsupported where the backend has no such thing."""
         ...
 
     async def ping(self) -> None:

@@ -1,9 +1,8 @@
 """A lean HTTP/1.1 client for the router's one hot upstream (Ollama): keep-alive pool on asyncio + httptools.
 
-Why not aiohttp/httpx here: on this project's 2-core reference machine a bare relay in front of the simulated
-Ollama added 1.04 ms p50 with aiohttp as its client and 0.29 ms with this one (httpx was slower than aiohttp): the
-client was most of the latency the proxy adds (benchmarks/proxy_overhead.py). This client does only what the
-Ollama calls need: one origin, Content-Length request bodies, responses framed by
+Why not aiohttp/httpx here: the HTTP client was most of the latency the proxy adds, and a bare relay measured
+with each client (benchmarks/proxy_overhead.py; numbers in the README) was fastest with this one. This client
+does only what the Ollama calls need: one origin, Content-Length request bodies, responses framed by
 Content-Length, chunked encoding or connection close (parsed by httptools, the llhttp binding uvicorn uses),
 persistent connections, read back-pressure, and typed errors. Deadlines are the caller's (asyncio.timeout).
 Everything else (redirects, cookies, proxies, compression, HEAD) is deliberately absent.

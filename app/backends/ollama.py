@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 
-from app.backends.base import DEFAULT_KEEP_ALIVE, JSON, LineBlock, LoadedModel, Usage
+from app.backends.base import DEFAULT_KEEP_ALIVE, JSON, LineBlock, LoadedModel, RawReply, Usage
 from app.backends.ollama_wire import loaded_model, models_list, ndjson_chunk, with_latest
 from app.backends.transport import OllamaTransport
 from app.core.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
@@ -96,6 +96,9 @@ class OllamaBackend:
     async def unload(self, model: str) -> None:
         await self._post_json("/api/generate", {"model": model, "keep_alive": 0})
         self._num_ctx.pop(with_latest(model), None)
+
+    async def manage(self, method: str, path: str, body: bytes) -> RawReply:
+        return await self.transport.open_raw(method, path, body)
 
     async def ping(self) -> None:
         try:

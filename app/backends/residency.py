@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from app.backends.base import JSON, LineBlock, LoadedModel, chunk_lines
-from app.core.errors import BadBackendResponse
+from app.backends.base import JSON, LineBlock, LoadedModel, RawReply, chunk_lines
+from app.core.errors import BadBackendResponse, Unsupported
 
 EventKind = Literal["load", "evict", "expire", "unload"]
 _EPS = 1e-9
@@ -248,3 +248,7 @@ class RunBackedInference:
 
     def relay_lines(self, request: JSON, *, chat: bool) -> AsyncGenerator[LineBlock, None]:
         return chunk_lines(self._run(request, chat=chat, stream=True))
+
+    async def manage(self, method: str, path: str, body: bytes) -> RawReply:
+        name = getattr(self, "name", type(self).__name__)
+        raise Unsupported(f"{path} needs an Ollama backend; this server runs on the {name!r} backend")

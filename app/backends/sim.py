@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from app.backends.base import DEFAULT_KEEP_ALIVE, JSON, LoadedModel, Usage
+from app.backends.base import DEFAULT_KEEP_ALIVE, JSON, LoadedModel, RawReply, Usage, ndjson_line
 from app.backends.residency import GpuMemory, MemoryEvent, RunBackedInference, chunk
 from app.backends.schema_sample import SchemaSampler
-from app.core.errors import ModelNotFound
+from app.core.errors import BadRequest, ModelNotFound
 from app.domain.models import Agent
 
 _FILLER = (
@@ -118,6 +118,26 @@ class SimBackend(RunBackedInference):
 
     async def loaded(self) -> list[LoadedModel]:
         return await self.memory.snapshot()
+
+    async def manage(self, method: str, path: str, body: bytes) -> RawReply:
+        """The sim's models are all 'installed': pulling one succeeds at once, an unknown one fails like Ollama."""
+        if path != "/api/pull":
+            return await super().manage(method, path, body)
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError as exc:
+            raise BadRequest(f"invalid JSON body: {exc}") from None
+        model = request.get("model") or request.get("name") if isinstance(request, dict) else None
+        if not isinstance(model, str) or not model.strip():
+            raise BadRequest("model is required", "model")
+        try:
+            await self.show(model)
+        except ModelNotFound:
+            return _reply(500, "application/json", b'{"error":"pull model manifest: file does not exist"}')
+        if request.get("stream", True) is False:
+            return _reply(200, "application/json", b'{"status":"success"}')
+        lines = b"".join(ndjson_line({"status": s}) for s in ("pulling manifest", "writing manifest", "success"))
+        return _reply(200, "application/x-ndjson", lines)
 
     async def show(self, model: str) -> JSON:
         agent = self._agent(model)
@@ -297,3 +317,10 @@ def _wrong(expected: Any, rng: random.Random) -> str:
 
 def _details() -> JSON:
     return {"parent_model": "", "format": "gguf", "family": "sim", "families": ["sim"]}
+
+
+def _reply(status: int, media_type: str, data: bytes) -> RawReply:
+    async def body() -> AsyncIterator[bytes]:
+        yield data
+
+    return RawReply(status, media_type, body())

@@ -11,7 +11,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import httpx
 
-from app.backends.base import JSON, LineBlock
+from app.backends.base import JSON, LineBlock, RawReply
 from app.backends.http1 import ConnectFailed, Http1Error, Http1Pool, Http1Response
 from app.backends.ollama_wire import ndjson_chunk, parse_object, status_error
 from app.core.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
@@ -33,6 +33,11 @@ class OllamaTransport(Protocol):
     def stream_lines(self, path: str, body: JSON) -> AsyncGenerator[LineBlock, None]:
         """POST and yield the NDJSON answer as blocks of whole lines, ending with the block of the done chunk. An
         {"error"} line raises after the lines before it; a stream without a done chunk raises BadBackendResponse."""
+        ...
+
+    async def open_raw(self, method: str, path: str, body: bytes) -> RawReply:
+        """Send `body` as is and hand back the answer unparsed (the deadline covers the head only: a pull may
+        stream progress for as long as the download takes)."""
         ...
 
     async def aclose(self) -> None: ...
@@ -167,6 +172,25 @@ class LeanTransport(TransportErrors):
             else:
                 resp.close()
 
+    async def open_raw(self, method: str, path: str, body: bytes) -> RawReply:
+        url = self.base_url + path
+        try:
+            async with asyncio.timeout(self.deadline_s):
+                resp = await self._pool.request(method, path, body or None)
+        except (TimeoutError, Http1Error) as exc:
+            raise self._error(method, url, exc) from exc
+
+        async def pieces() -> AsyncIterator[bytes]:
+            try:
+                async for piece in resp.iter_raw():
+                    yield piece
+            except Http1Error as exc:
+                raise self.broken(url, exc, mid_stream=True) from exc
+            finally:
+                resp.close()
+
+        return RawReply(resp.status, resp.headers.get("content-type"), pieces())
+
     async def aclose(self) -> None:
         await self._pool.aclose()
 
@@ -248,6 +272,30 @@ class HttpxTransport(TransportErrors):
             raise self.timed_out("POST", url) from exc
         except httpx.HTTPError as exc:
             raise self.broken(url, exc, mid_stream=True) from exc
+
+    async def open_raw(self, method: str, path: str, body: bytes) -> RawReply:
+        url = self.base_url + path
+        request = self._client.build_request(
+            method, url, content=body, headers={"content-type": "application/json"}, timeout=self._timeout
+        )
+        try:
+            async with asyncio.timeout(self.deadline_s):
+                resp = await self._client.send(request, stream=True)
+        except TimeoutError as exc:
+            raise self.timed_out(method, url) from exc
+        except httpx.HTTPError as exc:
+            raise self._error(url, exc) from exc
+
+        async def pieces() -> AsyncIterator[bytes]:
+            try:
+                async for piece in resp.aiter_bytes():
+                    yield piece
+            except httpx.HTTPError as exc:
+                raise self.broken(url, exc, mid_stream=True) from exc
+            finally:
+                await resp.aclose()
+
+        return RawReply(resp.status_code, resp.headers.get("content-type"), pieces())
 
     async def aclose(self) -> None:
         if self._own_client:

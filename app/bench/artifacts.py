@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from app.domain.status import SubtaskStatus
 from app.execution.results import JobResult
 from app.execution.steps import role_fields
 
@@ -70,7 +71,7 @@ def job_artifact(result: JobResult, *, run_id: str, query: str | None, routing_m
             "latency_ms": round(r.latency_ms, 3),
             "prompt_tokens": r.prompt_tokens,
             "completion_tokens": r.eval_tokens,
-            "success": r.status == "done" and bool(r.output),
+            "success": r.status == SubtaskStatus.DONE and bool(r.output),
             "status": r.status,
             "error": r.error,
             "swapped_in_for_job": r.load_ms > 1.0,

@@ -13,6 +13,7 @@ from app.bench.judging import judge_model_for
 from app.bench.pairwise import judge_swapped
 from app.bench.types import JobRecord
 from app.domain.models import Agent
+from app.domain.status import SubtaskStatus
 from app.execution.llm import bind_chat
 from app.routing.registry import EXACT, PLANNER
 
@@ -62,7 +63,7 @@ async def mtbench_pairwise(
     answers = {
         (r["mode"], r["job"], r["subtask"]): r["output"] or ""
         for r in rows
-        if r["benchmark"] == BENCH and r["status"] == "done"
+        if r["benchmark"] == BENCH and r["status"] == SubtaskStatus.DONE
     }
     subtasks = {(j.example.id, s.id): s for j in jobs if j.example.benchmark == BENCH for s in j.example.subtasks}
     results, records = [], []

@@ -10,6 +10,7 @@ from typing import Any
 from app.bench.artifacts import job_artifact, write_json
 from app.bench.plots import plot_pareto
 from app.bench.types import JobRecord
+from app.domain.status import SubtaskStatus
 
 # report.csv: one row per job and mode, the original columns first.
 JOB_CSV_FIELDS = (
@@ -105,7 +106,7 @@ def evaluation(row: dict[str, Any]) -> dict[str, Any]:
     keys = ("score_method", "judge_score", "judge_rationale", "judge_error")
     return {
         "subtask_id": row["subtask"],
-        "success": row["status"] == "done",
+        "success": row["status"] == SubtaskStatus.DONE,
         "benchmark_score": row["score"],
         **{k: row.get(k) for k in keys},
     }

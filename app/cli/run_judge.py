@@ -7,6 +7,7 @@ from typing import Any
 
 from app.bench.judge import judge
 from app.domain.models import Agent
+from app.domain.status import SubtaskStatus
 from app.execution.llm import bind_chat
 from app.execution.results import JobResult
 from app.execution.state import GpuState
@@ -62,7 +63,7 @@ async def judge_job(
         await _room_for(gpu, model, agents)
         chat = bind_chat(gpu.backend, model, keep_alive)
         for sid, res in result.subtasks.items():
-            if res.status != "done":
+            if res.status != SubtaskStatus.DONE:
                 ev = Evaluation(sid, False, None, None, f"not judged: subtask {res.status}")
             else:
                 verdict = await judge(chat, descriptions.get(sid, ""), res.output or "")

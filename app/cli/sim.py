@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from app.api.compat import Gateway
+from app.api.gateway import Gateway
 from app.api.routes import ollama, openai
 from app.backends.base import Backend
 from app.backends.sim import SimBackend

@@ -1,4 +1,4 @@
-"""The one exception tree. app/api/errors.py is the only place that maps it to HTTP statuses."""
+"""The one exception tree. app/api/errors.py is the only place that maps it to HTTP statuses and bodies."""
 
 from __future__ import annotations
 
@@ -21,6 +21,16 @@ class ValidationFailed(SwarmError):
     """User input that parsed but makes no sense (unknown dep, cycle, bad agent file)."""
 
     code = "invalid_input"
+
+
+class BadRequest(ValidationFailed):
+    """A malformed request on a compatibility endpoint; `param` names the offending field."""
+
+    code = "invalid_request"
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class AgentFileError(ValidationFailed):
@@ -100,3 +110,15 @@ class BadBackendResponse(BackendError):
 
 class JobCancelled(SwarmError):
     code = "cancelled"
+
+
+class Unsupported(SwarmError):
+    """The request is valid but this backend cannot serve it (e.g. model management on the simulator)."""
+
+    code = "not_implemented"
+
+
+class ClientGone(SwarmError):
+    """The client disconnected; its upstream call was cancelled (nothing is sent back)."""
+
+    code = "client_disconnected"

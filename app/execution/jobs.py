@@ -8,6 +8,7 @@ from typing import Any
 
 from app.domain.knobs import RoutingKnobs
 from app.domain.models import Agent, Subtask
+from app.domain.status import JobStatus
 from app.execution.orchestrator import Orchestrator
 from app.execution.results import JobResult, JobSpec
 from app.execution.runtime import Runtime
@@ -52,7 +53,7 @@ async def create_job_row(runtime: Runtime, tenant_id: str, spec: JobSpec) -> Job
     job = Job(
         id=spec.job_id,
         tenant_id=tenant_id,
-        status="queued",
+        status=JobStatus.QUEUED,
         query=spec.query,
         routing=spec.mode,
         spec={
@@ -87,5 +88,5 @@ async def run_job(
         max_concurrency=runtime.settings.max_concurrency,
     )
     result = await orch.run(spec)
-    await runtime.add_tokens(tenant_id, int(result.summary.get("total_tokens") or 0))
+    await runtime.charge(tenant_id, int(result.summary.get("total_tokens") or 0))
     return result

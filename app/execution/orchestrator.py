@@ -9,13 +9,15 @@ from typing import Any
 from app.backends.base import Usage
 from app.core.errors import BackendError
 from app.domain.models import Plan, RoutingProblem, Subtask
+from app.domain.status import FINISHED_SUBTASK, JobStatus, SubtaskStatus
 from app.execution.dag import TaskDAG
 from app.execution.decomposer import decompose
+from app.execution.lifecycle import JobLifecycle
 from app.execution.llm import bind_chat
 from app.execution.prompts import PARENT_CHARS, subtask_messages, synthesis_messages
 from app.execution.results import JobResult, JobSpec, SubtaskResult
 from app.execution.state import GpuState
-from app.execution.steps import StepLog, job_costs, job_start, summarize
+from app.execution.steps import StepLog, StepObservation, StepRecord, job_costs, job_start, summarize
 from app.execution.telemetry import Recorder
 from app.routing import ChatFn, Estimator, route, route_sync
 from app.routing.registry import RouteContext, needs_chat
@@ -44,7 +46,8 @@ class Orchestrator:
 
     async def run(self, spec: JobSpec) -> JobResult:
         started = time.perf_counter()
-        await self.rec.update_job(spec.job_id, status="running", started_at=time.time())
+        life = JobLifecycle(self.rec, spec.job_id)
+        await life.start()
         results: dict[str, SubtaskResult] = {}
         log = StepLog()
         plan_source = spec.plan_source
@@ -59,13 +62,14 @@ class Orchestrator:
             final = await self._final_answer(spec, dag, results, log)
             status, error = self._outcome(dag, results)
         except asyncio.CancelledError:
-            await self._finish(spec, results, log, "cancelled", "cancelled by request", None, started, plan_source)
+            cancelled = JobStatus.CANCELLED
+            await self._finish(life, spec, results, log, cancelled, "cancelled by request", None, started, plan_source)
             raise
         except Exception as exc:
             msg = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            result = await self._finish(spec, results, log, "failed", msg, None, started, plan_source)
+            result = await self._finish(life, spec, results, log, JobStatus.FAILED, msg, None, started, plan_source)
         else:
-            result = await self._finish(spec, results, log, status, error, final, started, plan_source)
+            result = await self._finish(life, spec, results, log, status, error, final, started, plan_source)
         await self.rec.event("job_costs", spec.job_id, job_costs(spec, result.summary, loaded_before))
         return result
 
@@ -137,7 +141,7 @@ class Orchestrator:
     async def _loop(self, spec: JobSpec, dag: TaskDAG, results: dict[str, SubtaskResult], log: StepLog) -> None:
         step_index = 0
         while True:
-            finished = [sid for sid, r in results.items() if r.status in ("done", "failed", "skipped")]
+            finished = [sid for sid, r in results.items() if r.status in FINISHED_SUBTASK]
             horizon = dag.horizon(finished, spec.horizon_depth)
             if not horizon:
                 return
@@ -183,19 +187,8 @@ class Orchestrator:
             observed_after_load = self.gpu.resident_gb if loads or evicted else sum(m.size_vram for m in before) / 1e9
             await self._run_ready(spec, dag, plan, ready, results)
             after = await self.gpu.refresh()
-        entry = log.add(
-            step_index,
-            horizon,
-            ready,
-            plan,
-            loads,
-            evicted,
-            before,
-            after,
-            spec,
-            observed_after_load,
-            results,
-        )
+        obs = StepObservation(step_index, horizon, ready, plan, loads, evicted, before, after, observed_after_load)
+        entry = log.add(obs, spec, results)
         await self._persist_step(spec, plan, entry, horizon, ready)
 
     async def _evict(self, plan: Plan, spec: JobSpec) -> list[str]:
@@ -255,19 +248,21 @@ class Orchestrator:
 
         await asyncio.gather(*(one(sid) for sid in ready))
         for sid in ready:
-            if results[sid].status == "failed":
+            if results[sid].status == SubtaskStatus.FAILED:
                 for child in dag.descendants(sid):
-                    if results[child].status == "pending":
-                        results[child].status = "skipped"
+                    if results[child].status == SubtaskStatus.PENDING:
+                        results[child].move(SubtaskStatus.SKIPPED)
                         results[child].error = f"skipped: upstream subtask {sid!r} failed"
-                        await self.rec.update_subtask(spec.job_id, child, status="skipped", error=results[child].error)
+                        fields = {"status": results[child].status, "error": results[child].error}
+                        await self.rec.update_subtask(spec.job_id, child, **fields)
 
     async def _run_subtask(
         self, spec: JobSpec, dag: TaskDAG, sid: str, assignment: Any, results: dict[str, SubtaskResult]
     ) -> None:
         sub = dag.nodes[sid]
         res = results[sid]
-        res.model, res.step, res.status = assignment.model, assignment.step, "running"
+        res.model, res.step = assignment.model, assignment.step
+        res.move(SubtaskStatus.RUNNING)
         res.estimated_quality, res.utility = assignment.estimated_quality, assignment.utility
         parents = [(p, results[p.id].output or "") for p in dag.parents(sid)]
         request = {
@@ -281,10 +276,12 @@ class Orchestrator:
         try:
             body = await self.gpu.backend.chat(request)
         except BackendError as exc:
-            res.status, res.error = "failed", f"{type(exc).__name__}: {exc.message}"
+            res.move(SubtaskStatus.FAILED)
+            res.error = f"{type(exc).__name__}: {exc.message}"
         else:
             usage = Usage.from_response(body)
-            res.status, res.output = "done", str((body.get("message") or {}).get("content", ""))
+            res.move(SubtaskStatus.DONE)
+            res.output = str((body.get("message") or {}).get("content", ""))
             res.prompt_tokens, res.eval_tokens, res.load_ms = (
                 usage.prompt_tokens,
                 usage.eval_tokens,
@@ -302,13 +299,13 @@ class Orchestrator:
         await self.rec.event("subtask", spec.job_id, {"subtask_id": sid, **fields})
 
     async def _persist_step(
-        self, spec: JobSpec, plan: Plan, entry: dict[str, Any], horizon: dict[str, int], ready: list[str]
+        self, spec: JobSpec, plan: Plan, entry: StepRecord, horizon: dict[str, int], ready: list[str]
     ) -> None:
         solver = plan.solver
         await self.rec.plan_step(
             PlanStepRecord(
                 job_id=spec.job_id,
-                step_index=entry["step"],
+                step_index=entry.step,
                 horizon=list(horizon),
                 ready=ready,
                 mode=plan.mode,
@@ -321,15 +318,15 @@ class Orchestrator:
                 resident=plan.resident_per_step,
                 loads=[e.model_dump() for e in plan.loads],
                 evictions=[e.model_dump() for e in plan.evictions],
-                vram_peak_gb=entry["vram_peak_gb"],
+                vram_peak_gb=entry.vram_peak_gb,
             )
         )
-        await self.rec.event("plan_step", spec.job_id, entry)
+        await self.rec.event("plan_step", spec.job_id, entry.model_dump())
 
     async def _final_answer(
         self, spec: JobSpec, dag: TaskDAG, results: dict[str, SubtaskResult], log: StepLog
     ) -> str | None:
-        done = [(dag.nodes[sid], r.output or "") for sid, r in results.items() if r.status == "done"]
+        done = [(dag.nodes[sid], r.output or "") for sid, r in results.items() if r.status == SubtaskStatus.DONE]
         if len(done) != len(dag.nodes):
             return None
         sinks = [s for s in dag.nodes.values() if not dag.children[s.id]]
@@ -353,23 +350,24 @@ class Orchestrator:
         return str((body.get("message") or {}).get("content", ""))
 
     @staticmethod
-    def _outcome(dag: TaskDAG, results: dict[str, SubtaskResult]) -> tuple[str, str | None]:
-        failed = [r for r in results.values() if r.status == "failed"]
+    def _outcome(dag: TaskDAG, results: dict[str, SubtaskResult]) -> tuple[JobStatus, str | None]:
+        failed = [r for r in results.values() if r.status == SubtaskStatus.FAILED]
         if not failed:
-            return "succeeded", None
-        skipped = sorted(sid for sid, r in results.items() if r.status == "skipped")
+            return JobStatus.SUCCEEDED, None
+        skipped = sorted(sid for sid, r in results.items() if r.status == SubtaskStatus.SKIPPED)
         first = failed[0]
         reason = f"subtask {first.id!r} failed on {first.model}: {first.error}"
         if skipped:
             reason += f"; skipped dependents: {', '.join(skipped)}"
-        return "failed", reason
+        return JobStatus.FAILED, reason
 
     async def _finish(
         self,
+        life: JobLifecycle,
         spec: JobSpec,
         results: dict[str, SubtaskResult],
         log: StepLog,
-        status: str,
+        status: JobStatus,
         error: str | None,
         final: str | None,
         started: float,
@@ -377,17 +375,10 @@ class Orchestrator:
     ) -> JobResult:
         wall_ms = (time.perf_counter() - started) * 1000
         summary = summarize(spec, results, log, wall_ms, self.gpu)
-        result = JobResult(spec.job_id, status, results, log.entries, summary, plan_source, final, error)
+        result = JobResult(spec.job_id, status, results, log.dumps(), summary, plan_source, final, error)
         tokens = int(summary["total_tokens"])
-        await self.rec.update_job(
-            spec.job_id,
-            status=status,
-            error=error,
-            final_answer=final,
-            summary=summary,
-            total_tokens=tokens,
-            wall_ms=wall_ms,
-            finished_at=time.time(),
+        await life.finish(
+            status, error=error, final_answer=final, summary=summary, total_tokens=tokens, wall_ms=wall_ms
         )
         await self.rec.event("job_dag_summary", spec.job_id, summary)
         await self.rec.event("job", spec.job_id, {"status": status, "error": error, "final_answer": final, **summary})
@@ -401,7 +392,7 @@ def with_inputs(dag: TaskDAG, sid: str, results: dict[str, SubtaskResult]) -> Su
     carried = 0
     for parent in dag.parents(sid):
         done = results[parent.id]
-        carried += min(cap, done.eval_tokens if done.status == "done" else parent.estimated_tokens)
+        carried += min(cap, done.eval_tokens if done.status == SubtaskStatus.DONE else parent.estimated_tokens)
     sub = dag.nodes[sid]
     return sub.model_copy(update={"input_tokens": carried}) if carried else sub
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from app.domain.knobs import RoutingParams
 from app.domain.models import Agent, Subtask
+from app.domain.status import JobStatus, SubtaskStatus, subtask_transition
 from app.routing.registry import DEFAULT_MODE
 
 ScoreFn = Callable[[Subtask, str], float | None]
@@ -40,7 +41,7 @@ class JobSpec:
 class SubtaskResult:
     id: str
     task_type: str
-    status: str = "pending"  # pending | running | done | failed | skipped
+    status: SubtaskStatus = SubtaskStatus.PENDING
     model: str | None = None
     step: int | None = None
     output: str | None = None
@@ -53,6 +54,10 @@ class SubtaskResult:
     estimated_quality: float | None = None
     utility: float | None = None
 
+    def move(self, status: SubtaskStatus) -> None:
+        """Change status along an allowed transition (IllegalTransition otherwise)."""
+        self.status = subtask_transition(self.status, status)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -60,7 +65,7 @@ class SubtaskResult:
 @dataclass
 class JobResult:
     job_id: str
-    status: str
+    status: JobStatus
     subtasks: dict[str, SubtaskResult]
     steps: list[dict[str, Any]]
     summary: dict[str, Any]

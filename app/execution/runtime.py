@@ -16,6 +16,7 @@ from app.backends.base import Backend
 from app.core.settings import Settings
 from app.domain.models import Agent
 from app.execution.state import BackendPool
+from app.execution.usage import UsageSink
 from app.routing import Estimator, load_agents
 from app.storage import db
 from app.storage.models import Tenant
@@ -64,15 +65,20 @@ class Runtime:
     backend_kind: str
     tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
     tenants: TenantCache = field(default_factory=TenantCache)
-    jobs: Any = None  # the service's JobManager (execution/manager.py), made by the API on first use
     bench_progress: dict[str, Any] = field(default_factory=dict)  # run id -> live progress of /bench runs
+    usage: UsageSink = field(init=False)
 
-    async def add_tokens(self, tenant_id: str, tokens: int) -> None:
+    def __post_init__(self) -> None:
+        self.usage = UsageSink(self.repo)
+
+    async def charge(self, tenant_id: str, tokens: int) -> None:
+        """A finished job's tokens: on the cached tenants (budget checks) and written at once."""
         if tokens > 0:
             self.tenants.add_tokens(tenant_id, tokens)
-            await asyncio.to_thread(self.repo.add_tokens_used, tenant_id, tokens)
+            await self.usage.record(tenant_id, tokens)
 
     async def aclose(self) -> None:
+        await self.usage.flush()
         await self.pool.aclose()
         await self.http.aclose()
         self.repo.engine.dispose()

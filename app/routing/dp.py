@@ -11,9 +11,8 @@ from app.routing.estimator import BoolArray, Estimates, FloatArray, IntArray
 from app.routing.plan_builder import infeasible, precheck
 
 # The DP runs while G admits at most MAX_DP_SETS resident sets (every catalog of up to 12 models) and its work,
-# sets x agents x (steps + subtasks), stays under MAX_DP_WORK. Past that the MILP is faster: measured with
-# benchmarks/route_latency.py-style instances, 16 models x 50 subtasks, ~2,100 sets: DP 6.5 ms vs MILP 30 ms;
-# ~14,700 sets: DP 58 ms vs MILP 23 ms.
+# sets x agents x (steps + subtasks), stays under MAX_DP_WORK. Past that the MILP is faster (the crossover is
+# measured by benchmarks/route_latency.py; its numbers are in the README).
 MAX_DP_SETS = 4096
 MAX_DP_WORK = 4_000_000
 # Below these sizes the plain broadcast forms beat the per-agent loops (sets x agents x subtasks cells; sets^2 pairs).

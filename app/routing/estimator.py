@@ -137,7 +137,7 @@ class Estimator:
         self, subtask: Subtask, agents: list[Agent], loaded: Collection[str], gpu_vram_gb: float, prm: RoutingParams
     ) -> list[Cell]:
         """The same numbers as estimates() for a one-subtask problem, in plain Python: a handful of agents costs
-        a few microseconds instead of the ~45 us of building arrays (tests check the two agree)."""
+        no array building, which is most of a one-subtask call (tests check the two agree)."""
         d, t, need = subtask.difficulty, subtask.task_type, subtask.context_tokens
         out = []
         for a in agents:

@@ -14,9 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.core.errors import ValidationFailed
+from app.domain.status import UNFINISHED_JOB, JobStatus
 from app.storage.models import BenchRun, Job, PlanStepRecord, SubtaskRecord, TelemetryEvent, Tenant, now
 
-UNFINISHED = ("queued", "running")
+UNFINISHED = tuple(s.value for s in UNFINISHED_JOB)
 DEFAULT_TENANT = "default"
 
 
@@ -153,12 +154,12 @@ class Repo:
             result = s.execute(
                 update(Job)
                 .where(col(Job.status).in_(UNFINISHED))
-                .values(status="interrupted", error=reason, finished_at=now())
+                .values(status=JobStatus.INTERRUPTED.value, error=reason, finished_at=now())
             )
             s.execute(
                 update(BenchRun)
                 .where(col(BenchRun.status).in_(UNFINISHED))
-                .values(status="interrupted", error=reason, finished_at=now())
+                .values(status=JobStatus.INTERRUPTED.value, error=reason, finished_at=now())
             )
             s.commit()
             return int(result.rowcount or 0)  # type: ignore[attr-defined]

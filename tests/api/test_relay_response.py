@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.api.compat import RelayResponse
+from app.api.relay import RelayResponse
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app.api.compat import UsageSink
+from app.execution.usage import UsageSink
 
 pytestmark = pytest.mark.anyio
 
@@ -39,7 +39,7 @@ class SlowRepo:
 
 async def test_usage_is_exact_before_during_and_after_a_batched_write() -> None:
     repo = SlowRepo()
-    sink = UsageSink(SimpleNamespace(repo=repo))  # type: ignore[arg-type]
+    sink = UsageSink(repo)  # type: ignore[arg-type]
     tenant = SimpleNamespace(id="t", token_budget=None, tokens_used=0)
     sink.add(tenant, 100)  # type: ignore[arg-type]
     assert sink.task is not None

@@ -28,6 +28,7 @@ FORBIDDEN = {
     ),
     "backends": ("app.storage", "app.execution", "app.api", "app.routing", "sqlmodel"),
     "storage": ("app.routing", "app.backends", "app.execution", "app.api", "fastapi"),
+    "core": ("app.backends", "app.storage", "app.execution", "app.api", "app.bench", "app.cli", "fastapi"),
     "execution": ("app.api", "fastapi", "app.cli"),
     "bench": ("app.api", "fastapi", "app.cli"),
 }
@@ -51,6 +52,21 @@ def test_layers_import_only_downwards() -> None:
             for name in _imports(path):
                 if any(name == b or name.startswith(b + ".") for b in banned):
                     violations.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert violations == []
+
+
+# api helpers with one job each: they know HTTP and the error tree, not routing, execution or storage.
+API_LEAVES = ("jsonio.py", "disconnect.py", "relay.py", "errors.py")
+
+
+def test_api_leaf_modules_stay_leaves() -> None:
+    banned = ("app.routing", "app.execution", "app.storage", "app.bench", "app.api.gateway", "app.api.tenancy")
+    violations = [
+        f"app/api/{leaf} imports {name}"
+        for leaf in API_LEAVES
+        for name in _imports(APP / "api" / leaf)
+        if any(name == b or name.startswith(b + ".") for b in banned)
+    ]
     assert violations == []
 
 

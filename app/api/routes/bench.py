@@ -17,6 +17,7 @@ from app.bench.registry import list_benchmarks
 from app.bench.runner import BenchConfig, BenchResult, preflight, private_sim, run_bench
 from app.core.errors import NotFound
 from app.domain.knobs import KnobOverrides
+from app.domain.status import JobStatus
 from app.execution.runtime import Runtime
 from app.routing import Estimator
 from app.routing.registry import DEFAULT_COMPARE, CompareName
@@ -124,7 +125,7 @@ async def _execute(runtime: Runtime, ctx: TenantCtx, run_id: str, config: BenchC
     repo = runtime.repo
     progress = _Progress(config)
     _progress_map(runtime)[run_id] = progress
-    await asyncio.to_thread(repo.update_bench_run, run_id, status="running")
+    await asyncio.to_thread(repo.update_bench_run, run_id, status=JobStatus.RUNNING)
     try:
         if config.dry_run:
             snapshot = Estimator.from_dict(runtime.estimator.to_dict())
@@ -142,17 +143,19 @@ async def _execute(runtime: Runtime, ctx: TenantCtx, run_id: str, config: BenchC
                 )
             await ctx.gpu.refresh()
     except asyncio.CancelledError:
-        await asyncio.to_thread(repo.update_bench_run, run_id, status="cancelled", finished_at=time.time())
+        await asyncio.to_thread(repo.update_bench_run, run_id, status=JobStatus.CANCELLED, finished_at=time.time())
         raise
     except Exception as exc:
         log.exception("bench run %s failed", run_id)
         msg = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-        await asyncio.to_thread(repo.update_bench_run, run_id, status="failed", error=msg, finished_at=time.time())
+        await asyncio.to_thread(
+            repo.update_bench_run, run_id, status=JobStatus.FAILED, error=msg, finished_at=time.time()
+        )
     else:
         await asyncio.to_thread(
             repo.update_bench_run,
             run_id,
-            status="succeeded",
+            status=JobStatus.SUCCEEDED,
             progress=1.0,
             report=result.report,
             finished_at=time.time(),
@@ -172,13 +175,13 @@ async def start_bench(body: BenchRequest, ctx: TenantDep, runtime: RuntimeDep) -
     row = BenchRun(
         id=run_id,
         tenant_id=ctx.tenant.id,
-        status="queued",
+        status=JobStatus.QUEUED,
         config=config.model_dump(mode="json"),
         output_dir=config.output_dir,
     )
     await asyncio.to_thread(runtime.repo.create_bench_run, row)
     runtime.tasks[run_id] = asyncio.create_task(_execute(runtime, ctx, run_id, config), name=f"bench:{run_id}")
-    return JSONResponse({"id": run_id, "status": "queued"}, status_code=202)
+    return JSONResponse({"id": run_id, "status": JobStatus.QUEUED}, status_code=202)
 
 
 async def _get(runtime: Runtime, ctx: TenantCtx, run_id: str) -> BenchRun:
@@ -195,19 +198,19 @@ async def get_bench(run_id: str, ctx: TenantDep, runtime: RuntimeDep) -> dict[st
     return {
         "id": run.id,
         "status": run.status,
-        "progress": live.fraction if live is not None and run.status == "running" else run.progress,
+        "progress": live.fraction if live is not None and run.status == JobStatus.RUNNING else run.progress,
         "config": run.config,
         "error": run.error,
         "created_at": run.created_at,
         "finished_at": run.finished_at,
-        "report": run.report if run.status == "succeeded" else None,
+        "report": run.report if run.status == JobStatus.SUCCEEDED else None,
     }
 
 
 async def _file(runtime: Runtime, ctx: TenantCtx, run_id: str, name: str, media_type: str) -> FileResponse:
     run = await _get(runtime, ctx, run_id)
     path = Path(run.output_dir or "") / name
-    if run.status != "succeeded" or not path.is_file():
+    if run.status != JobStatus.SUCCEEDED or not path.is_file():
         raise NotFound(f"bench run {run_id!r} has no {name} yet (status {run.status})")
     return FileResponse(path, media_type=media_type, filename=f"{run_id}_{name}")
 

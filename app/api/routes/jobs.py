@@ -10,27 +10,19 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from app.api.deps import RuntimeDep, TenantDep
+from app.api.deps import JobsDep, RuntimeDep, TenantDep
 from app.api.routes.route import request_knobs
 from app.api.schemas import JobRequest
 from app.core.errors import NotFound, ValidationFailed
 from app.domain.status import JobStatus
 from app.execution.dag import TaskDAG
 from app.execution.jobs import make_spec
-from app.execution.manager import END, JobManager
+from app.execution.manager import END
 from app.execution.runtime import Runtime
 from app.routing.registry import needs_chat
 from app.storage.models import Job
 
 router = APIRouter(tags=["jobs"])
-
-
-def manager(runtime: Runtime) -> JobManager:
-    """The process's job manager: one per runtime, made on first use."""
-    if runtime.jobs is None:
-        runtime.jobs = JobManager(runtime)
-    assert isinstance(runtime.jobs, JobManager)
-    return runtime.jobs
 
 
 def job_view(runtime: Runtime, job: Job) -> dict[str, Any]:
@@ -63,7 +55,9 @@ async def _load(runtime: Runtime, tenant_id: str, job_id: str) -> Job:
 
 
 @router.post("/jobs", status_code=202)
-async def submit(body: JobRequest, ctx: TenantDep, runtime: RuntimeDep, wait: bool = False) -> JSONResponse:
+async def submit(
+    body: JobRequest, ctx: TenantDep, runtime: RuntimeDep, jobs: JobsDep, wait: bool = False
+) -> JSONResponse:
     ctx.check_budget()
     if body.subtasks:
         TaskDAG(body.subtasks)  # reject cycles / unknown deps before anything is stored
@@ -82,13 +76,13 @@ async def submit(body: JobRequest, ctx: TenantDep, runtime: RuntimeDep, wait: bo
         gpu_vram_gb=body.gpu_vram_gb or ctx.gpu_vram_gb,
         seed=body.seed,
     )
-    task = await manager(runtime).start(ctx.tenant.id, ctx.gpu, spec)
+    task = await jobs.start(ctx.tenant.id, ctx.gpu, spec)
     if wait:
         await asyncio.shield(task)
         job = await _load(runtime, ctx.tenant.id, spec.job_id)
         return JSONResponse(await asyncio.to_thread(job_view, runtime, job), 200)
     links = {"self": f"/jobs/{spec.job_id}", "events": f"/jobs/{spec.job_id}/events"}
-    return JSONResponse({"id": spec.job_id, "status": "queued", "links": links}, 202)
+    return JSONResponse({"id": spec.job_id, "status": JobStatus.QUEUED, "links": links}, 202)
 
 
 @router.get("/jobs")
@@ -114,9 +108,9 @@ async def get_job(job_id: str, ctx: TenantDep, runtime: RuntimeDep) -> dict[str,
 
 
 @router.delete("/jobs/{job_id}")
-async def cancel_job(job_id: str, ctx: TenantDep, runtime: RuntimeDep) -> JSONResponse:
+async def cancel_job(job_id: str, ctx: TenantDep, runtime: RuntimeDep, jobs: JobsDep) -> JSONResponse:
     job = await _load(runtime, ctx.tenant.id, job_id)
-    if not await manager(runtime).cancel(job_id):
+    if not await jobs.cancel(job_id):
         body = {
             "error": {
                 "message": f"job {job_id!r} is not running (status {job.status})",
@@ -134,10 +128,12 @@ def _sse(event: str, data: Any) -> bytes:
 
 
 @router.get("/jobs/{job_id}/events")
-async def job_events(job_id: str, request: Request, ctx: TenantDep, runtime: RuntimeDep) -> StreamingResponse:
+async def job_events(
+    job_id: str, request: Request, ctx: TenantDep, runtime: RuntimeDep, jobs: JobsDep
+) -> StreamingResponse:
     """Server-sent events: everything recorded so far, then live events, ending with the final job."""
     await _load(runtime, ctx.tenant.id, job_id)
-    mgr = manager(runtime)
+    mgr = jobs
 
     async def stream() -> AsyncIterator[bytes]:
         async with mgr.subscribe(job_id) as queue:

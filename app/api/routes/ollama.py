@@ -5,31 +5,18 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
-from app.api.compat import (
-    AUTO,
-    BadRequest,
-    Call,
-    RelayResponse,
-    TenantGateway,
-    Unsupported,
-    close_stream,
-    compat_status,
-    dumps,
-    gateway_of,
-    last_user_text,
-    parse_body,
-    require_model,
-)
 from app.api.compat_check import check_embed_input, check_keep_alive, check_native
-from app.backends.base import JSON, Backend
-from app.backends.ollama import OllamaBackend
-from app.core.errors import BackendUnavailable, BadBackendResponse, ModelNotFound, SwarmError
+from app.api.disconnect import close_stream
+from app.api.errors import ollama_error
+from app.api.gateway import AUTO, Call, gateway_of
+from app.api.jsonio import dumps, last_user_text, parse_body, require_model
+from app.api.relay import RelayResponse
+from app.backends.base import JSON
+from app.core.errors import BadBackendResponse, BadRequest, SwarmError
 
 router = APIRouter(tags=["ollama"])
 
@@ -39,16 +26,12 @@ STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 MANAGE_PATHS = ("/api/pull", "/api/push", "/api/create", "/api/copy")
 
 
-def ollama_error(request: Request, exc: SwarmError) -> Response:
-    gateway_of(request).observe_error(exc)
-    return JSONResponse({"error": exc.message}, compat_status(exc))
-
-
 async def _guard(request: Request, work: Callable[[], Awaitable[Response]]) -> Response:
     try:
         return await work()
     except SwarmError as exc:
-        return ollama_error(request, exc)
+        gateway_of(request).observe_error(exc)
+        return ollama_error(exc)
 
 
 def _json(body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -246,46 +229,7 @@ router.add_api_route("/api/delete", manage, methods=["DELETE"], name="delete")
 
 
 async def _manage(request: Request, path: str) -> Response:
-    gateway = gateway_of(request)
-    backend = await gateway.admin_backend(request, path)
-    raw = await request.body()
-    if isinstance(backend, OllamaBackend) and isinstance(gateway, TenantGateway):
-        return await forward(gateway.runtime.http, backend.base_url, request.method, path, raw)
-    if not isinstance(gateway, TenantGateway) and path == "/api/pull":
-        return await _simulated_pull(backend, parse_body(raw))
-    raise Unsupported(f"{path} needs an Ollama backend; this server runs on the {backend.name!r} backend")
-
-
-async def forward(http: httpx.AsyncClient, base_url: str, method: str, path: str, raw: bytes) -> Response:
-    """Relay a request to Ollama byte for byte (status, body and content type), streaming the answer."""
-    headers = {"content-type": "application/json", "host": urlsplit(base_url).netloc}
-    upstream = http.build_request(method, base_url + path, content=raw, headers=headers)
-    try:
-        resp = await http.send(upstream, stream=True)
-    except httpx.ConnectError as exc:
-        raise BackendUnavailable(f"cannot connect to Ollama at {base_url}: {exc}") from exc
-    except httpx.HTTPError as exc:
-        raise BadBackendResponse(f"{method} {base_url}{path} failed: {exc!r}") from exc
-
-    async def relay() -> AsyncIterator[bytes]:
-        try:
-            async for piece in resp.aiter_bytes():
-                yield piece
-        finally:
-            await resp.aclose()
-
-    media = resp.headers.get("content-type")
-    return StreamingResponse(relay(), status_code=resp.status_code, media_type=media, headers=STREAM_HEADERS)
-
-
-async def _simulated_pull(backend: Backend, body: JSON) -> Response:
-    """The sim's models are all 'installed': pulling one succeeds at once, an unknown one fails like Ollama."""
-    model = require_model(body, "model", "name")
-    try:
-        await backend.show(model)
-    except ModelNotFound:
-        return JSONResponse({"error": "pull model manifest: file does not exist"}, 500)
-    if body.get("stream", True) is False:
-        return _json({"status": "success"})
-    lines = b"".join(dumps({"status": s}) + b"\n" for s in ("pulling manifest", "writing manifest", "success"))
-    return Response(lines, media_type=NDJSON_TYPE)
+    """Relayed to the caller's backend byte for byte (status, body, content type), streamed (a pull's progress)."""
+    backend = await gateway_of(request).admin_backend(request, path)
+    reply = await backend.manage(request.method, path, await request.body())
+    return StreamingResponse(reply.body, reply.status, media_type=reply.media_type, headers=STREAM_HEADERS)

@@ -11,21 +11,13 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
-from app.api.compat import (
-    AUTO,
-    BadRequest,
-    Call,
-    RelayResponse,
-    close_stream,
-    compat_status,
-    dumps,
-    gateway_of,
-    last_user_text,
-    parse_body,
-)
 from app.api.compat_check import check_embed_input, check_messages, check_text
+from app.api.disconnect import close_stream
+from app.api.errors import openai_error, openai_error_body
+from app.api.gateway import AUTO, Call, gateway_of
+from app.api.jsonio import dumps, last_user_text, parse_body
 from app.api.openai_format import (
     chat_request,
     finish_reason,
@@ -36,35 +28,21 @@ from app.api.openai_format import (
     tool_calls,
     usage,
 )
+from app.api.relay import RelayResponse
 from app.backends.base import JSON
-from app.core.errors import BadBackendResponse, BudgetExceeded, ModelNotFound, SwarmError
+from app.core.errors import BadBackendResponse, BadRequest, ModelNotFound, SwarmError
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 429: "insufficient_quota"}
-
-
-def openai_error(request: Request, exc: SwarmError) -> JSONResponse:
-    gateway_of(request).observe_error(exc)
-    status = compat_status(exc)
-    not_found = isinstance(exc, ModelNotFound)
-    body = {
-        "message": exc.message,
-        "type": "invalid_request_error" if not_found else _TYPES.get(status, "api_error"),
-        "param": "model" if not_found else getattr(exc, "param", None),
-        "code": "model_not_found" if not_found else exc.code,
-    }
-    # Retrying cannot fix a bad request, a missing model or an exhausted budget (openai-python retries 429).
-    headers = {"x-should-retry": "false"} if status < 500 or isinstance(exc, BudgetExceeded) else None
-    return JSONResponse({"error": body}, status, headers=headers)
 
 
 async def _guard(request: Request, work: Callable[[], Awaitable[Response]]) -> Response:
     try:
         return await work()
     except SwarmError as exc:
-        return openai_error(request, exc)
+        gateway_of(request).observe_error(exc)
+        return openai_error(exc)
 
 
 def _json(body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -206,9 +184,8 @@ async def _events(
         yield b"".join(tail), True
     except SwarmError as exc:
         call.gateway.observe_error(exc)
-        # openai-python raises APIError on a data payload with an "error" key.
-        error = {"error": {"message": exc.message, "type": "api_error", "param": None, "code": exc.code}}
-        yield _sse(error), True
+        # openai-python raises APIError on a data payload with an "error" key (the status is 200 by now).
+        yield _sse({"error": openai_error_body(exc, 500)}), True
     finally:
         await close_stream(stream)
 

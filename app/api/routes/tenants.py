@@ -8,7 +8,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from app.api.compat import UsageSink
 from app.api.deps import AdminDep, RuntimeDep, TenantDep
 from app.api.schemas import TenantCreate
 from app.core.errors import Conflict, NotFound, ValidationFailed
@@ -79,12 +78,8 @@ async def delete_tenant(tenant_id: str, runtime: AdminDep, purge: bool = False) 
 @router.get("/tenants/me")
 async def me(request: Request, ctx: TenantDep, runtime: RuntimeDep) -> dict[str, Any]:
     resident = await ctx.gpu.refresh()
-    usage = getattr(getattr(request.app.state, "gateway", None), "usage", None)
-    if isinstance(usage, UsageSink):  # proxied tokens are written in batches: count the unwritten ones too
-        stored, used = await asyncio.to_thread(usage.tokens_used, ctx.tenant.id)
-    else:
-        stored = await asyncio.to_thread(runtime.repo.get_tenant, ctx.tenant.id)
-        used = stored.tokens_used if stored is not None else ctx.tenant.tokens_used
+    # Proxied tokens are written in batches: the sink counts the unwritten ones too.
+    stored, used = await asyncio.to_thread(runtime.usage.tokens_used, ctx.tenant.id)
     t = stored or ctx.tenant
     remaining = None if t.token_budget is None else max(0, t.token_budget - used)
     return {

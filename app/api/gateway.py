@@ -1,0 +1,220 @@
+"""Who serves a proxied call: the caller's GPU and, for model="auto", the model (the routing fast path); each call's
+router-side time, and its usage charged to the tenant."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+from fastapi import Request
+
+from app.api.disconnect import close_stream, until_disconnect
+from app.api.metrics import T0_KEY, Metrics
+from app.api.tenancy import TenantCtx, TenantResolver
+from app.backends.base import JSON, Backend
+from app.core.errors import BadBackendResponse, BadRequest, Forbidden, InfeasibleError, SwarmError
+from app.domain.models import Subtask
+from app.execution.decomposer import classify, estimate_difficulty
+from app.execution.state import GpuState
+from app.execution.usage import UsageSink
+from app.routing import route_single
+from app.storage.models import Tenant
+
+log = logging.getLogger("swarm.proxy")
+T = TypeVar("T")
+
+AUTO = "auto"
+ROUTED_HEADER = "x-swarm-routed-model"
+OVERHEAD_HEADER = "x-swarm-overhead-ms"
+LOADED_TTL_S = 1.0  # how stale the routed-over loaded set may be
+
+
+@dataclass
+class Call:
+    """One proxied request: the backend and model serving it and the router's own time."""
+
+    gateway: Gateway
+    backend: Backend
+    model: str
+    routed: bool
+    api: str
+    t0: float
+    tenant: Tenant | None = None
+    upstream_s: float = 0.0
+
+    async def upstream(self, awaitable: Awaitable[T]) -> T:
+        started = time.perf_counter()
+        try:
+            return await awaitable
+        finally:
+            self.upstream_s += time.perf_counter() - started
+
+    async def first(self, request: Request, stream: AsyncIterator[T]) -> T:
+        """Pull a stream's first chunk before answering, so errors before any byte (a cold load sends none) get
+        a real status code; cancelled if the client leaves; the stream is closed when this fails."""
+        try:
+            first = await until_disconnect(request, self.upstream(anext(stream, None)))
+        except BaseException:
+            await close_stream(stream)
+            raise
+        if first is None:
+            await close_stream(stream)
+            raise BadBackendResponse("the backend closed the stream without a chunk")
+        return first
+
+    def overhead_ms(self) -> float:
+        return max(0.0, (time.perf_counter() - self.t0 - self.upstream_s) * 1e3)
+
+    def headers(self) -> dict[str, str]:
+        ms = self.overhead_ms()
+        if self.gateway.metrics is not None:
+            self.gateway.metrics.child(self.gateway.metrics.overhead, self.api).observe(ms / 1e3)
+        return {ROUTED_HEADER: self.model, OVERHEAD_HEADER: f"{ms:.3f}"}
+
+    def finish(self, final: JSON) -> None:
+        """Account a final response: tokens, loads, the tenant's budget."""
+        self.gateway.account(self, final)
+
+    async def complete(self, request: Request, work: Awaitable[JSON]) -> JSON:
+        """A non-streaming upstream call: cancelled if the client leaves, accounted when it answers."""
+        final = await until_disconnect(request, self.upstream(work))
+        self.finish(final)
+        return final
+
+
+class Gateway:
+    """Resolves who serves a compat call. The plain gateway (the sim-ollama server) has no tenants or routing."""
+
+    supports_auto = False
+
+    def __init__(self, backend: Backend, metrics: Metrics | None = None) -> None:
+        self._backend = backend
+        self.metrics = metrics
+
+    async def backend_for(self, request: Request) -> Backend:
+        return self._backend
+
+    async def begin(
+        self, request: Request, api: str, model: str, text: Callable[[], str], max_tokens: Any = None
+    ) -> Call:
+        t0 = float(request.scope.get(T0_KEY) or time.perf_counter())
+        return Call(self, self._backend, model, False, api, t0)
+
+    async def admin_backend(self, request: Request, path: str) -> Backend:
+        return self._backend
+
+    def account(self, call: Call, final: JSON) -> None:
+        if self.metrics is not None:
+            self.metrics.child(self.metrics.proxied, call.api, call.model, str(call.routed).lower()).inc()
+            self.metrics.observe_usage(call.model, final)
+
+    def observe_error(self, exc: SwarmError | str) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_error(exc if isinstance(exc, str) else exc.code)
+
+
+class TenantGateway(Gateway):
+    """The router: the caller's tenant picks the GPU; model="auto" picks the model with the fast path."""
+
+    supports_auto = True
+
+    def __init__(self, resolver: TenantResolver, usage: UsageSink, metrics: Metrics | None) -> None:
+        runtime = resolver.runtime
+        super().__init__(runtime.pool.default.backend, metrics)
+        self.runtime = runtime
+        self.resolver = resolver
+        self.usage = usage
+        self.params = runtime.settings.routing.params
+        self._refreshing: dict[int, asyncio.Task[Any]] = {}
+
+    async def _tenant(self, request: Request) -> TenantCtx:
+        return await self.resolver.resolve(request.headers.get("authorization"), any_key_when_open=True)
+
+    async def backend_for(self, request: Request) -> Backend:
+        return (await self._tenant(request)).gpu.backend
+
+    async def begin(
+        self, request: Request, api: str, model: str, text: Callable[[], str], max_tokens: Any = None
+    ) -> Call:
+        t0 = float(request.scope.get(T0_KEY) or time.perf_counter())
+        ctx = await self._tenant(request)
+        ctx.check_budget()
+        routed = model == AUTO
+        if routed:
+            model = await self._route(ctx, text(), max_tokens)
+        return Call(self, ctx.gpu.backend, model, routed, api, t0, ctx.tenant)
+
+    async def admin_backend(self, request: Request, path: str) -> Backend:
+        ctx = await self._tenant(request)
+        if not ctx.is_admin:
+            raise Forbidden(f"{path} needs the admin key")
+        return ctx.gpu.backend
+
+    def account(self, call: Call, final: JSON) -> None:
+        super().account(call, final)
+        if call.tenant is not None:
+            tokens = int(final.get("prompt_eval_count") or 0) + int(final.get("eval_count") or 0)
+            self.usage.add(call.tenant, tokens)
+
+    async def _route(self, ctx: TenantCtx, text: str, max_tokens: Any) -> str:
+        loaded = await self._loaded(ctx.gpu)
+        task_type = classify(text)
+        default_tokens = 512 if task_type in ("code", "creative") else 256
+        tokens = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else default_tokens
+        if tokens > 1_000_000:
+            raise BadRequest("max_tokens: must be at most 1000000", "max_tokens")
+        sub = Subtask(
+            id="request",
+            task_type=task_type,
+            description=text[:200_000],
+            estimated_tokens=min(tokens, 1_000_000),
+            difficulty=estimate_difficulty(text[:20_000]),
+        )
+        names = {a.name for a in ctx.agents}
+        resident = [n for n in (_catalog_name(m, names) for m in loaded) if n is not None]
+        started = time.perf_counter()
+        try:
+            choice = route_single(sub, ctx.agents, resident, ctx.gpu_vram_gb, self.params, self.runtime.estimator)
+        except InfeasibleError as exc:
+            field = "max_tokens" if max_tokens else "messages"
+            raise BadRequest(f"{field}: no model can serve this request ({exc.message})", field) from None
+        if self.metrics is not None:
+            self.metrics.observe_solve(time.perf_counter() - started, "fast_path")
+        return choice.model
+
+    async def _loaded(self, gpu: GpuState) -> list[str]:
+        """The GPU's loaded set, at most LOADED_TTL_S old; a stale set is served while a refresh runs."""
+        age = time.time() - gpu.refreshed_at
+        if age <= LOADED_TTL_S:
+            return gpu.loaded_names
+        task = self._refreshing.get(id(gpu))
+        if task is None:
+            task = asyncio.create_task(gpu.refresh())
+            self._refreshing[id(gpu)] = task
+            task.add_done_callback(partial(self._refreshed, id(gpu)))
+        if gpu.refreshed_at == 0.0:  # never read: wait for the truth once
+            await asyncio.wait([task])
+        return gpu.loaded_names
+
+    def _refreshed(self, key: int, task: asyncio.Task[Any]) -> None:
+        self._refreshing.pop(key, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("refreshing the loaded models failed: %s", task.exception())
+
+
+def _catalog_name(loaded: str, names: set[str]) -> str | None:
+    for candidate in (loaded, loaded.removesuffix(":latest"), f"{loaded}:latest"):
+        if candidate in names:
+            return candidate
+    return None
+
+
+def gateway_of(request: Request) -> Gateway:
+    """The app's gateway, built at start-up (the lifespan, or build_sim_app)."""
+    gateway: Gateway = request.app.state.gateway
+    return gateway

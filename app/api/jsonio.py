@@ -1,0 +1,50 @@
+"""JSON on the compatibility endpoints: compact encoding, request bodies parsed and checked with errors naming the
+field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from app.backends.base import JSON
+from app.core.errors import BadRequest
+
+
+def dumps(obj: Any) -> bytes:
+    # ensure_ascii keeps U+2028 escaped: ollama-python splits lines on it otherwise.
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def parse_body(raw: bytes) -> JSON:
+    if not raw.strip():
+        raise BadRequest("missing request body")
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise BadRequest(f"invalid JSON body: {exc}") from None
+    except RecursionError:
+        raise BadRequest("invalid JSON body: nested too deeply") from None
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return body
+
+
+def require_model(body: JSON, *keys: str) -> str:
+    for key in keys or ("model",):
+        value = body.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    raise BadRequest(f"{keys[0] if keys else 'model'} is required", keys[0] if keys else "model")
+
+
+def last_user_text(messages: Any) -> str:
+    """The text auto-routing classifies: the last user message (text parts of a multi-part content)."""
+    if not isinstance(messages, list):
+        return ""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+            return str(content or "")
+    return ""

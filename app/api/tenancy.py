@@ -1,0 +1,113 @@
+"""Who is calling: the one tenant resolver (API key -> tenant, its GPU and catalog) for every endpoint family."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from dataclasses import dataclass
+from functools import cached_property
+
+from app.core.errors import BudgetExceeded, Unauthorized
+from app.domain.models import Agent
+from app.execution.runtime import Runtime
+from app.execution.state import GpuState
+from app.routing.agents import load_agents, parse_agents
+from app.storage.models import Tenant
+
+OPEN_TTL_S = 1.0  # how long "no keyed tenant exists" is trusted before asking the database again
+
+
+@dataclass
+class TenantCtx:
+    tenant: Tenant
+    gpu: GpuState
+    runtime: Runtime
+    gpu_vram_gb: float
+    is_admin: bool = False
+
+    @cached_property
+    def agents(self) -> list[Agent]:
+        """The tenant's catalog, read only by the endpoints that route (a broken file never locks out /jobs)."""
+        return tenant_agents(self.runtime, self.tenant)
+
+    def check_budget(self) -> None:
+        t = self.tenant
+        if t.token_budget is not None and t.tokens_used >= t.token_budget:
+            raise BudgetExceeded(
+                f"token budget exhausted for tenant {t.name!r}: used {t.tokens_used} of {t.token_budget}"
+            )
+
+
+def tenant_agents(runtime: Runtime, tenant: Tenant) -> list[Agent]:
+    if tenant.agents:
+        return parse_agents(tenant.agents, source=f"tenant {tenant.name}")
+    if tenant.agents_file:
+        return load_agents(tenant.agents_file)
+    return runtime.agents
+
+
+def bearer(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization header must be 'Bearer <key>'")
+    return token.strip()
+
+
+class TenantResolver:
+    """API key -> TenantCtx. Keys are cached for a few seconds (runtime.tenants), so the proxies' hot path does not
+    query the database per request.
+
+    Open mode (no keyed tenant exists): everyone is the `default` tenant. Our own endpoints still reject a key
+    that is not a tenant's (401); the compatibility endpoints accept any key, as Ollama does, because OpenAI
+    clients must send one (`any_key_when_open`)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._open: Tenant | None = None
+        self._open_until = 0.0
+
+    def is_admin_key(self, key: str | None) -> bool:
+        admin = self.runtime.settings.admin_key
+        return bool(admin and key and hmac.compare_digest(admin.encode(), key.encode()))
+
+    async def resolve(self, authorization: str | None, *, any_key_when_open: bool = False) -> TenantCtx:
+        if any_key_when_open:
+            open_tenant = await self._open_tenant()
+            if open_tenant is not None:
+                _, _, key = (authorization or "").partition(" ")
+                return self._ctx(open_tenant, self.is_admin_key(key.strip() or None))
+        tenant, admin = await self._by_key(bearer(authorization))
+        return self._ctx(tenant, admin)
+
+    def _ctx(self, tenant: Tenant, admin: bool) -> TenantCtx:
+        gpu = self.runtime.pool.get(tenant.backend_url, tenant.gpu_vram_gb)
+        return TenantCtx(tenant, gpu, self.runtime, tenant.gpu_vram_gb or gpu.capacity_gb, admin)
+
+    async def _by_key(self, key: str | None) -> tuple[Tenant, bool]:
+        repo = self.runtime.repo
+        if self.is_admin_key(key):
+            return await asyncio.to_thread(repo.ensure_default_tenant), True
+        if key is None:
+            if await asyncio.to_thread(repo.keyed_tenant_count):
+                raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+            return await asyncio.to_thread(repo.ensure_default_tenant), False
+        hit, tenant = self.runtime.tenants.get(key)
+        if not hit:
+            tenant = await asyncio.to_thread(repo.tenant_by_key, key)
+            self.runtime.tenants.put(key, tenant)
+        if tenant is None:
+            raise Unauthorized("invalid API key")
+        return tenant, False
+
+    async def _open_tenant(self) -> Tenant | None:
+        """The default tenant while no keyed tenant exists, read from the database at most every OPEN_TTL_S."""
+        now = time.monotonic()
+        if now >= self._open_until:
+            repo = self.runtime.repo
+            keyed = await asyncio.to_thread(repo.keyed_tenant_count)
+            self._open = None if keyed else await asyncio.to_thread(repo.ensure_default_tenant)
+            self._open_until = now + OPEN_TTL_S
+        return self._open
