@@ -193,18 +193,13 @@ async def run_bench(
     done = dict.fromkeys(totals, 0)
     jobs: list[JobRecord] = []
     starts: list[dict[str, Any]] = []
+    recorders: dict[str, Recorder] = {}
     for block, order, idx in mode_schedule(config.modes, len(examples), config.block_size):
         for mode in order:
             loaded = await reset_backend(backend, config.warm, config.keep_alive)
             starts.append({"block": block, "mode": mode, "loaded": loaded})
             tap = taps[mode]
-            rec = Recorder(
-                repo,
-                tenant_id,
-                out / "runs" / mode / "telemetry.jsonl",
-                events_only=True,
-                tags={"bench_id": out.name, "routing_mode": mode},
-            )
+            rec = recorders.setdefault(mode, _recorder(out, mode, repo, tenant_id))
             orch = Orchestrator(gpu, tap, rec, keep_alive=config.keep_alive, max_concurrency=config.max_concurrency)
             for i in idx:
                 ex = examples[i]
@@ -213,9 +208,27 @@ async def run_bench(
                 done[(mode, ex.benchmark)] += 1
                 if progress is not None:
                     progress(mode, ex.benchmark, done[(mode, ex.benchmark)], totals[(mode, ex.benchmark)])
+    return await _conclude(config, out, backend, agents, jobs, starts, started, recorders)
+
+
+async def _conclude(
+    config: BenchConfig,
+    out: Path,
+    backend: Backend,
+    agents: list[Agent],
+    jobs: list[JobRecord],
+    starts: list[dict[str, Any]],
+    started: float,
+    recorders: dict[str, Recorder],
+) -> BenchResult:
+    """After every mode ran: the optional judges (never during a mode: they would perturb its GPU state), the
+    report and every output file."""
     rows = output_rows(jobs)
     if config.judge:
         await judge_rows(rows, jobs, backend, agents, config)
+        keys = ("subtask", "model", "score", "judge_score", "judge_rationale", "judge_error")
+        for row in rows:  # the verdicts in telemetry too, rationale beside the score
+            await recorders[row["mode"]].event("judge", f"{row['mode']}-{row['job']}", {k: row[k] for k in keys})
     elapsed_s = time.perf_counter() - started
     report, job_rows = build_report(config, agents, jobs, rows, starts, elapsed_s, gpu_name=backend.name)
     if config.mtbench_judge and BENCH in config.benchmarks:
@@ -224,6 +237,13 @@ async def run_bench(
         write_judgements(out, judgements)
     write_report(out, report, rows, jobs, job_rows)
     return BenchResult(config, out, report, jobs, rows)
+
+
+def _recorder(out: Path, mode: str, repo: Repo | None, tenant_id: str) -> Recorder:
+    """A mode's telemetry: its JSONL file and, with a repo, the database's event log (events only: bench jobs
+    have no `jobs` rows), every event tagged with the run and the mode."""
+    tags = {"bench_id": out.name, "routing_mode": mode}
+    return Recorder(repo, tenant_id, out / "runs" / mode / "telemetry.jsonl", events_only=True, tags=tags)
 
 
 def _write_inputs(out: Path, config: BenchConfig, examples: list[Example]) -> None:

@@ -181,6 +181,9 @@ def test_per_job_artifacts_and_plans(run: tuple[Path, Path]) -> None:
 def test_job_start_and_job_costs_telemetry_also_in_the_database(run: tuple[Path, Path]) -> None:
     out, database = run
     events = [json.loads(line) for line in (out / "runs" / "llm" / "telemetry.jsonl").read_text().splitlines()]
+    verdicts = [e for e in events if e["event"] == "judge"]  # --judge: the verdicts are telemetry too
+    assert verdicts and all({"judge_score", "judge_rationale", "judge_error"} <= set(e) for e in verdicts)
+    assert any(e["judge_score"] is not None and e["judge_rationale"] for e in verdicts)
     starts = [e for e in events if e["event"] == "job_start"]
     costs = [e for e in events if e["event"] == "job_costs"]
     assert len(starts) == len(costs) == 8
