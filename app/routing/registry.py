@@ -124,13 +124,10 @@ class SingleRouter(GreedyRouter):
         return single_assign(est, ctx.single_model)
 
 
-class PrefRouter(GreedyRouter):
+class PrefRouter(Router):
     name = "pref_router"
     summary = "a trained strong-vs-weak preference classifier: strong when P(strong preferred) >= tau"
     needs_model_file = True
-
-    def assign(self, est: Estimates, ctx: RouteContext) -> list[int]:
-        raise NotImplementedError  # solve() needs the problem's descriptions as well
 
     def solve(self, problem: RoutingProblem, estimator: Estimator, ctx: RouteContext) -> Plan:
         from app.core.errors import ValidationFailed
