@@ -45,10 +45,6 @@ class Recorder:
         if self.repo is not None:
             await asyncio.to_thread(fn, *args, **kwargs)
 
-    async def _rows(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        if self.rows_repo is not None:
-            await asyncio.to_thread(fn, *args, **kwargs)
-
     async def event(self, event_type: str, job_id: str | None, payload: dict[str, Any]) -> None:
         ts = time.time()
         payload = {**self.tags, **payload} if self.tags else payload
@@ -64,16 +60,16 @@ class Recorder:
 
     async def subtasks(self, rows: list[SubtaskRecord]) -> None:
         if self.rows_repo is not None:
-            await self._rows(self.rows_repo.add_subtasks, rows)
+            await self._db(self.rows_repo.add_subtasks, rows)
 
     async def update_subtask(self, job_id: str, subtask_id: str, **fields: Any) -> None:
         if self.rows_repo is not None:
-            await self._rows(self.rows_repo.update_subtask, job_id, subtask_id, **fields)
+            await self._db(self.rows_repo.update_subtask, job_id, subtask_id, **fields)
 
     async def update_job(self, job_id: str, **fields: Any) -> None:
         if self.rows_repo is not None:
-            await self._rows(self.rows_repo.update_job, job_id, **fields)
+            await self._db(self.rows_repo.update_job, job_id, **fields)
 
     async def plan_step(self, row: PlanStepRecord) -> None:
         if self.rows_repo is not None:
-            await self._rows(self.rows_repo.add_plan_step, row)
+            await self._db(self.rows_repo.add_plan_step, row)
