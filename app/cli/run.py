@@ -226,7 +226,10 @@ def _plan(records: list[SubtaskRecord]) -> list[dict[str, Any]]:
 
 
 def _write_summary(run_dir: Path, jobs: list[dict[str, Any]], settings: Any, estimator_tag: str) -> None:
+    """The last job's summary at the top level (the original overwrote summary.json with each job), every job
+    under `jobs`."""
     summary = {
+        **(jobs[-1] if jobs else {}),
         "settings": json.loads(settings.model_dump_json()),
         "estimator_tag": estimator_tag,
         "quality_estimator_type": estimator_tag,

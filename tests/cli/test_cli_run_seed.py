@@ -29,6 +29,10 @@ def test_run_with_judge_stores_the_rationale_beside_the_score(tmp_path: Path) ->
     run = tmp_path / "r1"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["estimator_tag"] == "trained" == summary["quality_estimator_type"]
+    last = summary["jobs"][-1]  # the original's summary.json was the last job's: its fields stay at the top
+    assert summary["job_id"] == last["job_id"] and summary["plan"] == last["plan"]
+    assert summary["task_to_model"] == last["task_to_model"] and "vram_used_gb" in summary
+    assert json.loads((run / f"summary_{last['job_id']}.json").read_text())["job_id"] == last["job_id"]
     events = [json.loads(line) for line in (run / "telemetry.jsonl").read_text().splitlines()]
     verdicts = [e for e in events if e["event"] == "judge"]
     assert verdicts and all(e["judge_model"] == "qwen2.5-coder:7b" for e in verdicts)
