@@ -28,6 +28,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     base = bench_config(args, settings, list_benchmarks()[:1], Path("."))
     runs_dir = check_output_dir(args.runs_dir or settings.runs_dir, runs_dir_field(args))
     tau = args.suite == "tau_sweep"
+    if tau and not args.router_model:  # before any folder is created
+        raise ValidationFailed("--router_model: the tau_sweep suite needs a trained router (swarm train-router)")
     spec = SweepSpec(
         suite=args.suite,
         lambda_switches=list(args.lambda_switches or ([base.lambda_switch] if tau else [0.0, 0.2, 0.5, 1.0])),

@@ -176,6 +176,8 @@ def test_cli_train_router_then_bench(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert main(["train-router", "--dry_run", "--benchmark", "code_math_mix", "--limit", "2", *bad]) == 2
     assert main(["run", "--dry_run", "--routing", "pref_router", "--query", "q"]) == 2  # no --router_model
     assert main(["bench", "--dry_run", "--benchmark", "code_math_mix", "--compare", "pref_router"]) == 2
+    sweep = ["experiment", "--dry_run", "--suite", "tau_sweep", "--runs_dir", str(tmp_path / "sweeps")]
+    assert main(sweep) == 2 and not (tmp_path / "sweeps").exists()  # no router: one line, nothing created
 
 
 def test_pref_router_never_breaks_the_budget(trained: tuple[Path, list[Preference], list[Any]]) -> None:
