@@ -16,7 +16,7 @@ from app.bench.stats import pareto_front
 AXES = (
     ("token_cost", "token cost per job (cost_per_token × tokens / token_scale)"),
     ("switch_ms", "estimated switch time per job (ms)"),
-    ("peak_vram_gb", "peak resident VRAM per job (GB)"),
+    ("peak_vram_gb", "mean peak resident VRAM per job (GB)"),
 )
 MARKERS = "osD^v<>PX*"
 DODGE = 0.025  # fraction of the x range between points that would otherwise sit on top of each other
@@ -63,6 +63,7 @@ def pareto_figure(report: dict[str, Any]) -> Figure:
         ys = [float(p["score"]) for p in points]
         span = (max([*xs, budget if cost == "peak_vram_gb" else 0.0]) - min(xs)) if xs else 1.0
         placed = dodge(xs, ys, span or 1.0)
+        flagged = 0
         for i, p in enumerate(points):
             color = colors(modes.index(p["mode"]) % 10)
             broke = float(p.get("vram_violation_rate") or 0.0) > 0
@@ -78,8 +79,10 @@ def pareto_figure(report: dict[str, Any]) -> Figure:
                 zorder=3,
             )
             if broke:
+                flagged += 1
                 ax.scatter(placed[i], ys[i], s=260, facecolors="none", edgecolors="red", lw=1.5, zorder=4)
-                ax.annotate("over G", (placed[i], ys[i]), textcoords="offset points", xytext=(6, 6), color="red",
+                offset = (6, 6 - 14 * (flagged % 3))  # neighbouring labels alternate heights instead of overlapping
+                ax.annotate("over G", (placed[i], ys[i]), textcoords="offset points", xytext=offset, color="red",
                             fontsize=7)  # fmt: skip
         front = _front_2d([p for p in points if p["benchmark"] == "all"], cost)
         if front:
@@ -89,11 +92,7 @@ def pareto_figure(report: dict[str, Any]) -> Figure:
         ax.set_xlabel(label)
         ax.set_ylabel("mean score (0–1), bars: 95% CI")
         ax.grid(alpha=0.3)
-    cfg = report["config"]
-    fig.suptitle(
-        f"Score vs cost per routing mode — {' + '.join(report['benchmarks'])}, G = {budget:g} GB, "
-        f"λ_token {cfg['lambda_token']:g}, λ_switch {cfg['lambda_switch']:g}, seed {cfg['seed']}"
-    )
+    fig.suptitle(_title(report, budget))
     handles, labels = axes[-1].get_legend_handles_labels()
     seen = dict(zip(labels, handles, strict=True))
     fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=min(5, max(1, len(seen))), fontsize=7)
@@ -105,6 +104,14 @@ def _row(entry: dict[str, Any]) -> tuple[float, int, float]:
     """A grid row: (G, horizon, τ); τ is -1 outside a tau_sweep."""
     tau = entry.get("router_tau")
     return float(entry["gpu_vram_gb"]), int(entry["horizon_depth"]), -1.0 if tau is None else float(tau)
+
+
+def _title(report: dict[str, Any], budget: float) -> str:
+    cfg = report["config"]
+    return (
+        f"Score vs cost per routing mode — {' + '.join(report['benchmarks'])}, G = {budget:g} GB, "
+        f"λ_token {cfg['lambda_token']:g}, λ_switch {cfg['lambda_switch']:g}, seed {cfg['seed']}"
+    )
 
 
 def plot_meta(entries: list[dict[str, Any]], path: Path) -> None:
@@ -121,7 +128,9 @@ def meta_figure(entries: list[dict[str, Any]]) -> Figure:
     rows = sorted({_row(e) for e in entries})
     ncol = min(3, len(cells))
     nrow = (len(cells) + ncol - 1) // ncol
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 1.2 + 0.9 * len(rows) * nrow), squeeze=False)
+    fig, axes = plt.subplots(
+        nrow, ncol, figsize=(6.0 * ncol, 1.6 + 0.9 * len(rows) * nrow), squeeze=False, layout="constrained"
+    )
     image = None
     for k, (bench, mode) in enumerate(cells):
         ax = axes[k // ncol][k % ncol]
