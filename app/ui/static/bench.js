@@ -65,7 +65,7 @@ const AXES = [
 
 function pareto(report, G, benchmark) {
   const color = new Map(report.mode_order.map((m, i) => [m, PALETTE[i % PALETTE.length]]));
-  const pts = report.pareto_data.filter((p) => p.benchmark === benchmark && p.score !== null);
+  const pts = (report.pareto_data[benchmark] || []).filter((p) => p.score !== null);
   const violated = (m) => (report.modes[m].vram_violation_rate || 0) > 0 || (report.modes[m].planned_vram_violation_rate || 0) > 0;
   const panels = AXES.map(([key, title, xLabel]) =>
     scatter({
