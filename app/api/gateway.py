@@ -31,6 +31,7 @@ T = TypeVar("T")
 AUTO = "auto"
 ROUTED_HEADER = "x-swarm-routed-model"
 OVERHEAD_HEADER = "x-swarm-overhead-ms"
+SKIPPED_HEADER = "x-swarm-skipped-models"  # model="auto": catalog models left out because they are not installed
 LOADED_TTL_S = 1.0  # how stale the routed-over loaded set may be
 
 
@@ -46,6 +47,7 @@ class Call:
     t0: float
     tenant: Tenant | None = None
     upstream_s: float = 0.0
+    skipped: tuple[str, ...] = ()
 
     async def upstream(self, awaitable: Awaitable[T]) -> T:
         started = time.perf_counter()
@@ -74,7 +76,10 @@ class Call:
         ms = self.overhead_ms()
         if self.gateway.metrics is not None:
             self.gateway.metrics.child(self.gateway.metrics.overhead, self.api).observe(ms / 1e3)
-        return {ROUTED_HEADER: self.model, OVERHEAD_HEADER: f"{ms:.3f}"}
+        headers = {ROUTED_HEADER: self.model, OVERHEAD_HEADER: f"{ms:.3f}"}
+        if self.skipped:
+            headers[SKIPPED_HEADER] = ",".join(self.skipped)
+        return headers
 
     def finish(self, final: JSON) -> None:
         """Account a final response: tokens, loads, the tenant's budget."""
@@ -107,6 +112,9 @@ class Gateway:
 
     async def admin_backend(self, request: Request, path: str) -> Backend:
         return self._backend
+
+    async def models_changed(self, backend: Backend) -> None:
+        """A pull or delete went through: nothing to re-read without a catalog."""
 
     def account(self, call: Call, final: JSON) -> None:
         if self.metrics is not None:
@@ -145,9 +153,15 @@ class TenantGateway(Gateway):
         ctx = await self._tenant(request)
         ctx.check_budget()
         routed = model == AUTO
+        skipped: tuple[str, ...] = ()
         if routed:
-            model = await self._route(ctx, text(), max_tokens)
-        return Call(self, ctx.gpu.backend, model, routed, api, t0, ctx.tenant)
+            model, skipped = await self._route(ctx, text(), max_tokens)
+        else:
+            await self.runtime.catalog.check_model(ctx.gpu.backend, model)
+        return Call(self, ctx.gpu.backend, model, routed, api, t0, ctx.tenant, skipped=skipped)
+
+    async def models_changed(self, backend: Backend) -> None:
+        await self.runtime.catalog.refresh(backend)
 
     async def admin_backend(self, request: Request, path: str) -> Backend:
         ctx = await self._tenant(request)
@@ -161,7 +175,11 @@ class TenantGateway(Gateway):
             tokens = int(final.get("prompt_eval_count") or 0) + int(final.get("eval_count") or 0)
             self.usage.add(call.tenant, tokens)
 
-    async def _route(self, ctx: TenantCtx, text: str, max_tokens: Any) -> str:
+    async def _route(self, ctx: TenantCtx, text: str, max_tokens: Any) -> tuple[str, tuple[str, ...]]:
+        """(model, catalog models skipped because they are not installed)."""
+        rec = self.runtime.catalog.reconcile(ctx.gpu.backend, ctx.agents)
+        if rec.none_installed:
+            raise rec.no_model_error(ctx.gpu.backend.name)
         loaded = await self._loaded(ctx.gpu)
         task_type = classify(text)
         default_tokens = 512 if task_type in ("code", "creative") else 256
@@ -175,17 +193,17 @@ class TenantGateway(Gateway):
             estimated_tokens=min(tokens, 1_000_000),
             difficulty=estimate_difficulty(text[:20_000]),
         )
-        names = {a.name for a in ctx.agents}
+        names = {a.name for a in rec.routable}
         resident = [n for n in (_catalog_name(m, names) for m in loaded) if n is not None]
         started = time.perf_counter()
         try:
-            choice = route_single(sub, ctx.agents, resident, ctx.gpu_vram_gb, self.params, self.runtime.estimator)
+            choice = route_single(sub, rec.routable, resident, ctx.gpu_vram_gb, self.params, self.runtime.estimator)
         except InfeasibleError as exc:
             field = "max_tokens" if max_tokens else "messages"
             raise BadRequest(f"{field}: no model can serve this request ({exc.message})", field) from None
         if self.metrics is not None:
             self.metrics.observe_solve(time.perf_counter() - started, "fast_path")
-        return choice.model
+        return choice.model, tuple(rec.missing)
 
     async def _loaded(self, gpu: GpuState) -> list[str]:
         """The GPU's loaded set, at most LOADED_TTL_S old; a stale set is served while a refresh runs."""

@@ -7,7 +7,7 @@ import hashlib
 import json
 import math
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,7 @@ class SimBackend(RunBackedInference):
         true_quality: dict[str, dict[str, float]] | None = None,
         default_keep_alive: str | int = "5m",
         name: str = "sim",
+        installed: Collection[str] | None = None,
     ) -> None:
         self.name = name
         self.agents = {a.name: a for a in agents}
@@ -61,6 +62,8 @@ class SimBackend(RunBackedInference):
         self.true_quality = true_quality or {}
         self.memory = GpuMemory(gpu_vram_gb, default_keep_alive=default_keep_alive)
         self._expected: list[_Expected] = []
+        # Models on "disk": every catalog model unless a subset is given (the rest must be pulled first).
+        self.installed_names = set(self.agents) if installed is None else {self._agent_of(n).name for n in installed}
 
     # ---- test / study hooks ----------------------------------------------------------------------
 
@@ -114,30 +117,34 @@ class SimBackend(RunBackedInference):
                 "details": _details(),
             }
             for a in self.agents.values()
+            if a.name in self.installed_names
         ]
 
     async def loaded(self) -> list[LoadedModel]:
         return await self.memory.snapshot()
 
     async def manage(self, method: str, path: str, body: bytes) -> RawReply:
-        """The sim's models are all 'installed': pulling one succeeds at once, an unknown one fails like Ollama."""
-        if path != "/api/pull":
+        """/api/pull installs a catalog model (progress lines like Ollama's), /api/delete removes one; an unknown
+        model fails like Ollama."""
+        if path not in ("/api/pull", "/api/delete"):
             return await super().manage(method, path, body)
+        request, model = _model_of(body)
         try:
-            request = json.loads(body or b"{}")
-        except ValueError as exc:
-            raise BadRequest(f"invalid JSON body: {exc}") from None
-        model = request.get("model") or request.get("name") if isinstance(request, dict) else None
-        if not isinstance(model, str) or not model.strip():
-            raise BadRequest("model is required", "model")
-        try:
-            await self.show(model)
+            agent = self._agent_of(model)
         except ModelNotFound:
+            if path == "/api/delete":
+                return _reply(404, "application/json", ndjson_line({"error": f"model '{model}' not found"}))
             return _reply(500, "application/json", b'{"error":"pull model manifest: file does not exist"}')
+        if path == "/api/delete":
+            if agent.name not in self.installed_names:
+                return _reply(404, "application/json", ndjson_line({"error": f"model '{model}' not found"}))
+            self.installed_names.discard(agent.name)
+            await self.memory.unload(agent.name)
+            return _reply(200, "application/json", b"")
+        self.installed_names.add(agent.name)
         if request.get("stream", True) is False:
             return _reply(200, "application/json", b'{"status":"success"}')
-        lines = b"".join(ndjson_line({"status": s}) for s in ("pulling manifest", "writing manifest", "success"))
-        return _reply(200, "application/x-ndjson", lines)
+        return _reply(200, "application/x-ndjson", b"".join(ndjson_line(c) for c in _pull_lines(agent)))
 
     async def show(self, model: str) -> JSON:
         agent = self._agent(model)
@@ -169,6 +176,13 @@ class SimBackend(RunBackedInference):
     # ---- internals -------------------------------------------------------------------------------
 
     def _agent(self, model: str) -> Agent:
+        """An installed model (what inference, show and load accept), else ModelNotFound like Ollama."""
+        agent = self._agent_of(model)
+        if agent.name not in self.installed_names:
+            raise ModelNotFound(model)
+        return agent
+
+    def _agent_of(self, model: str) -> Agent:
         for candidate in (model, f"{model}:latest", model.removesuffix(":latest")):
             if candidate in self.agents:
                 return self.agents[candidate]
@@ -317,6 +331,29 @@ def _wrong(expected: Any, rng: random.Random) -> str:
 
 def _details() -> JSON:
     return {"parent_model": "", "format": "gguf", "family": "sim", "families": ["sim"]}
+
+
+def _model_of(body: bytes) -> tuple[JSON, str]:
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError as exc:
+        raise BadRequest(f"invalid JSON body: {exc}") from None
+    model = request.get("model") or request.get("name") if isinstance(request, dict) else None
+    if not isinstance(model, str) or not model.strip():
+        raise BadRequest("model is required", "model")
+    return request, model
+
+
+def _pull_lines(agent: Agent) -> list[JSON]:
+    """Ollama's pull stream: status lines, then one layer's download progress (total/completed bytes)."""
+    total = int(agent.vram_gb * 1e9)
+    digest = "sha256:" + hashlib.sha256(agent.name.encode()).hexdigest()
+    progress = [
+        {"status": f"pulling {digest[7:19]}", "digest": digest, "total": total, "completed": total * k // 4}
+        for k in range(5)
+    ]
+    tail = [{"status": s} for s in ("verifying sha256 digest", "writing manifest", "success")]
+    return [{"status": "pulling manifest"}, *progress, *tail]
 
 
 def _reply(status: int, media_type: str, data: bytes) -> RawReply:

@@ -21,7 +21,9 @@ from app.cli.common import (
     nonneg_int,
     port,
 )
+from app.core.errors import ValidationFailed
 from app.core.settings import load_settings
+from app.domain.models import Agent
 from app.routing import load_agents
 
 
@@ -48,6 +50,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--time_scale", type=finite_nonneg_float, default=0.0, help="0 = answer instantly, 1 = realistic times"
     )
+    p.add_argument(
+        "--installed",
+        type=non_empty,
+        help="comma-separated catalog models installed at start; the rest must be pulled (default: all)",
+    )
     p.add_argument("--log_level", type=str.lower, choices=LOG_LEVELS, default="warning")
     p.set_defaults(func=cmd_sim_ollama)
 
@@ -63,7 +70,19 @@ def cmd_sim_ollama(args: argparse.Namespace) -> int:
     settings = load_settings(**over)
     check_agents_file(settings)
     agents = load_agents(settings.default_agents_file())
-    sim = SimBackend(agents, settings.gpu_vram_gb, seed=args.seed, time_scale=args.time_scale)
+    installed = _installed(args.installed, agents)
+    sim = SimBackend(agents, settings.gpu_vram_gb, seed=args.seed, time_scale=args.time_scale, installed=installed)
     print(f"simulated Ollama on http://{args.host}:{args.port} (G={settings.gpu_vram_gb:g} GB, {len(agents)} models)")
     uvicorn.run(build_sim_app(sim), host=args.host, port=args.port, log_level=args.log_level)
     return 0
+
+
+def _installed(text: str | None, agents: list[Agent]) -> list[str] | None:
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    known = {a.name for a in agents}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValidationFailed(f"--installed: {unknown[0]!r} is not in the catalog ({', '.join(sorted(known))})")
+    return names

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     routing: RoutingDefaults = Field(default_factory=RoutingDefaults)
     models: ModelNames = Field(default_factory=ModelNames)
     admin_key: str | None = None
+    # Catalog reconciliation: seconds between re-reads of each backend's installed models (0 = only at start-up
+    # and after pulls/deletes through the proxy); whether installed models outside the catalog are routed too,
+    # with defaults derived from their size.
+    catalog_refresh_s: float = Field(default=60.0, ge=0)
+    offer_installed_models: bool = False
     # sim backend
     sim_seed: int = 0
     sim_time_scale: float = Field(default=0.0, ge=0)

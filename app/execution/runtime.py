@@ -15,6 +15,7 @@ import httpx
 from app.backends.base import Backend
 from app.core.settings import Settings
 from app.domain.models import Agent
+from app.execution.catalog import CatalogWatch
 from app.execution.state import BackendPool
 from app.execution.usage import UsageSink
 from app.routing import Estimator, load_agents
@@ -66,10 +67,19 @@ class Runtime:
     tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
     tenants: TenantCache = field(default_factory=TenantCache)
     bench_progress: dict[str, Any] = field(default_factory=dict)  # run id -> live progress of /bench runs
+    catalog: CatalogWatch = field(default_factory=CatalogWatch)
     usage: UsageSink = field(init=False)
+    _watch: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self.usage = UsageSink(self.repo)
+
+    def start_catalog_watch(self) -> None:
+        """Re-read every GPU's installed models every settings.catalog_refresh_s (0 = never on a timer)."""
+        interval = self.settings.catalog_refresh_s
+        if interval > 0 and self._watch is None:
+            backends = lambda: [g.backend for g in self.pool.all()]  # noqa: E731
+            self._watch = asyncio.create_task(self.catalog.watch(backends, interval))
 
     async def charge(self, tenant_id: str, tokens: int) -> None:
         """A finished job's tokens: on the cached tenants (budget checks) and written at once."""
@@ -78,6 +88,8 @@ class Runtime:
             await self.usage.record(tenant_id, tokens)
 
     async def aclose(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
         await self.usage.flush()
         await self.pool.aclose()
         await self.http.aclose()
@@ -159,4 +171,14 @@ async def open_runtime(settings: Settings, backend: Backend | None = None, *, mi
         raise
     pool = BackendPool(backend, settings.gpu_vram_gb, remote_factory=lambda url: remote_ollama(settings, http, url))
     log.info("backend %s (%s), %d agents, G=%.1f GB", kind, backend.name, len(agents), settings.gpu_vram_gb)
-    return Runtime(settings, repo, http, pool, agents, Estimator(), kind)
+    runtime = Runtime(settings, repo, http, pool, agents, Estimator(), kind)
+    runtime.catalog.offer_installed = settings.offer_installed_models
+    rec = runtime.catalog.reconcile(backend, agents) if await _inventory(runtime, backend) else None
+    if rec is not None and rec.missing:
+        log.warning("catalog models not installed on %s (not routable): %s", backend.name, ", ".join(rec.missing))
+    return runtime
+
+
+async def _inventory(runtime: Runtime, backend: Backend) -> bool:
+    inv = await runtime.catalog.refresh(backend)
+    return inv.error is None
