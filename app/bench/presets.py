@@ -14,7 +14,8 @@ from app.routing.agents import parse_agents
 from app.routing.derived import agent_from_tag
 
 PRESET_FILES = {"fast": "agents_fast.json", "heavy": "agents_heavy.json"}
-PRESETS = (*PRESET_FILES, "auto_fast")
+AUTO_PRESETS = ("auto", "auto_fast")  # read from the backend's installed models
+PRESETS = (*PRESET_FILES, *AUTO_PRESETS)
 _EMBEDDING = re.compile(r"embed|bge|minilm|nomic|e5-", re.I)
 
 
@@ -27,16 +28,17 @@ def preset_catalog(preset: str) -> dict[str, Any]:
     return dict(raw)
 
 
-async def auto_fast_catalog(backend: Backend, k: int) -> dict[str, Any]:
-    """The k smallest installed chat models (embedding models skipped), with size-based priors."""
-    if k < 1:
+async def auto_fast_catalog(backend: Backend, k: int | None) -> dict[str, Any]:
+    """The k smallest installed chat models (all of them with k None; embedding models skipped), with size-based
+    priors."""
+    if k is not None and k < 1:
         raise ValidationFailed("--k must be at least 1")
     tags = [t for t in await backend.installed() if not _EMBEDDING.search(str(t.get("name") or ""))]
     if not tags:
         raise ValidationFailed(f"backend {backend.name} lists no installed chat models (/api/tags is empty)")
-    chosen = sorted(tags, key=lambda t: (float(t.get("size") or 0), str(t.get("name"))))[:k]
+    chosen = sorted(tags, key=lambda t: (float(t.get("size") or 0), str(t.get("name"))))[:k]  # [:None] = all
     catalog = {"agents": [agent_from_tag(t) for t in chosen]}
-    parse_agents(catalog, source="auto_fast")
+    parse_agents(catalog, source="installed models")
     return catalog
 
 

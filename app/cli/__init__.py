@@ -32,7 +32,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app.cli import data, run, serve, sim
+    from app.cli import data, models, run, serve, sim
 
     parser = Parser(prog="swarm", description="Ollama Swarm Router: VRAM-aware routing across local models.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(sub)
     data.register(sub)
     sim.register(sub)
+    models.register(sub)
     _register_optional(sub)
     return parser
 

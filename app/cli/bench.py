@@ -15,9 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from app.backends.base import Backend
-from app.backends.sim import SimBackend
 from app.bench.experiments import SweepSpec, run_experiment, sweep_dir
-from app.bench.presets import PRESETS, auto_fast_catalog, preset_catalog, write_catalog
+from app.bench.presets import AUTO_PRESETS, PRESETS, auto_fast_catalog, preset_catalog, write_catalog
 from app.bench.registry import list_benchmarks
 from app.bench.runner import BenchConfig, private_sim, run_bench
 from app.cli.common import (
@@ -36,6 +35,7 @@ from app.cli.common import (
     settings_from,
 )
 from app.cli.knobs import add_compare_flag, add_knob_flags
+from app.cli.models import add_ensure_flag, connect, ensure_installed, target_kind
 from app.core.settings import Settings
 from app.domain.models import Agent
 from app.execution.runtime import open_runtime
@@ -76,6 +76,7 @@ def _bench_flags(p: argparse.ArgumentParser) -> None:
         "--sim_device_gb", type=finite_positive_float, help="dry run: sim device memory (default: room for all agents)"
     )
     add_backend_flags(p)
+    add_ensure_flag(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -102,10 +103,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     e.add_argument("--runs_dir", type=non_empty, help="root of runs/<timestamp>_<suite> (default settings.runs_dir)")
     _bench_flags(e)
     e.set_defaults(func=cmd_experiment, limit=6)
-    w = sub.add_parser("write-agents", help="write an agent catalog: fast | heavy | auto_fast (from /api/tags)")
-    w.add_argument("--preset", choices=PRESETS, required=True)
+    w = sub.add_parser(
+        "write-agents", help="write an agent catalog: fast | heavy (shipped) | auto | auto_fast (from /api/tags)"
+    )
+    w.add_argument(
+        "--preset",
+        choices=PRESETS,
+        required=True,
+        help="auto: every installed chat model of the backend; auto_fast: the --k smallest (both fail, exit 2, "
+        "when the backend cannot be read; --backend auto means Ollama here)",
+    )
     w.add_argument("--out", type=non_empty, required=True, help="output JSON path")
-    w.add_argument("--k", type=positive_int, default=3, help="auto_fast: how many of the smallest installed models")
+    w.add_argument(
+        "--k", type=positive_int, default=3, help="auto_fast: how many of the smallest installed models (default 3)"
+    )
     add_backend_flags(w)
     w.set_defaults(func=cmd_write_agents)
 
@@ -145,13 +156,16 @@ def _estimator(args: argparse.Namespace) -> Estimator:
 
 
 @asynccontextmanager
-async def _target(settings: Settings) -> AsyncIterator[tuple[Backend | None, list[Agent]]]:
-    """(backend, agents): None for the sim (each run builds a private one), else the runtime's GPU backend."""
+async def _target(settings: Settings, ensure: bool = False) -> AsyncIterator[tuple[Backend | None, list[Agent]]]:
+    """(backend, agents): None for the sim (each run builds a private one), else the runtime's GPU backend, whose
+    catalog models must all be installed (pulled first with `ensure`) before anything starts."""
     if settings.backend == "sim":
         yield None, load_agents(settings.default_agents_file())
         return
     runtime = await open_runtime(settings)
     try:
+        if runtime.backend_kind == "ollama":
+            await ensure_installed(runtime.pool.default.backend, runtime.agents, pull=ensure)
         yield runtime.pool.default.backend, runtime.agents
     finally:
         await runtime.aclose()
@@ -185,14 +199,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         out = check_output_dir(settings.runs_dir, _runs_dir_field(args)) / f"{time.strftime('%Y%m%d-%H%M%S')}_bench"
     config = bench_config(args, settings, list(dict.fromkeys(args.benchmark)), out)
     estimator = _estimator(args)
-    report = asyncio.run(_bench(config, settings, estimator))
+    report = asyncio.run(_bench(config, settings, estimator, args.ensure_models))
     print_report(report)
     console.print(f"[bold]outputs[/] {out}")
     return 0
 
 
-async def _bench(config: BenchConfig, settings: Settings, estimator: Estimator) -> dict[str, Any]:
-    async with _target(settings) as (backend, agents):
+async def _bench(config: BenchConfig, settings: Settings, estimator: Estimator, ensure: bool) -> dict[str, Any]:
+    async with _target(settings, ensure) as (backend, agents):
         with _progress() as bar:
             result = await run_bench(
                 config,
@@ -257,15 +271,17 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     )
     root = check_output_dir(args.output_dir, "--output_dir") if args.output_dir else sweep_dir(spec)
     estimator = _estimator(args)
-    result = asyncio.run(_experiment(spec, settings, estimator, root))
+    result = asyncio.run(_experiment(spec, settings, estimator, root, args.ensure_models))
     for row in result["meta"]["rows"]:
         console.print(row)
     console.print(f"[bold]index[/] {root / 'index.json'}")
     return 0
 
 
-async def _experiment(spec: SweepSpec, settings: Settings, estimator: Estimator, root: Path) -> dict[str, Any]:
-    async with _target(settings) as (backend, agents):
+async def _experiment(
+    spec: SweepSpec, settings: Settings, estimator: Estimator, root: Path, ensure: bool
+) -> dict[str, Any]:
+    async with _target(settings, ensure) as (backend, agents):
 
         def backend_for(cfg: BenchConfig) -> Backend:
             return backend or private_sim(cfg, agents)
@@ -280,19 +296,19 @@ async def _experiment(spec: SweepSpec, settings: Settings, estimator: Estimator,
 
 def cmd_write_agents(args: argparse.Namespace) -> int:
     check_output_file(args.out, "--out")
-    if args.preset != "auto_fast":
+    if args.preset not in AUTO_PRESETS:
         path = write_catalog(preset_catalog(args.preset), args.out)
     else:
         settings = settings_from(args)
-        path = asyncio.run(_auto_fast(settings, args.k, args.out))
+        k = args.k if args.preset == "auto_fast" else None
+        path = asyncio.run(_auto_catalog(settings, k, args.out))
     console.print(f"wrote {path}")
     return 0
 
 
-async def _auto_fast(settings: Settings, k: int, out: str) -> Path:
-    if settings.backend == "sim":
-        agents = load_agents(settings.default_agents_file())
-        return write_catalog(await auto_fast_catalog(SimBackend(agents, settings.gpu_vram_gb), k), out)
-    async with _target(settings) as (backend, _):
-        assert backend is not None
+async def _auto_catalog(settings: Settings, k: int | None, out: str) -> Path:
+    """From the named backend's installed models, never a fallback: an unreachable backend is exit 2."""
+    agents = load_agents(settings.default_agents_file()) if target_kind(settings) != "ollama" else []
+    async with connect(settings, agents) as backend:
+        console.print(f"installed models of {backend.name}")
         return write_catalog(await auto_fast_catalog(backend, k), out)

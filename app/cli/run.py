@@ -27,6 +27,7 @@ from app.cli.common import (
     safe_name,
     settings_from,
 )
+from app.cli.models import add_ensure_flag, ensure_installed
 from app.core.errors import ValidationFailed
 from app.execution.jobs import create_job_row, make_spec, run_job
 from app.execution.results import JobResult
@@ -49,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     add_backend_flags(p)
     add_routing_flags(p)
+    add_ensure_flag(p)
     p.set_defaults(func=cmd_run)
 
 
@@ -89,6 +91,10 @@ async def _run_all(
             runtime.estimator = estimator
         tenant = runtime.repo.ensure_default_tenant()
         gpu = runtime.pool.default
+        if runtime.backend_kind == "ollama":  # the sim and the embedded models have their catalog installed
+            runtime.agents = (
+                await ensure_installed(gpu.backend, runtime.agents, pull=args.ensure_models, strict=False)
+            ).routable
         (run_dir / "artifacts").mkdir(parents=True, exist_ok=True)
         console.print(f"[bold]run[/] {run_dir}  backend={runtime.backend_kind}  G={settings.gpu_vram_gb} GB")
         results: list[JobResult] = []
