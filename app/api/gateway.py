@@ -16,10 +16,11 @@ from fastapi import Request
 from app.api.disconnect import close_stream, until_disconnect
 from app.api.metrics import T0_KEY, Metrics
 from app.api.tenancy import TenantCtx, TenantResolver
-from app.backends.base import JSON, Backend
+from app.backends.base import JSON, Backend, Usage
 from app.core.errors import BadBackendResponse, BadRequest, Forbidden, InfeasibleError, SwarmError
 from app.domain.models import Subtask
 from app.execution.decomposer import classify, estimate_difficulty
+from app.execution.orchestrator import observe_usage
 from app.execution.state import GpuState
 from app.execution.usage import UsageSink
 from app.routing import route_single
@@ -171,6 +172,7 @@ class TenantGateway(Gateway):
 
     def account(self, call: Call, final: JSON) -> None:
         super().account(call, final)
+        observe_usage(self.runtime.estimator, call.model, Usage.from_response(final))
         if call.tenant is not None:
             tokens = int(final.get("prompt_eval_count") or 0) + int(final.get("eval_count") or 0)
             self.usage.add(call.tenant, tokens)

@@ -29,7 +29,7 @@ from app.execution.results import JobResult, JobSpec
 from app.execution.state import GpuState
 from app.execution.telemetry import Recorder
 from app.routing import Estimator
-from app.routing.registry import DEFAULT_COMPARE, CompareName, expand_compare
+from app.routing.registry import DEFAULT_COMPARE, EXACT, CompareName, expand_compare
 from app.routing.router import route_exact
 
 ProgressFn = Callable[[str, str, int, int], None]  # (mode, benchmark, done, total)
@@ -134,6 +134,11 @@ class BenchResult:
     report: dict[str, Any]
     jobs: list[JobRecord] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    estimators: dict[str, Estimator] = field(default_factory=dict)  # each mode's estimator after the run
+
+    def trained(self) -> Estimator:
+        """The estimator to save after a run: the exact router's, else the first mode's."""
+        return self.estimators.get(EXACT) or self.estimators[self.config.modes[0]]
 
 
 def mode_schedule(modes: list[str], n_examples: int, block_size: int) -> list[tuple[int, list[str], range]]:
@@ -254,11 +259,11 @@ async def run_bench(
                     progress(mode, ex.benchmark, done[(mode, ex.benchmark)], totals[(mode, ex.benchmark)])
     rows = output_rows(jobs)
     if config.judge:
-        await judge_rows(rows, jobs, backend, agents, config)
+        await judge_rows(rows, jobs, backend, agents, config, dict(taps))
     elapsed_s = time.perf_counter() - started
     report = build_report(config, agents, jobs, rows, starts, elapsed_s)
     write_report(out, report, rows, jobs)
-    return BenchResult(config, out, report, jobs, rows)
+    return BenchResult(config, out, report, jobs, rows, dict(taps))
 
 
 def _write_inputs(out: Path, config: BenchConfig, examples: list[Example]) -> None:

@@ -18,7 +18,7 @@ from app.backends.base import Backend
 from app.bench.experiments import SweepSpec, run_experiment, sweep_dir
 from app.bench.presets import AUTO_PRESETS, PRESETS, auto_fast_catalog, preset_catalog, write_catalog
 from app.bench.registry import list_benchmarks
-from app.bench.runner import BenchConfig, private_sim, run_bench
+from app.bench.runner import BenchConfig, BenchResult, private_sim, run_bench
 from app.cli.common import (
     MAX_HORIZON,
     add_backend_flags,
@@ -83,6 +83,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("bench", help="benchmark routing modes against each other on the same examples")
     p.add_argument("--benchmark", action="append", required=True, choices=list_benchmarks(), help="repeatable")
     _bench_flags(p)
+    p.add_argument(
+        "--estimator_out",
+        type=non_empty,
+        help="save the trained estimator (the lp mode's, else the first mode's) as JSON after the run (default: none)",
+    )
     p.set_defaults(func=cmd_bench)
     e = sub.add_parser("experiment", help="sweep λ_switch x VRAM (x horizon) and aggregate the runs")
     e.add_argument("--suite", choices=["code_math_sweep", "workflow_sweep", "full_sweep"], required=True)
@@ -198,14 +203,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         out = check_output_dir(settings.runs_dir, _runs_dir_field(args)) / f"{time.strftime('%Y%m%d-%H%M%S')}_bench"
     config = bench_config(args, settings, list(dict.fromkeys(args.benchmark)), out)
+    if args.estimator_out:
+        check_output_file(args.estimator_out, "--estimator_out")
     estimator = _estimator(args)
-    report = asyncio.run(_bench(config, settings, estimator, args.ensure_models))
-    print_report(report)
+    result = asyncio.run(_bench(config, settings, estimator, args.ensure_models))
+    print_report(result.report)
+    if args.estimator_out:
+        result.trained().save(args.estimator_out)
+        console.print(f"[bold]estimator[/] {args.estimator_out}")
     console.print(f"[bold]outputs[/] {out}")
     return 0
 
 
-async def _bench(config: BenchConfig, settings: Settings, estimator: Estimator, ensure: bool) -> dict[str, Any]:
+async def _bench(config: BenchConfig, settings: Settings, estimator: Estimator, ensure: bool) -> BenchResult:
     async with _target(settings, ensure) as (backend, agents):
         with _progress() as bar:
             result = await run_bench(
@@ -215,7 +225,7 @@ async def _bench(config: BenchConfig, settings: Settings, estimator: Estimator, 
                 estimator=estimator,
                 progress=BenchProgress(bar),
             )
-    return result.report
+    return result
 
 
 def print_report(report: dict[str, Any]) -> None:
