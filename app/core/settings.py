@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     # with defaults derived from their size.
     catalog_refresh_s: float = Field(default=60.0, ge=0)
     offer_installed_models: bool = False
+    # Seconds between saves of the service's learned estimator state to the database (also saved at shutdown).
+    estimator_save_s: float = Field(default=30.0, gt=0)
     # sim backend
     sim_seed: int = 0
     sim_time_scale: float = Field(default=0.0, ge=0)

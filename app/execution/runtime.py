@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import logging
 import time
@@ -69,10 +70,51 @@ class Runtime:
     bench_progress: dict[str, Any] = field(default_factory=dict)  # run id -> live progress of /bench runs
     catalog: CatalogWatch = field(default_factory=CatalogWatch)
     usage: UsageSink = field(init=False)
+    persist_estimator: bool = False  # the service keeps its estimator in the database; CLI runs use files
     _watch: asyncio.Task[None] | None = None
+    _persist: asyncio.Task[None] | None = None
+    _saved: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.usage = UsageSink(self.repo)
+
+    @property
+    def catalog_key(self) -> str:
+        return catalog_key(self.agents)
+
+    async def load_estimator(self) -> None:
+        """Resume learning from the database (the state saved for this catalog), if any."""
+        self.persist_estimator = True
+        state = await asyncio.to_thread(self.repo.estimator_state, self.catalog_key)
+        if state is None:
+            return
+        try:
+            self.estimator = Estimator.from_dict(state)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("stored estimator state for catalog %s ignored: %s", self.catalog_key, exc)
+            return
+        self._saved = state
+        log.info("estimator state resumed for catalog %s", self.catalog_key)
+
+    async def save_estimator(self) -> None:
+        state = self.estimator.to_dict()
+        if not self.persist_estimator or state == self._saved:
+            return
+        names = sorted(a.name for a in self.agents)
+        await asyncio.to_thread(self.repo.save_estimator_state, self.catalog_key, names, state)
+        self._saved = state
+
+    def start_persisting(self, interval_s: float = 30.0) -> None:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval_s)
+                try:
+                    await self.save_estimator()
+                except Exception as exc:  # a failed write is retried next round, never fatal
+                    log.warning("saving the estimator state failed: %s", exc)
+
+        if self._persist is None:
+            self._persist = asyncio.create_task(loop())
 
     def start_catalog_watch(self) -> None:
         """Re-read every GPU's installed models every settings.catalog_refresh_s (0 = never on a timer)."""
@@ -88,12 +130,20 @@ class Runtime:
             await self.usage.record(tenant_id, tokens)
 
     async def aclose(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
+        for task in (self._watch, self._persist):
+            if task is not None:
+                task.cancel()
+        await self.save_estimator()
         await self.usage.flush()
         await self.pool.aclose()
         await self.http.aclose()
         self.repo.engine.dispose()
+
+
+def catalog_key(agents: list[Agent]) -> str:
+    """A catalog's identity in the database: its model names, order-free."""
+    digest = hashlib.sha256("\n".join(sorted(a.name for a in agents)).encode()).hexdigest()
+    return "catalog-" + digest[:24]
 
 
 def http_client() -> httpx.AsyncClient:

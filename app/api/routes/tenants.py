@@ -94,4 +94,5 @@ async def me(request: Request, ctx: TenantDep, runtime: RuntimeDep) -> dict[str,
             "loaded": [{"name": m.name, "size_vram": m.size_vram, "expires_at": m.expires_at} for m in resident],
         },
         "models": models,
+        "estimator": {"catalog": runtime.catalog_key, **runtime.estimator.view(ctx.agents)},
     }
