@@ -220,7 +220,10 @@ async def open_runtime(settings: Settings, backend: Backend | None = None, *, mi
         await http.aclose()
         raise
     pool = BackendPool(backend, settings.gpu_vram_gb, remote_factory=lambda url: remote_ollama(settings, http, url))
-    log.info("backend %s (%s), %d agents, G=%.1f GB", kind, backend.name, len(agents), settings.gpu_vram_gb)
+    log.info(
+        "backend %s (%s), %d agents, G=%.1f GB (%s)",
+        *(kind, backend.name, len(agents), settings.gpu_vram_gb, settings.gpu_vram_source),
+    )
     runtime = Runtime(settings, repo, http, pool, agents, Estimator(), kind)
     runtime.catalog.offer_installed = settings.offer_installed_models
     rec = runtime.catalog.reconcile(backend, agents) if await _inventory(runtime, backend) else None

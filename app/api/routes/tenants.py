@@ -91,6 +91,7 @@ async def me(request: Request, ctx: TenantDep, runtime: RuntimeDep) -> dict[str,
         "gpu": {
             "backend": ctx.gpu.backend.name,
             "gpu_vram_gb": ctx.gpu_vram_gb,
+            "gpu_vram_source": "tenant" if ctx.tenant.gpu_vram_gb else runtime.settings.gpu_vram_source,
             "loaded": [{"name": m.name, "size_vram": m.size_vram, "expires_at": m.expires_at} for m in resident],
         },
         "models": models,
