@@ -96,7 +96,8 @@ async def _run_all(
                 await ensure_installed(gpu.backend, runtime.agents, pull=args.ensure_models, strict=False)
             ).routable
         (run_dir / "artifacts").mkdir(parents=True, exist_ok=True)
-        console.print(f"[bold]run[/] {run_dir}  backend={runtime.backend_kind}  G={settings.gpu_vram_gb} GB ({settings.gpu_vram_source})")
+        gpu_text = f"G={settings.gpu_vram_gb} GB ({settings.gpu_vram_source})"
+        console.print(f"[bold]run[/] {run_dir}  backend={runtime.backend_kind}  {gpu_text}")
         results: list[JobResult] = []
         for n, query in enumerate(queries, 1):
             spec = make_spec(

@@ -17,8 +17,8 @@ from pydantic_settings import (
 )
 
 from app.core.errors import ConfigError
-from app.core.paths import config_file
 from app.core.gpu import detect_vram_gb
+from app.core.paths import config_file
 from app.domain.knobs import RoutingKnobs
 from app.routing.registry import DEFAULT_MODE, ModeName
 

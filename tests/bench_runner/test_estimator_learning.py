@@ -42,7 +42,9 @@ def test_trained_estimator_routes_at_least_as_well_as_the_priors_on_a_held_out_s
     gemma_math = next(r for r in learned if r["model"] == "gemma2:2b" and r["task_type"] == "math")
     assert gemma_math["estimate"] > 0.8 > gemma_math["prior"] and gemma_math["n"] > llama_math["n"]
     assert 0 < gemma_math["ci95"] < llama_math["ci95"] < 0.6  # more observations, a narrower interval
-    assert trained.learned.speed["llama3.1:8b"].load_ms == next(a for a in agents if a.name == "llama3.1:8b").load_time_ms
+    assert (
+        trained.learned.speed["llama3.1:8b"].load_ms == next(a for a in agents if a.name == "llama3.1:8b").load_time_ms
+    )
     frozen = Estimator.from_dict(trained.to_dict(), frozen=True)
     after = _bench(agents, tmp_path / "eval_trained", 2, frozen, freeze=True).report["per_mode"]["lp"]
     before = _bench(agents, tmp_path / "eval_priors", 2, Estimator(frozen=True), freeze=True).report["per_mode"]["lp"]

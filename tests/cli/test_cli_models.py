@@ -44,7 +44,7 @@ def _free_url() -> str:
 def test_models_lists_catalog_installed_and_loaded(
     sim: tuple[SimBackend, list[str]], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    backend, flags = sim
+    _, flags = sim
     assert main(["models", "--json", *flags]) == 0
     listing = json.loads(capsys.readouterr().out)
     rows = {r["model"]: r for r in listing["models"]}
@@ -90,9 +90,7 @@ def test_run_skips_missing_models_and_says_so(
     assert {s["model"] for r in json.loads(out.out) for s in r["subtasks"]} == {"gemma2:2b"}
 
 
-def test_write_agents_auto_reads_installed_models(
-    sim: tuple[SimBackend, list[str]], tmp_path: Path
-) -> None:
+def test_write_agents_auto_reads_installed_models(sim: tuple[SimBackend, list[str]], tmp_path: Path) -> None:
     _, flags = sim
     out = tmp_path / "mine.json"
     assert main(["write-agents", "--preset", "auto", "--out", str(out), *flags]) == 0
