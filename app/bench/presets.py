@@ -19,6 +19,10 @@ PRESETS = (*PRESET_FILES, *AUTO_PRESETS)
 _EMBEDDING = re.compile(r"embed|bge|minilm|nomic|e5-", re.I)
 
 
+def is_embedding_model(name: str) -> bool:
+    return _EMBEDDING.search(name) is not None
+
+
 def preset_catalog(preset: str) -> dict[str, Any]:
     """The shipped catalog of a fixed preset, validated."""
     if preset not in PRESET_FILES:
@@ -33,7 +37,7 @@ async def auto_fast_catalog(backend: Backend, k: int | None) -> dict[str, Any]:
     priors."""
     if k is not None and k < 1:
         raise ValidationFailed("--k must be at least 1")
-    tags = [t for t in await backend.installed() if not _EMBEDDING.search(str(t.get("name") or ""))]
+    tags = [t for t in await backend.installed() if not is_embedding_model(str(t.get("name") or ""))]
     if not tags:
         raise ValidationFailed(f"backend {backend.name} lists no installed chat models (/api/tags is empty)")
     chosen = sorted(tags, key=lambda t: (float(t.get("size") or 0), str(t.get("name"))))[:k]  # [:None] = all
