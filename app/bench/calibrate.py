@@ -83,11 +83,11 @@ async def measure_footprint(backend: Backend, agent: Agent, cfg: CalibrationConf
 
 
 async def measure_speed(backend: Backend, agent: Agent, cfg: CalibrationConfig) -> dict[str, dict[str, Any]]:
-    """Prefill and decode tokens per second from one warm generate call's own durations."""
-    body = await backend.generate(
+    """Prefill and decode tokens per second from one warm chat call's own durations."""
+    body = await backend.chat(
         {
             "model": agent.name,
-            "prompt": SPEED_PROMPT,
+            "messages": [{"role": "user", "content": SPEED_PROMPT}],
             "stream": False,
             "keep_alive": cfg.keep_alive,
             "options": {"num_predict": 64, "temperature": 0, "seed": cfg.seed},

@@ -80,3 +80,23 @@ def test_cli_calibrate_on_the_sim(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert written["calibration"]["models"]["gemma2:2b"]["vram_gb"]["source"] == "measured"
     assert main(["calibrate", "--dry_run", "--out", str(out), "--models", "nope:1b"]) == 2
     assert "--models: 'nope:1b' is not installed" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_calibrate_measures_the_embedded_models(tmp_path: Path) -> None:
+    """Real llama.cpp models: every footprint and speed value is measured (quality on a few items)."""
+    pytest.importorskip("llama_cpp")
+    out = tmp_path / "local.json"
+    argv = ["calibrate", "--backend", "local", "--out", str(out), "--items", "1", "--loads", "2"]
+    argv += ["--gpu_vram_gb", "1", "--seed", "1"]
+    assert main(argv) == 0
+    written = json.loads(out.read_text())
+    models = written["calibration"]["models"]
+    assert set(models) == {"smollm2:135m", "gemma3:270m"}
+    for rec in models.values():
+        assert rec["vram_gb"]["source"] == "measured" and 0.05 < rec["vram_gb"]["value"] < 1.0
+        assert rec["load_time_ms"]["source"] == "measured" and len(rec["load_time_ms"]["samples"]) == 2
+        assert rec["tokens_per_s"]["source"] == "measured" and rec["tokens_per_s"]["value"] > 1
+        measured = [c for c in rec["capabilities"].values() if c["source"] == "measured"]
+        assert len(measured) == 4 and all(c["n"] == 1 and 0.0 <= c["value"] <= 1.0 for c in measured)
+    assert sorted(a.name for a in parse_agents(written, source="local")) == sorted(models)  # a valid agents file
