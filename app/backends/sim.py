@@ -16,7 +16,8 @@ import numpy as np
 from app.backends.base import DEFAULT_KEEP_ALIVE, JSON, LoadedModel, RawReply, Usage, ndjson_line
 from app.backends.residency import GpuMemory, MemoryEvent, RunBackedInference, chunk
 from app.backends.schema_sample import SchemaSampler
-from app.core.errors import BadRequest, ModelNotFound
+from app.backends.sim_pull import model_of, pull_lines
+from app.core.errors import ModelNotFound
 from app.domain.models import Agent
 
 _FILLER = (
@@ -128,7 +129,7 @@ class SimBackend(RunBackedInference):
         model fails like Ollama."""
         if path not in ("/api/pull", "/api/delete"):
             return await super().manage(method, path, body)
-        request, model = _model_of(body)
+        request, model = model_of(body)
         try:
             agent = self._agent_of(model)
         except ModelNotFound:
@@ -144,7 +145,9 @@ class SimBackend(RunBackedInference):
         self.installed_names.add(agent.name)
         if request.get("stream", True) is False:
             return _reply(200, "application/json", b'{"status":"success"}')
-        return _reply(200, "application/x-ndjson", b"".join(ndjson_line(c) for c in _pull_lines(agent)))
+        return _reply(
+            200, "application/x-ndjson", b"".join(ndjson_line(c) for c in pull_lines(agent.name, agent.vram_gb))
+        )
 
     async def show(self, model: str) -> JSON:
         agent = self._agent(model)
@@ -331,29 +334,6 @@ def _wrong(expected: Any, rng: random.Random) -> str:
 
 def _details() -> JSON:
     return {"parent_model": "", "format": "gguf", "family": "sim", "families": ["sim"]}
-
-
-def _model_of(body: bytes) -> tuple[JSON, str]:
-    try:
-        request = json.loads(body or b"{}")
-    except ValueError as exc:
-        raise BadRequest(f"invalid JSON body: {exc}") from None
-    model = request.get("model") or request.get("name") if isinstance(request, dict) else None
-    if not isinstance(model, str) or not model.strip():
-        raise BadRequest("model is required", "model")
-    return request, model
-
-
-def _pull_lines(agent: Agent) -> list[JSON]:
-    """Ollama's pull stream: status lines, then one layer's download progress (total/completed bytes)."""
-    total = int(agent.vram_gb * 1e9)
-    digest = "sha256:" + hashlib.sha256(agent.name.encode()).hexdigest()
-    progress = [
-        {"status": f"pulling {digest[7:19]}", "digest": digest, "total": total, "completed": total * k // 4}
-        for k in range(5)
-    ]
-    tail = [{"status": s} for s in ("verifying sha256 digest", "writing manifest", "success")]
-    return [{"status": "pulling manifest"}, *progress, *tail]
 
 
 def _reply(status: int, media_type: str, data: bytes) -> RawReply:

@@ -53,6 +53,7 @@ def _register_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore
     except ImportError:  # the bench commands are wired when app.bench's runner exists
         return
     bench.register(sub)
+    importlib.import_module("app.cli.write_agents").register(sub)
     importlib.import_module("app.cli.calibrate").register(sub)
 
 

@@ -1,4 +1,4 @@
-"""`swarm bench`, `swarm experiment` and `swarm write-agents`: benchmark runs, sweeps and agent-file presets."""
+"""`swarm bench` and `swarm experiment`: benchmark runs and sweeps."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from rich.table import Table
 
 from app.backends.base import Backend
 from app.bench.experiments import SweepSpec, run_experiment, sweep_dir
-from app.bench.presets import AUTO_PRESETS, PRESETS, auto_fast_catalog, preset_catalog, write_catalog
 from app.bench.registry import list_benchmarks
 from app.bench.runner import BenchConfig, BenchResult, private_sim, run_bench
 from app.cli.common import (
@@ -35,7 +34,7 @@ from app.cli.common import (
     settings_from,
 )
 from app.cli.knobs import add_compare_flag, add_knob_flags
-from app.cli.models import add_ensure_flag, connect, ensure_installed, target_kind
+from app.cli.models import add_ensure_flag, ensure_installed
 from app.core.settings import Settings
 from app.domain.models import Agent
 from app.execution.runtime import open_runtime
@@ -108,22 +107,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     e.add_argument("--runs_dir", type=non_empty, help="root of runs/<timestamp>_<suite> (default settings.runs_dir)")
     _bench_flags(e)
     e.set_defaults(func=cmd_experiment, limit=6)
-    w = sub.add_parser(
-        "write-agents", help="write an agent catalog: fast | heavy (shipped) | auto | auto_fast (from /api/tags)"
-    )
-    w.add_argument(
-        "--preset",
-        choices=PRESETS,
-        required=True,
-        help="auto: every installed chat model of the backend; auto_fast: the --k smallest (both fail, exit 2, "
-        "when the backend cannot be read; --backend auto means Ollama here)",
-    )
-    w.add_argument("--out", type=non_empty, required=True, help="output JSON path")
-    w.add_argument(
-        "--k", type=positive_int, default=3, help="auto_fast: how many of the smallest installed models (default 3)"
-    )
-    add_backend_flags(w)
-    w.set_defaults(func=cmd_write_agents)
 
 
 def bench_config(args: argparse.Namespace, settings: Settings, benchmarks: list[str], out: Path) -> BenchConfig:
@@ -302,23 +285,3 @@ async def _experiment(
         return await run_experiment(
             spec, backend_for=backend_for, agents=agents, estimator=estimator, root=root, on_run=on_run
         )
-
-
-def cmd_write_agents(args: argparse.Namespace) -> int:
-    check_output_file(args.out, "--out")
-    if args.preset not in AUTO_PRESETS:
-        path = write_catalog(preset_catalog(args.preset), args.out)
-    else:
-        settings = settings_from(args)
-        k = args.k if args.preset == "auto_fast" else None
-        path = asyncio.run(_auto_catalog(settings, k, args.out))
-    console.print(f"wrote {path}")
-    return 0
-
-
-async def _auto_catalog(settings: Settings, k: int | None, out: str) -> Path:
-    """From the named backend's installed models, never a fallback: an unreachable backend is exit 2."""
-    agents = load_agents(settings.default_agents_file()) if target_kind(settings) != "ollama" else []
-    async with connect(settings, agents) as backend:
-        console.print(f"installed models of {backend.name}")
-        return write_catalog(await auto_fast_catalog(backend, k), out)
