@@ -111,7 +111,7 @@ class Estimator:
         ema_alpha: float = 0.2,
         token_ema_alpha: float = 0.2,
         frozen: bool = False,
-        prior_weight: float = 2.0,
+        prior_weight: float = 5.0,
     ) -> None:
         self.ema_alpha = ema_alpha  # kept for saved states of version 1
         self.token_ema_alpha = token_ema_alpha
@@ -255,7 +255,7 @@ class Estimator:
         est = cls(
             ema_alpha=float(data.get("ema_alpha", 0.2)),
             token_ema_alpha=float(data.get("token_ema_alpha", 0.2)),
-            prior_weight=float(data.get("prior_weight", 2.0)),
+            prior_weight=float(data.get("prior_weight", 5.0)),
             frozen=frozen,
         )
         for row in data.get("quality", []):

@@ -22,12 +22,14 @@ TRUTH = {
 }
 
 
-def _bench(agents: list[Agent], out: Path, seed: int, estimator: Estimator, *, freeze: bool) -> BenchResult:
+def _bench(
+    agents: list[Agent], out: Path, seed: int, estimator: Estimator, *, freeze: bool, truth: object = TRUTH
+) -> BenchResult:
     cfg = BenchConfig(
         benchmarks=["code_math_mix"], compare="lp", limit=40, seed=seed, gpu_vram_gb=8.0, dry_run=True,
         freeze_estimator=freeze, output_dir=str(out),
     )  # fmt: skip
-    sim = SimBackend(agents, 40.0, seed=seed, true_quality=TRUTH, name="sim-truth")
+    sim = SimBackend(agents, 40.0, seed=seed, true_quality=truth, name="sim-truth")  # type: ignore[arg-type]
     return asyncio.run(run_bench(cfg, backend=sim, agents=agents, estimator=estimator))
 
 
@@ -38,10 +40,10 @@ def test_trained_estimator_routes_at_least_as_well_as_the_priors_on_a_held_out_s
     assert learned and all(r["n"] >= 1 for r in learned)
     # Scored results moved the estimate of what the router tried towards the truth, with an interval.
     llama_math = next(r for r in learned if r["model"] == "llama3.1:8b" and r["task_type"] == "math")
-    assert llama_math["estimate"] < 0.5 < llama_math["prior"]
-    gemma_math = next(r for r in learned if r["model"] == "gemma2:2b" and r["task_type"] == "math")
-    assert gemma_math["estimate"] > 0.8 > gemma_math["prior"] and gemma_math["n"] > llama_math["n"]
-    assert 0 < gemma_math["ci95"] < llama_math["ci95"] < 0.6  # more observations, a narrower interval
+    assert llama_math["estimate"] < llama_math["prior"] - 0.15
+    gemma = max((r for r in learned if r["model"] == "gemma2:2b"), key=lambda r: r["n"])
+    assert gemma["estimate"] > gemma["prior"] + 0.15 and gemma["n"] > llama_math["n"]
+    assert 0 < gemma["ci95"] < llama_math["ci95"] < 0.6  # more observations, a narrower interval
     assert (
         trained.learned.speed["llama3.1:8b"].load_ms == next(a for a in agents if a.name == "llama3.1:8b").load_time_ms
     )
@@ -51,6 +53,15 @@ def test_trained_estimator_routes_at_least_as_well_as_the_priors_on_a_held_out_s
     assert after["n"] == before["n"] > 10
     assert after["avg_score"] >= before["avg_score"] + 0.2, (after["avg_score"], before["avg_score"])
     assert frozen.to_dict() == trained.to_dict()  # evaluation did not learn
+
+
+def test_learning_does_not_hurt_when_the_priors_are_right(tmp_path: Path) -> None:
+    agents = load_agents(CONFIGS / "agents_heavy.json")
+    trained = _bench(agents, tmp_path / "train", 1, Estimator(), freeze=False, truth=None).trained()
+    frozen = Estimator.from_dict(trained.to_dict(), frozen=True)
+    after = _bench(agents, tmp_path / "a", 2, frozen, freeze=True, truth=None).report["per_mode"]["lp"]
+    before = _bench(agents, tmp_path / "b", 2, Estimator(frozen=True), freeze=True, truth=None).report["per_mode"]["lp"]
+    assert after["avg_score"] >= before["avg_score"]
 
 
 def test_bench_cli_trains_then_evaluates_frozen(tmp_path: Path, monkeypatch: object) -> None:
