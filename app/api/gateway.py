@@ -179,7 +179,7 @@ class TenantGateway(Gateway):
 
     async def _route(self, ctx: TenantCtx, text: str, max_tokens: Any) -> tuple[str, tuple[str, ...]]:
         """(model, catalog models skipped because they are not installed)."""
-        rec = self.runtime.catalog.reconcile(ctx.gpu.backend, ctx.agents)
+        rec = await self.runtime.catalog.current(ctx.gpu.backend, ctx.agents)
         if rec.none_installed:
             raise rec.no_model_error(ctx.gpu.backend.name)
         loaded = await self._loaded(ctx.gpu)

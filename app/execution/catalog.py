@@ -107,6 +107,12 @@ class CatalogWatch:
         inv = self.inventories.get(backend.name)
         return inv if inv is not None and inv.checked_at > 0 else None
 
+    async def current(self, backend: Backend, agents: list[Agent]) -> Reconciled:
+        """reconcile(), reading the backend's inventory first if it was never tried (a tenant's own Ollama)."""
+        if backend.name not in self.inventories:
+            await self.refresh(backend)
+        return self.reconcile(backend, agents)
+
     def reconcile(self, backend: Backend, agents: list[Agent]) -> Reconciled:
         inv = self.inventory(backend)
         if inv is None:
@@ -137,6 +143,8 @@ class CatalogWatch:
     async def check_model(self, backend: Backend, model: str) -> None:
         """An explicit request: ModelNotFound (404, naming the model and how to pull it) when the backend's
         inventory is known and lacks the model, after one fresh look (someone may have just pulled it)."""
+        if backend.name not in self.inventories:
+            await self.refresh(backend)
         inv = self.inventory(backend)
         if inv is None or inv.has(model):
             return

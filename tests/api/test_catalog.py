@@ -140,3 +140,18 @@ def test_the_periodic_refresh_sees_a_pull_made_behind_the_routers_back(tmp_path:
         while "phi4:14b" not in httpx.get(s.router_url + "/tenants/me").json()["models"]["routable"]:
             assert time.monotonic() < deadline, "the catalog watch never re-read /api/tags"
             time.sleep(0.05)
+
+
+def test_a_tenant_on_its_own_ollama_is_reconciled_against_that_one(two: Stack) -> None:
+    other = SimBackend(load_agents(CONFIGS / "agents_heavy.json"), BIG_G, seed=8, installed=["phi4:14b"])
+    with serve(build_sim_app(other)) as other_url:
+        made = httpx.post(
+            two.router_url + "/admin/tenants", json={"name": "remote", "backend_url": other_url}, headers=ADMIN
+        )
+        assert made.status_code == 201, made.text
+        key = {"Authorization": f"Bearer {made.json()['api_key']}"}
+        models = httpx.get(two.router_url + "/tenants/me", headers=key).json()["models"]
+        assert models["known"] is True and models["routable"] == ["phi4:14b"]
+        body = {"model": "gemma2:2b", "messages": [{"role": "user", "content": "hi"}], "stream": False}
+        missing = httpx.post(two.router_url + "/api/chat", json=body, headers=key)
+        assert missing.status_code == 404 and other_url in missing.json()["error"]

@@ -61,7 +61,7 @@ async def submit(
     ctx.check_budget()
     if body.subtasks:
         TaskDAG(body.subtasks)  # reject cycles / unknown deps before anything is stored
-    rec = runtime.catalog.reconcile(ctx.gpu.backend, body.agents or ctx.agents)
+    rec = await runtime.catalog.current(ctx.gpu.backend, body.agents or ctx.agents)
     if rec.none_installed:
         raise rec.no_model_error(ctx.gpu.backend.name)
     agents = rec.routable  # catalog models that are not installed are not routable

@@ -34,7 +34,7 @@ async def post_route(body: RouteRequest, ctx: TenantDep, runtime: RuntimeDep) ->
     agents = body.agents or ctx.agents
     skipped: list[str] = []
     if body.loaded_models is None:  # a decision for the real GPU: only what it has installed is routable
-        rec = runtime.catalog.reconcile(ctx.gpu.backend, agents)
+        rec = await runtime.catalog.current(ctx.gpu.backend, agents)
         if rec.none_installed:
             raise rec.no_model_error(ctx.gpu.backend.name)
         agents, skipped = rec.routable, rec.missing

@@ -82,7 +82,7 @@ async def me(request: Request, ctx: TenantDep, runtime: RuntimeDep) -> dict[str,
     stored, used = await asyncio.to_thread(runtime.usage.tokens_used, ctx.tenant.id)
     t = stored or ctx.tenant
     remaining = None if t.token_budget is None else max(0, t.token_budget - used)
-    models = runtime.catalog.reconcile(ctx.gpu.backend, ctx.agents).view()
+    models = (await runtime.catalog.current(ctx.gpu.backend, ctx.agents)).view()
     return {
         **tenant_view(t),
         "tokens_used": used,
