@@ -73,3 +73,20 @@ def test_bench_cli_trains_then_evaluates_frozen(tmp_path: Path, monkeypatch: obj
     argv = [*base, "--seed", "2", "--output_dir", str(tmp_path / "b"), "--estimator_in", str(est)]
     assert main([*argv, "--freeze_estimator", "--estimator_out", str(tmp_path / "same.json")]) == 0
     assert json.loads((tmp_path / "same.json").read_text()) == saved
+
+
+def test_judge_scores_feed_the_estimator_and_keep_their_rationale(tmp_path: Path) -> None:
+    agents = load_agents(CONFIGS / "agents_heavy.json")
+    cfg = BenchConfig(
+        benchmarks=["code_math_mix"], compare="lp", limit=4, seed=3, gpu_vram_gb=8.0, dry_run=True, judge=True,
+        output_dir=str(tmp_path),
+    )  # fmt: skip
+    sim = SimBackend(agents, 40.0, seed=3)
+    result = asyncio.run(run_bench(cfg, backend=sim, agents=agents, estimator=Estimator()))
+    judged = [r for r in result.rows if r["judge_score"] is not None]
+    scored = [r for r in result.rows if r["score_method"] not in ("heuristic", "not_run")]
+    assert judged and all(isinstance(r["judge_rationale"], str) and r["judge_rationale"] for r in judged)
+    observations = sum(result.trained().observations.values())
+    assert observations == len(judged) + len(scored)
+    saved = [json.loads(line) for line in (tmp_path / "outputs.jsonl").read_text().splitlines()]
+    assert any(r["judge_rationale"] for r in saved)

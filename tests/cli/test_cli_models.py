@@ -107,3 +107,21 @@ def test_write_agents_never_falls_back_silently(
     err = capsys.readouterr().err.strip()
     assert err.startswith("swarm write-agents: error: cannot read the installed models of " + url)
     assert not out.exists()
+
+
+def test_calibrate_over_the_ollama_api(sim: tuple[SimBackend, list[str]], tmp_path: Path) -> None:
+    """The Ollama code path (HTTP, /api/ps, load_duration) against the simulated Ollama."""
+    _, flags = sim
+    out = tmp_path / "cal.json"
+    assert main(["calibrate", "--out", str(out), "--items", "1", "--loads", "2", *flags]) == 0
+    models = json.loads(out.read_text())["calibration"]["models"]
+    assert list(models) == ["gemma2:2b"]  # only what is installed
+    rec = models["gemma2:2b"]
+    assert rec["vram_gb"]["value"] == 2.0 and rec["vram_gb"]["source"] == "measured"
+    assert rec["load_time_ms"] == {"value": 600.0, "source": "measured", "samples": [600.0, 600.0]}
+    assert rec["tokens_per_s"]["value"] == pytest.approx(60.0, rel=1e-3)
+
+
+def test_sim_ollama_rejects_an_unknown_installed_model(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim-ollama", "--installed", "gemma2:2b,nope:1b", "--port", "1"]) == 2
+    assert "--installed: 'nope:1b' is not in the catalog" in capsys.readouterr().err
