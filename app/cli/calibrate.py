@@ -5,24 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
-from app.backends.base import Backend
-from app.bench.calibrate import CalibrationConfig, calibrate
-from app.bench.presets import is_embedding_model, write_catalog
 from app.cli.common import add_backend_flags, check_agents_file, check_output_file, int_range, non_empty, settings_from
-from app.cli.models import connect, target_kind
+from app.cli.view import stderr_console
 from app.core.errors import ValidationFailed
-from app.core.settings import Settings
-from app.domain.models import Agent
-from app.execution.catalog import canonical
-from app.routing import load_agents
-from app.routing.agents import parse_agents
-from app.routing.derived import agent_from_tag
 
-console = Console(stderr=True)
+if TYPE_CHECKING:  # the measuring stack is imported by the command, not by `swarm --help`
+    from app.backends.base import Backend
+    from app.bench.calibrate import CalibrationConfig
+    from app.core.settings import Settings
+    from app.domain.models import Agent
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -45,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    from app.bench.calibrate import CalibrationConfig
+    from app.bench.presets import write_catalog
+
     out = check_output_file(args.out, "--out")
     settings = settings_from(args)
     check_agents_file(settings)
@@ -58,15 +54,21 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     catalog = asyncio.run(_calibrate(settings, cfg, args.models))
     write_catalog(catalog, out)
     _summary(catalog)
-    console.print(f"wrote {out}")
+    stderr_console().print(f"wrote {out}")
     return 0
 
 
 async def _calibrate(settings: Settings, cfg: CalibrationConfig, models: str | None) -> dict[str, Any]:
+    from app.bench.calibrate import calibrate
+    from app.cli.models import connect, target_kind
+    from app.routing import load_agents
+
     catalog = load_agents(settings.default_agents_file())
     agents = catalog if target_kind(settings) != "ollama" else []
     async with connect(settings, agents) as backend:
         priors = await priors_for(backend, catalog, models)
+
+        console = stderr_console()
 
         def progress(model: str, what: str) -> None:
             console.print(f"{model}: {what}")
@@ -76,6 +78,11 @@ async def _calibrate(settings: Settings, cfg: CalibrationConfig, models: str | N
 
 async def priors_for(backend: Backend, catalog: list[Agent], models: str | None) -> list[Agent]:
     """The installed chat models to measure, each with its prior: the catalog's entry, else one derived from size."""
+    from app.bench.presets import is_embedding_model
+    from app.execution.catalog import canonical
+    from app.routing.agents import parse_agents
+    from app.routing.derived import agent_from_tag
+
     tags = {canonical(str(t.get("name") or t.get("model"))): t for t in await backend.installed()}
     named = {canonical(a.name): a for a in catalog}
     if models:
@@ -96,6 +103,7 @@ async def priors_for(backend: Backend, catalog: list[Agent], models: str | None)
 
 
 def _summary(catalog: dict[str, Any]) -> None:
+    console = stderr_console()
     for name, rec in catalog["calibration"]["models"].items():
         caps = {
             t: f"{c['value']:.2f}{'' if c['source'] == 'measured' else '*'}" for t, c in rec["capabilities"].items()

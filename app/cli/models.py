@@ -8,23 +8,20 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
-from rich.table import Table
-
-from app.backends.base import Backend
 from app.cli.common import add_backend_flags, check_agents_file, settings_from
+from app.cli.view import stderr_console, stdout_console
 from app.core.errors import BackendError, ValidationFailed
-from app.core.settings import Settings
-from app.domain.models import Agent
-from app.execution.catalog import CatalogWatch, Reconciled, pull_hint
-from app.execution.pull import PullStep, ensure_models
-from app.execution.runtime import build_backend, http_client
-from app.routing import load_agents
 
-console = Console(stderr=True)
+if TYPE_CHECKING:  # rich, httpx and the execution stack are imported by the commands, not by `swarm --help`
+    from rich.progress import Progress, TaskID
+
+    from app.backends.base import Backend
+    from app.core.settings import Settings
+    from app.domain.models import Agent
+    from app.execution.catalog import Reconciled
+    from app.execution.pull import PullStep
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -51,6 +48,8 @@ def target_kind(settings: Settings) -> str:
 @asynccontextmanager
 async def connect(settings: Settings, agents: list[Agent]) -> AsyncIterator[Backend]:
     """The named backend, answering; an unreachable one is one line naming its URL (exit 2)."""
+    from app.execution.runtime import build_backend, http_client
+
     kind = target_kind(settings)
     http = http_client()
     backend: Backend | None = None
@@ -90,6 +89,12 @@ class PullBars:
 async def ensure_installed(backend: Backend, agents: list[Agent], *, pull: bool, strict: bool = True) -> Reconciled:
     """Before a run or bench: pull what is missing (pull=True); else fail naming the missing models (strict), or
     warn and leave them out (an error only when none is installed)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from app.execution.catalog import CatalogWatch, pull_hint
+    from app.execution.pull import ensure_models
+
+    console = stderr_console()
     watch = CatalogWatch()
     if pull:
         bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
@@ -112,6 +117,8 @@ async def ensure_installed(backend: Backend, agents: list[Agent], *, pull: bool,
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from app.routing import load_agents
+
     settings = settings_from(args)
     check_agents_file(settings)
     agents = load_agents(settings.default_agents_file())
@@ -131,6 +138,8 @@ async def _models(settings: Settings, agents: list[Agent], ensure: bool) -> dict
 
 
 async def listing_of(backend: Backend, agents: list[Agent]) -> dict[str, Any]:
+    from app.execution.catalog import CatalogWatch
+
     installed = {str(t.get("name") or t.get("model")): t for t in await backend.installed()}
     loaded = {m.name: m for m in await backend.loaded()}
     watch = CatalogWatch()
@@ -155,6 +164,8 @@ async def listing_of(backend: Backend, agents: list[Agent]) -> dict[str, Any]:
 
 
 def print_listing(listing: dict[str, Any]) -> None:
+    from rich.table import Table
+
     table = Table(title=f"models on {listing['backend']}")
     for col in ("model", "catalog", "installed", "size GB", "loaded", "VRAM GB"):
         table.add_column(col)
@@ -164,6 +175,6 @@ def print_listing(listing: dict[str, Any]) -> None:
         vram = "-" if r["size_vram_gb"] is None else f"{r['size_vram_gb']:.2f}"
         table.add_row(r["model"], "yes" if r["in_catalog"] else "-", yes[r["installed"]], size,
                       "yes" if r["loaded"] else "-", vram)  # fmt: skip
-    Console().print(table)
+    stdout_console().print(table)
     if listing["missing"]:
-        console.print(f"missing: {', '.join(listing['missing'])} (swarm models --ensure pulls them)")
+        stderr_console().print(f"missing: {', '.join(listing['missing'])} (swarm models --ensure pulls them)")

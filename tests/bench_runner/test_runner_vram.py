@@ -22,9 +22,21 @@ def heavy_g8(tmp_path_factory: pytest.TempPathFactory) -> BenchResult:
     out = tmp_path_factory.mktemp("vram")
     cfg = BenchConfig(
         benchmarks=["workflowbench", "code_math_mix"], compare="all", limit=10, seed=2, gpu_vram_gb=8.0,
-        dry_run=True, output_dir=str(out), lambda_token=0.0,
-    )  # fmt: skip  # no token cost: phi4 (12.5 GB) is the relaxation's favourite for math and reasoning
-    return asyncio.run(run_bench(cfg, backend=private_sim(cfg, agents), agents=agents, estimator=Estimator()))
+        dry_run=True, output_dir=str(out),
+    )  # fmt: skip
+    return asyncio.run(run_bench(cfg, backend=private_sim(cfg, agents), agents=agents, estimator=_phi4_favoured()))
+
+
+def _phi4_favoured() -> Estimator:
+    """Learned estimates under which phi4 (12.5 GB, above G) is the best math and reasoning model: the relaxation
+    then mixes it with a small model and its argmax rounding picks phi4, planning co-residency beyond G."""
+    est = Estimator()
+    for task in ("math", "reasoning"):
+        for _ in range(10):
+            est.observe_score("phi4:14b", task, 1.0)
+            est.observe_score("llama3.1:8b", task, 0.0)
+            est.observe_score("qwen2.5-coder:7b", task, 0.0)
+    return est
 
 
 def test_lp_never_exceeds_budget_lp_relaxed_does(heavy_g8: BenchResult) -> None:
@@ -33,8 +45,11 @@ def test_lp_never_exceeds_budget_lp_relaxed_does(heavy_g8: BenchResult) -> None:
     assert lp and all(step["vram_peak_gb"] <= 8.0 + 1e-9 for j in lp for step in j.result.steps)
     assert heavy_g8.report["per_mode"]["lp"]["vram_violation_rate"] == 0.0
     assert heavy_g8.report["per_mode"]["lp"]["peak_vram_gb"] <= 8.0
-    assert max(step["vram_peak_gb"] for j in relaxed for step in j.result.steps) > 8.0
-    assert heavy_g8.report["per_mode"]["lp_relaxed"]["vram_violation_rate"] > 0.0
+    # lp_relaxed plans co-residency beyond G (the original tool's bug); the GPU scheduler never lets it happen.
+    assert max(step["vram_violation_gb"] for j in relaxed for step in j.result.steps) > 0.0
+    assert heavy_g8.report["per_mode"]["lp_relaxed"]["planned_vram_violation_rate"] > 0.0
+    assert all(step["vram_peak_gb"] <= 8.0 + 1e-9 for j in relaxed for step in j.result.steps)
+    assert heavy_g8.report["per_mode"]["lp_relaxed"]["vram_violation_rate"] == 0.0
 
 
 def test_oracle_gap_zero_for_lp_positive_for_random(heavy_g8: BenchResult) -> None:

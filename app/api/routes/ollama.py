@@ -114,6 +114,7 @@ async def _relay(
         call.gateway.observe_error(exc)
         yield dumps({"error": exc.message}) + b"\n", True  # after the first byte the status is already 200
     finally:
+        call.release()
         await close_stream(relay)
 
 

@@ -187,6 +187,7 @@ async def _events(
         # openai-python raises APIError on a data payload with an "error" key (the status is 200 by now).
         yield _sse({"error": openai_error_body(exc, 500)}), True
     finally:
+        call.release()
         await close_stream(stream)
 
 
