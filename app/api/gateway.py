@@ -16,7 +16,7 @@ from fastapi import Request
 from app.api.disconnect import close_stream, until_disconnect
 from app.api.metrics import T0_KEY, Metrics
 from app.api.tenancy import TenantCtx, TenantResolver
-from app.backends.base import JSON, Backend, Usage
+from app.backends.base import JSON, Backend, RawReply, Usage
 from app.core.errors import BadBackendResponse, BadRequest, Forbidden, InfeasibleError, SwarmError
 from app.domain.models import Agent, Subtask
 from app.execution.calls import catalog_specs
@@ -97,6 +97,16 @@ class Call:
         self.release()
         self.gateway.account(self, final)
 
+    async def relay(self, request: Request, path: str, body: bytes) -> RawReply:
+        """A compatible-API call (OpenAI, Responses, Anthropic) the backend answers in that API's own format
+        (Backend.relay_compat): cancelled if the client leaves before the answer's head; the caller reads the body
+        and accounts it (finish), or releases the call if it ends otherwise."""
+        try:
+            return await until_disconnect(request, self.upstream(self.backend.relay_compat(path, body)))
+        except BaseException:
+            self.release()
+            raise
+
     async def complete(self, request: Request, work: Awaitable[JSON]) -> JSON:
         """A non-streaming upstream call: cancelled if the client leaves, accounted when it answers."""
         try:
@@ -120,8 +130,16 @@ class Gateway:
         return self._backend
 
     async def begin(
-        self, request: Request, api: str, model: str, text: Callable[[], str], max_tokens: Any = None
+        self,
+        request: Request,
+        api: str,
+        model: str,
+        text: Callable[[], str],
+        max_tokens: Any = None,
+        *,
+        tools: bool = False,
     ) -> Call:
+        """`tools`: the request offers tools, so model="auto" picks only among models that can call them."""
         t0 = float(request.scope.get(T0_KEY) or time.perf_counter())
         return Call(self, self._backend, model, False, api, t0)
 
@@ -130,6 +148,10 @@ class Gateway:
 
     async def models_changed(self, backend: Backend) -> None:
         """A pull or delete went through: nothing to re-read without a catalog."""
+
+    async def can_call_tools(self, request: Request) -> bool:
+        """Whether model="auto" can serve a request with tools (some catalog model calls them)."""
+        return False
 
     def account(self, call: Call, final: JSON) -> None:
         if self.metrics is not None:
@@ -157,13 +179,23 @@ class TenantGateway(Gateway):
         self._spec_cache: dict[int, tuple[list[Agent], dict[str, ModelSpec]]] = {}
 
     async def _tenant(self, request: Request) -> TenantCtx:
-        return await self.resolver.resolve(request.headers.get("authorization"), any_key_when_open=True)
+        authorization = request.headers.get("authorization")
+        if authorization is None and (key := request.headers.get("x-api-key")):
+            authorization = f"Bearer {key}"  # Anthropic clients send their key this way
+        return await self.resolver.resolve(authorization, any_key_when_open=True)
 
     async def backend_for(self, request: Request) -> Backend:
         return (await self._tenant(request)).gpu.backend
 
     async def begin(
-        self, request: Request, api: str, model: str, text: Callable[[], str], max_tokens: Any = None
+        self,
+        request: Request,
+        api: str,
+        model: str,
+        text: Callable[[], str],
+        max_tokens: Any = None,
+        *,
+        tools: bool = False,
     ) -> Call:
         """Resolve the tenant, check its budget, and wait for the GPU's scheduler to dispatch the call: an explicit
         model as asked; "auto" bound late, among the models that can serve it, preferring a resident one."""
@@ -174,7 +206,7 @@ class TenantGateway(Gateway):
         agents = ctx.agents
         skipped: tuple[str, ...] = ()
         if routed:
-            candidates, agents, skipped = await self._route(ctx, text(), max_tokens)
+            candidates, agents, skipped = await self._route(ctx, text(), max_tokens, tools)
         else:
             await self.runtime.catalog.check_model(ctx.gpu.backend, model)
             candidates = {model: 1.0}
@@ -192,9 +224,14 @@ class TenantGateway(Gateway):
         """The catalog's sizes and load times for the scheduler, built once per catalog list."""
         hit = self._spec_cache.get(id(agents))
         if hit is None or hit[0] is not agents:
+            if len(self._spec_cache) > 64:  # installed-model lists change with each inventory re-read
+                self._spec_cache.clear()
             hit = (agents, catalog_specs(agents))
             self._spec_cache[id(agents)] = hit
         return hit[1]
+
+    async def can_call_tools(self, request: Request) -> bool:
+        return any(a.tools for a in (await self._tenant(request)).agents)
 
     async def admin_backend(self, request: Request, path: str) -> Backend:
         ctx = await self._tenant(request)
@@ -205,22 +242,21 @@ class TenantGateway(Gateway):
     def account(self, call: Call, final: JSON) -> None:
         super().account(call, final)
         observe_usage(self.runtime.estimator, call.model, Usage.from_response(final))
-        if call.lease is not None and call.lease.load_ms:  # the scheduler loaded the model for this call
-            self.runtime.estimator.observe_call(call.model, load_ms=call.lease.load_ms)
         if call.tenant is not None:
             tokens = int(final.get("prompt_eval_count") or 0) + int(final.get("eval_count") or 0)
             self.usage.add(call.tenant, tokens)
 
     async def _route(
-        self, ctx: TenantCtx, text: str, max_tokens: Any
+        self, ctx: TenantCtx, text: str, max_tokens: Any, tools: bool = False
     ) -> tuple[dict[str, float], list[Agent], tuple[str, ...]]:
         """model="auto": every installed model that can serve the request with its utility before switch cost, best
-        first (the scheduler binds one at dispatch, charging the switch cost of whatever is not resident then); the
-        agents routed over; the catalog models skipped because they are not installed."""
+        first (only tool-calling models when the request has tools; the scheduler binds one at dispatch, charging
+        the switch cost of whatever is not resident then); the installed agents; the catalog models skipped because
+        they are not installed."""
         rec = await self.runtime.catalog.current(ctx.gpu.backend, ctx.agents)
         if rec.none_installed:
             raise rec.no_model_error(ctx.gpu.backend.name)
-        agents = rec.routable if (rec.missing or rec.offered) else ctx.agents
+        installed = rec.routable if (rec.missing or rec.offered) else ctx.agents
         loaded = await self._loaded(ctx.gpu)
         task_type = classify(text)
         default_tokens = 512 if task_type in ("code", "creative") else 256
@@ -234,6 +270,12 @@ class TenantGateway(Gateway):
             estimated_tokens=min(tokens, 1_000_000),
             difficulty=estimate_difficulty(text[:20_000]),
         )
+        agents = [a for a in installed if a.tools] if tools else installed
+        if not agents:
+            raise BadRequest(
+                'tools: no model in the catalog can call tools (set "tools": true in the agents file)',
+                "tools",
+            )
         names = {a.name for a in agents}
         resident = [n for n in (_catalog_name(m, names) for m in loaded) if n is not None]
         started = time.perf_counter()
@@ -249,7 +291,7 @@ class TenantGateway(Gateway):
         ranked = sorted(((c.utility + lam * c.switch_cost, c.agent) for c in cells if c.feasible), reverse=True)
         if self.metrics is not None:
             self.metrics.observe_solve(time.perf_counter() - started, "fast_path")
-        return {name: utility for utility, name in ranked}, agents, tuple(rec.missing)
+        return {name: utility for utility, name in ranked}, installed, tuple(rec.missing)
 
     async def _loaded(self, gpu: GpuState) -> list[str]:
         """The GPU's loaded set, at most LOADED_TTL_S old; a stale set is served while a refresh runs."""

@@ -24,14 +24,15 @@ def make_backend(
     **kw: Any,
 ) -> Backend:
     """`kw` goes to the backend's constructor (e.g. keep_alive, true_quality, n_ctx); for Ollama, `transport`
-    ("lean" or "httpx") and `deadline_s` build its transport.
+    ("lean" or "httpx"), `deadline_s` and `headers` build its transport.
     Imports are lazy so that choosing "sim" never touches llama.cpp."""
     if kind == "ollama":
         from app.backends.ollama import OllamaBackend
         from app.backends.transport import make_transport
 
         deadline_s = float(kw.pop("deadline_s", 600.0))
-        transport = make_transport(kw.pop("transport", "httpx"), ollama_base_url, client=client, deadline_s=deadline_s)
+        kind_of, headers = kw.pop("transport", "httpx"), kw.pop("headers", None)
+        transport = make_transport(kind_of, ollama_base_url, client=client, deadline_s=deadline_s, headers=headers)
         return OllamaBackend(transport, **kw)
     if kind == "sim":
         from app.backends.sim import SimBackend

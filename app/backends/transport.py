@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from typing import Literal, Protocol, runtime_checkable
 
 import httpx
@@ -15,6 +15,7 @@ from app.backends.base import JSON, LineBlock, RawReply
 from app.backends.http1 import ConnectFailed, Http1Error, Http1Pool, Http1Response
 from app.backends.ollama_wire import ndjson_chunk, parse_object, status_error
 from app.core.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
+from app.core.upstream import upstream
 
 # A line holding NOT_DONE (and neither DONE nor ERROR) is an ordinary token chunk: relayed without parsing.
 # Ollama writes compact JSON; a line in any other spelling is parsed, so the fast path only skips work.
@@ -93,10 +94,17 @@ def _payload(body: JSON | None) -> bytes | None:
 class LeanTransport(TransportErrors):
     """The service's transport: a keep-alive HTTP/1.1 pool (backends/http1.py); relays Ollama's bytes as read."""
 
-    def __init__(self, base_url: str, *, deadline_s: float = 600.0, connect_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        deadline_s: float = 600.0,
+        connect_timeout_s: float = 5.0,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.deadline_s = deadline_s
-        self._pool = Http1Pool(self.base_url, connect_timeout_s=connect_timeout_s)
+        self._pool = Http1Pool(self.base_url, connect_timeout_s=connect_timeout_s, headers=headers)
 
     def _error(self, method: str, url: str, exc: TimeoutError | Http1Error) -> Exception:
         if isinstance(exc, TimeoutError):
@@ -206,9 +214,11 @@ class HttpxTransport(TransportErrors):
         *,
         deadline_s: float = 600.0,
         connect_timeout_s: float = 5.0,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.deadline_s = deadline_s
+        self._headers = dict(headers or {})
         self._own_client = client is None
         self._client = client if client is not None else httpx.AsyncClient()
         # Pool timeout is generous: the shared client may be busy with other long streams.
@@ -225,7 +235,7 @@ class HttpxTransport(TransportErrors):
         url = self.base_url + path
         try:
             async with asyncio.timeout(self.deadline_s):
-                resp = await self._client.request(method, url, json=body, timeout=self._timeout)
+                resp = await self._client.request(method, url, json=body, headers=self._headers, timeout=self._timeout)
         except TimeoutError as exc:
             raise self.timed_out(method, url) from exc
         except httpx.HTTPError as exc:
@@ -239,7 +249,7 @@ class HttpxTransport(TransportErrors):
         deadline = asyncio.get_running_loop().time() + self.deadline_s
         try:
             async with asyncio.timeout_at(deadline):
-                cm = self._client.stream("POST", url, json=body, timeout=self._timeout)
+                cm = self._client.stream("POST", url, json=body, headers=self._headers, timeout=self._timeout)
                 resp = await cm.__aenter__()
         except TimeoutError as exc:
             raise self.timed_out("POST", url) from exc
@@ -276,7 +286,11 @@ class HttpxTransport(TransportErrors):
     async def open_raw(self, method: str, path: str, body: bytes) -> RawReply:
         url = self.base_url + path
         request = self._client.build_request(
-            method, url, content=body, headers={"content-type": "application/json"}, timeout=self._timeout
+            method,
+            url,
+            content=body,
+            headers={**self._headers, "content-type": "application/json"},
+            timeout=self._timeout,
         )
         try:
             async with asyncio.timeout(self.deadline_s):
@@ -306,9 +320,16 @@ TransportKind = Literal["lean", "httpx"]
 
 
 def make_transport(
-    kind: TransportKind, base_url: str, *, client: httpx.AsyncClient | None = None, deadline_s: float = 600.0
+    kind: TransportKind,
+    base_url: str,
+    *,
+    client: httpx.AsyncClient | None = None,
+    deadline_s: float = 600.0,
+    headers: Mapping[str, str] | None = None,
 ) -> OllamaTransport:
-    """The wiring's choice: "lean" (the service's default) or "httpx" (honours HTTP(S)_PROXY / NO_PROXY)."""
+    """The wiring's choice: "lean" (the service's default) or "httpx" (honours HTTP(S)_PROXY / NO_PROXY).
+    user:pass@ in `base_url` becomes an Authorization: Basic header; `headers` go on every call too (and win)."""
+    url, sent = upstream(base_url, headers)
     if kind == "lean":
-        return LeanTransport(base_url, deadline_s=deadline_s)
-    return HttpxTransport(client, base_url, deadline_s=deadline_s)
+        return LeanTransport(url, deadline_s=deadline_s, headers=sent)
+    return HttpxTransport(client, url, deadline_s=deadline_s, headers=sent)

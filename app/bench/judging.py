@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from app.backends.base import Backend
 from app.backends.sim import SimBackend
+from app.bench.config import BenchConfig
 from app.bench.judge import judge
+from app.bench.types import JobRecord
 from app.domain.models import Agent
 from app.execution.llm import bind_chat
 from app.routing import Estimator
-
-if TYPE_CHECKING:
-    from app.bench.runner import BenchConfig, JobRecord
 
 
 def output_rows(jobs: list[JobRecord]) -> list[dict[str, Any]]:

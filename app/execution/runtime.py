@@ -15,6 +15,7 @@ import httpx
 
 from app.backends.base import Backend
 from app.core.settings import Settings
+from app.core.upstream import same_origin, upstream
 from app.domain.models import Agent
 from app.execution.catalog import CatalogWatch
 from app.execution.state import BackendPool
@@ -158,7 +159,8 @@ async def resolve_backend_kind(settings: Settings, http: httpx.AsyncClient) -> s
     if settings.backend != "auto":
         return settings.backend
     try:
-        resp = await http.get(settings.ollama_base_url + "/api/version", timeout=2.0)
+        url, headers = upstream(settings.ollama_base_url, settings.ollama_headers)
+        resp = await http.get(url + "/api/version", headers=headers, timeout=2.0)
         if resp.status_code == 200:
             return "ollama"
     except httpx.HTTPError:
@@ -180,6 +182,7 @@ def build_backend(settings: Settings, kind: str, http: httpx.AsyncClient, agents
             "deadline_s": settings.backend_deadline_s,
             "keep_alive": settings.keep_alive,
             "transport": settings.ollama_transport,
+            "headers": settings.ollama_headers,
         },
         "local": {"data_dir": settings.data_dir},
     }
@@ -201,7 +204,11 @@ def remote_ollama(settings: Settings, http: httpx.AsyncClient, url: str) -> Back
     from app.backends.ollama import OllamaBackend
     from app.backends.transport import make_transport
 
-    transport = make_transport(settings.ollama_transport, url, client=http, deadline_s=settings.backend_deadline_s)
+    # The configured headers go only to the configured Ollama's origin, never to another host.
+    headers = settings.ollama_headers if same_origin(url, settings.ollama_base_url) else None
+    transport = make_transport(
+        settings.ollama_transport, url, client=http, deadline_s=settings.backend_deadline_s, headers=headers
+    )
     return OllamaBackend(transport, keep_alive=settings.keep_alive)
 
 

@@ -259,7 +259,8 @@ class Estimator:
             frozen=frozen,
         )
         for row in data.get("quality", []):
-            key = (str(row["agent"]), str(row["task_type"]))
+            # "subtask_type": the original tool's QualityEstimator JSON, read as is.
+            key = (str(row["agent"]), str(row["task_type"] if "task_type" in row else row["subtask_type"]))
             mean, n, m2 = float(row["quality"]), int(row.get("n", 0)), float(row.get("m2", 0.0))
             if key[1] not in _TYPE_INDEX or not 0.0 <= mean <= 1.0 or n < 0 or m2 < 0:
                 raise ValueError(f"bad quality row {row!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -35,7 +36,8 @@ def _leftovers() -> list[str]:
             cmd = (proc / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"swarm_sbx_" in cmd:
+        # This interpreter's sandboxes only: other checkouts on the machine may be running their own tests.
+        if b"swarm_sbx_" in cmd and os.fsencode(sys.executable) in cmd:
             found.append(proc.name)
     return found
 

@@ -48,8 +48,8 @@ def test_trained_estimator_routes_at_least_as_well_as_the_priors_on_a_held_out_s
         trained.learned.speed["llama3.1:8b"].load_ms == next(a for a in agents if a.name == "llama3.1:8b").load_time_ms
     )
     frozen = Estimator.from_dict(trained.to_dict(), frozen=True)
-    after = _bench(agents, tmp_path / "eval_trained", 2, frozen, freeze=True).report["per_mode"]["lp"]
-    before = _bench(agents, tmp_path / "eval_priors", 2, Estimator(frozen=True), freeze=True).report["per_mode"]["lp"]
+    after = _bench(agents, tmp_path / "eval_trained", 2, frozen, freeze=True).report["modes"]["lp"]
+    before = _bench(agents, tmp_path / "eval_priors", 2, Estimator(frozen=True), freeze=True).report["modes"]["lp"]
     assert after["n"] == before["n"] > 10
     assert after["avg_score"] >= before["avg_score"] + 0.2, (after["avg_score"], before["avg_score"])
     assert frozen.to_dict() == trained.to_dict()  # evaluation did not learn
@@ -59,8 +59,8 @@ def test_learning_does_not_hurt_when_the_priors_are_right(tmp_path: Path) -> Non
     agents = load_agents(CONFIGS / "agents_heavy.json")
     trained = _bench(agents, tmp_path / "train", 1, Estimator(), freeze=False, truth=None).trained()
     frozen = Estimator.from_dict(trained.to_dict(), frozen=True)
-    after = _bench(agents, tmp_path / "a", 2, frozen, freeze=True, truth=None).report["per_mode"]["lp"]
-    before = _bench(agents, tmp_path / "b", 2, Estimator(frozen=True), freeze=True, truth=None).report["per_mode"]["lp"]
+    after = _bench(agents, tmp_path / "a", 2, frozen, freeze=True, truth=None).report["modes"]["lp"]
+    before = _bench(agents, tmp_path / "b", 2, Estimator(frozen=True), freeze=True, truth=None).report["modes"]["lp"]
     assert after["avg_score"] >= before["avg_score"]
 
 

@@ -30,7 +30,8 @@ class QueueSource(Protocol):
         ...
 
 
-def queue_view(runtime: Runtime, tenant_id: str | None) -> dict[str, Any]:
+def queue_view(runtime: Runtime, tenant_id: str | None, gpus: list[GpuState] | None = None) -> dict[str, Any]:
+    """The queued calls of the GPUs' schedulers (or of `runtime.scheduler` when one is attached there)."""
     source = getattr(runtime, "scheduler", None)
     if isinstance(source, QueueSource):
         snap = source.queue_snapshot(tenant_id)
@@ -39,7 +40,36 @@ def queue_view(runtime: Runtime, tenant_id: str | None) -> dict[str, Any]:
             "by_tenant": dict(snap.get("by_tenant", {})),
             "source": source.name,
         }
-    return {"by_model": {}, "by_tenant": {}, "source": None}
+    by_model: dict[str, int] = {}
+    by_tenant: dict[str, int] = {}
+    for gpu in gpus if gpus is not None else runtime.pool.all():
+        snap = gpu.scheduler.queue_snapshot(tenant_id)
+        for key, n in snap["by_model"].items():
+            by_model[key] = by_model.get(key, 0) + n
+        for key, n in snap["by_tenant"].items():
+            by_tenant[key] = by_tenant.get(key, 0) + n
+    return {"by_model": by_model, "by_tenant": by_tenant, "source": "scheduler"}
+
+
+def scheduler_events(gpu: GpuState, limit: int) -> list[dict[str, Any]]:
+    """The scheduler's own loads and evictions on this GPU, each with the queued work it served."""
+    out = []
+    for e in gpu.scheduler.events:
+        if e.kind in ("load", "evict", "load_failed"):
+            item: dict[str, Any] = {
+                "ts": e.ts,
+                "gpu": gpu.backend.name,
+                "tenant_id": None,
+                "job_id": None,
+                "kind": e.kind,
+                "model": e.model,
+                "served": [],
+                "reason": f"scheduler: {e.reason}",
+            }
+            if e.kind == "load":
+                item["switch_ms"] = e.load_ms
+            out.append(item)
+    return out[-limit:] if limit else []
 
 
 async def gpu_view(gpu: GpuState, tenant_names: list[str]) -> dict[str, Any]:
@@ -50,7 +80,8 @@ async def gpu_view(gpu: GpuState, tenant_names: list[str]) -> dict[str, Any]:
     except BackendError as exc:
         resident, error = gpu.resident, exc.message
     memory = getattr(gpu.backend, "memory", None)
-    busy = memory.in_flight() if isinstance(memory, GpuMemory) else None
+    busy = memory.in_flight() if isinstance(memory, GpuMemory) else dict(gpu.scheduler.inflight)
+    sched = gpu.scheduler.state()
     used = sum(m.size_vram for m in resident) / 1e9
     return {
         "id": gpu.backend.name,
@@ -62,6 +93,14 @@ async def gpu_view(gpu: GpuState, tenant_names: list[str]) -> dict[str, Any]:
         "error": error,
         "in_flight_tracked": busy is not None,
         "tenants": tenant_names,
+        "scheduler": {
+            "policy": sched["policy"],
+            "num_parallel": sched["num_parallel"],
+            "loading": sched["loading"],
+            "draining": [r["model"] for r in sched["resident"] if r["draining"]],
+            "queue_depth": sched["queue"]["depth"],
+            "oldest_wait_s": sched["queue"]["oldest_wait_s"],
+        },
         "resident": [
             {
                 "name": m.name,
@@ -114,8 +153,10 @@ async def gpus(ctx: TenantDep, runtime: RuntimeDep, events: int = Query(200, ge=
     views = await asyncio.gather(*(gpu_view(g, bound.get(g.backend.name, [])) for g in states))  # one slow GPU at most
     rows = await asyncio.to_thread(runtime.repo.recent_events, ctx.scope, "plan_step", events)
     timeline = [e for r in rows for e in swap_events(r, gpu_of.get(r.tenant_id, runtime.pool.default.backend.name))]
+    timeline += [e for g in states for e in scheduler_events(g, events)]
+    timeline.sort(key=lambda e: e["ts"])
     return {
         "gpus": list(views),
-        "queue": queue_view(runtime, ctx.scope),
+        "queue": queue_view(runtime, ctx.scope, states),
         "events": timeline[-events:] if events else [],
     }
