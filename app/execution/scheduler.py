@@ -153,7 +153,8 @@ class GpuScheduler:
         lease = self.try_acquire(req)
         if lease is not None:
             return lease
-        self._admit(req)
+        if req.kind not in ("job", "helper"):
+            self.admit(req.tenant)
         self.specs.update(req.specs)
         too_big = [m for m in req.candidates if self._spec(m).vram_gb > self.capacity_gb + 1e-9]
         if len(too_big) == len(req.candidates):
@@ -230,13 +231,16 @@ class GpuScheduler:
 
     # ---- admission and release --------------------------------------------------------------------------
 
-    def _admit(self, req: CallRequest) -> None:
+    def admit(self, tenant: str) -> None:
+        """Back-pressure: QueueFull (429) when the tenant has max_queue_per_tenant calls waiting here, GpuSaturated
+        (503) when the GPU has max_queue. Proxied calls are checked on arrival, jobs when they are submitted (a
+        running job's own calls are never refused: it was admitted)."""
         retry = max(1.0, min(60.0, self.cfg.max_wait_s / 4))
         if len(self.queue) >= self.cfg.max_queue:
             raise GpuSaturated(f"the GPU's queue is full ({len(self.queue)} calls waiting); retry later", retry)
-        mine = sum(1 for w in self.queue if w.req.tenant == req.tenant)
+        mine = sum(1 for w in self.queue if w.req.tenant == tenant)
         if mine >= self.cfg.max_queue_per_tenant:
-            raise QueueFull(f"tenant {req.tenant!r} already has {mine} calls waiting on this GPU; retry later", retry)
+            raise QueueFull(f"tenant {tenant!r} already has {mine} calls waiting on this GPU; retry later", retry)
 
     def _release(self, model: str, tenant: str = "") -> None:
         self.recent.setdefault(model, {})[tenant] = self.clock()

@@ -60,6 +60,7 @@ async def submit(
     body: JobRequest, ctx: TenantDep, runtime: RuntimeDep, jobs: JobsDep, wait: bool = False
 ) -> JSONResponse:
     ctx.check_budget()
+    ctx.gpu.scheduler.admit(ctx.tenant.id)  # 429 / 503 with Retry-After while the GPU's queue is full
     if body.subtasks:
         TaskDAG(body.subtasks)  # reject cycles / unknown deps before anything is stored
     rec = await runtime.catalog.current(ctx.gpu.backend, body.agents or ctx.agents)
