@@ -156,6 +156,8 @@ async def _execute(runtime: Runtime, ctx: TenantCtx, run_id: str, config: BenchC
                 tenant_id=ctx.tenant.id,
             )
             await ctx.gpu.refresh()
+            if not config.freeze_estimator:  # scores on the real GPU teach the service (saved per catalog)
+                runtime.estimator = Estimator.from_dict(result.trained().to_dict())
     except asyncio.CancelledError:
         await asyncio.to_thread(repo.update_bench_run, run_id, status=JobStatus.CANCELLED, finished_at=time.time())
         raise

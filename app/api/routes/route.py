@@ -32,7 +32,12 @@ async def post_route(body: RouteRequest, ctx: TenantDep, runtime: RuntimeDep) ->
     depth = len(dag.layers()) if body.horizon_depth is None else knobs.horizon_depth
     horizon = dag.horizon([], depth)
     agents = body.agents or ctx.agents
-    if body.loaded_models is None:
+    skipped: list[str] = []
+    if body.loaded_models is None:  # a decision for the real GPU: only what it has installed is routable
+        rec = await runtime.catalog.current(ctx.gpu.backend, agents)
+        if rec.none_installed:
+            raise rec.no_model_error(ctx.gpu.backend.name)
+        agents, skipped = rec.routable, rec.missing
         await ctx.gpu.refresh()
         loaded = ctx.gpu.loaded_names
     else:
@@ -48,7 +53,7 @@ async def post_route(body: RouteRequest, ctx: TenantDep, runtime: RuntimeDep) ->
     )
     mode = body.routing or runtime.settings.routing.mode
     plan = await _decide(runtime, ctx, problem, mode, body.seed)
-    return plan_response(plan, [s for s in dag.nodes if s not in horizon])
+    return {**plan_response(plan, [s for s in dag.nodes if s not in horizon]), "skipped_models": skipped}
 
 
 async def _decide(runtime: Runtime, ctx: TenantCtx, problem: RoutingProblem, mode: str, seed: int) -> Plan:
