@@ -276,7 +276,10 @@ class SimBackend(RunBackedInference):
             await self.memory.release(agent.name)
 
     def _share(self, model: str) -> float:
-        """This request's fraction of the model's single-stream speed while k requests run on it."""
+        """This request's fraction of the model's single-stream speed while k requests run on it (an instant sim
+        has no time to share: its reported durations stay the same however calls interleave)."""
+        if self.time_scale == 0:
+            return 1.0
         k = max(1, self._running.get(model, 1))
         return float(k**PARALLEL_EXPONENT / k)
 

@@ -143,7 +143,9 @@ async def _run_job(
         params=config.params,
         horizon_depth=config.horizon_depth,
         gpu_vram_gb=config.gpu_vram_gb,
-        planner_model=config.planner_model,
+        # A benchmark pins the planner (default: the smallest agent, as the original tool did) instead of letting
+        # the scheduler bind whichever model is resident: the llm mode's plans stay the same run to run.
+        planner_model=config.planner_model or min(agents, key=lambda a: a.vram_gb).name,
         planner_timeout_s=config.planner_timeout_s,
         router_model=config.router_model,
         router_tau=config.router_tau,

@@ -68,10 +68,12 @@ class JobCalls:
             est_tokens=est_tokens,
             label=label,
         )
-        await self.rec.event("queued", self.job_id, {"call": label, "kind": kind, "candidates": list(candidates)})
+        # Events are written in the background: a database write in a worker thread never decides the order in
+        # which a job's calls reach the scheduler (same-seed benchmarks stay identical).
+        self.rec.event_soon("queued", self.job_id, {"call": label, "kind": kind, "candidates": list(candidates)})
         lease = await self.gpu.scheduler.acquire(req)
         if self.life.status == JobStatus.QUEUED:
-            await self.life.start()
+            self.life.start_soon()
         payload = {"call": label, "kind": kind, "model": lease.model, "waited_s": round(lease.waited_s, 4)}
-        await self.rec.event("dispatched", self.job_id, payload)
+        self.rec.event_soon("dispatched", self.job_id, payload)
         return lease

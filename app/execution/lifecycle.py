@@ -20,7 +20,13 @@ class JobLifecycle:
         self.status = job_transition(self.status, JobStatus.RUNNING)
         await self.rec.update_job(self.job_id, status=self.status, started_at=time.time())
 
+    def start_soon(self) -> None:
+        """`start` with the row written in the background (`finish` writes after it: Recorder.drain)."""
+        self.status = job_transition(self.status, JobStatus.RUNNING)
+        self.rec.soon(self.rec.update_job(self.job_id, status=self.status, started_at=time.time()))
+
     async def finish(self, status: JobStatus, **fields: Any) -> None:
         """A terminal status (succeeded, failed, cancelled) with the job's outcome fields."""
         self.status = job_transition(self.status, status)
+        await self.rec.drain()  # a background start (or event) is written before the outcome
         await self.rec.update_job(self.job_id, status=self.status, finished_at=time.time(), **fields)

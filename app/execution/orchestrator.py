@@ -202,7 +202,7 @@ class Orchestrator:
                     await self._run_subtask(spec, dag, sid, a, results, failed=exc)
                     return
                 async with lease:
-                    await self._run_subtask(spec, dag, sid, a, results)
+                    await self._run_subtask(spec, dag, sid, a, results, lease=lease)
 
         await asyncio.gather(*(one(sid) for sid in ready))
         for sid in ready:
@@ -223,8 +223,12 @@ class Orchestrator:
         assignment: Any,
         results: dict[str, SubtaskResult],
         failed: BackendError | None = None,
+        lease: Lease | None = None,
     ) -> None:
-        """Run one subtask on its model (`failed`: the scheduler could not give it one) and record the outcome."""
+        """Run one subtask on its model (`failed`: the scheduler could not give it one) and record the outcome. The
+        model's slot is given back as soon as the model answers, before scoring and recording (which run in worker
+        threads): the next queued call does not wait for them, and the order of dispatches stays the same run to
+        run."""
         sub = dag.nodes[sid]
         res = results[sid]
         res.model, res.step = assignment.model, assignment.step
@@ -242,7 +246,11 @@ class Orchestrator:
         try:
             if failed is not None:
                 raise failed
-            body = await self.gpu.backend.chat(request)
+            try:
+                body = await self.gpu.backend.chat(request)
+            finally:
+                if lease is not None:
+                    lease.release()
         except BackendError as exc:
             res.move(SubtaskStatus.FAILED)
             res.error = f"{type(exc).__name__}: {exc.message}"

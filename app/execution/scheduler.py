@@ -401,7 +401,7 @@ class GpuScheduler:
             model, value = max(d.values.items(), key=lambda kv: kv[1])
             if model not in self.resident and model not in self.loading and self._spec(model).vram_gb <= free + 1e-9:
                 wanted[model] = wanted.get(model, 0.0) + value
-        return max(wanted, key=lambda m: wanted[m]) if wanted else None
+        return max(sorted(wanted), key=lambda m: wanted[m]) if wanted else None
 
     def _to_evict(self, target: set[str], load: list[str], now: float) -> list[str]:
         """Of the resident models the decision drops, only as many as the loads need room for (least valuable
@@ -410,7 +410,7 @@ class GpuScheduler:
         values = self._resident_values(now)
         kept = sum(self.resident.values())
         evict = []
-        for model in sorted((m for m in self.resident if m not in target), key=lambda m: values.get(m, 0.0)):
+        for model in sorted((m for m in self.resident if m not in target), key=lambda m: (values.get(m, 0.0), m)):
             if kept + need <= self.capacity_gb + 1e-9:
                 break
             evict.append(model)

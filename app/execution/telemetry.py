@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,25 @@ class Recorder:
         self.rows_repo = None if events_only else repo
         self.tags = dict(tags or {})
         self.listeners: list[Listener] = []
+        self._soon: set[asyncio.Task[None]] = set()
         if jsonl_path is not None:
             jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def event_soon(self, event_type: str, job_id: str | None, payload: dict[str, Any]) -> None:
+        """`event` without waiting for its database write (written in the background; `drain` awaits it): for
+        events on a job's hot path, whose order must not depend on how fast a worker thread writes."""
+        self.soon(self.event(event_type, job_id, payload))
+
+    def soon(self, write: Coroutine[Any, Any, None]) -> None:
+        """Run a write in the background (in order of submission per writer thread); `drain` awaits them all."""
+        task = asyncio.create_task(write)
+        self._soon.add(task)
+        task.add_done_callback(self._soon.discard)
+
+    async def drain(self) -> None:
+        """Wait for the background event writes."""
+        while self._soon:
+            await asyncio.gather(*list(self._soon), return_exceptions=True)
 
     async def _db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         if self.repo is not None:

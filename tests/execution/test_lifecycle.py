@@ -30,6 +30,9 @@ class FakeRecorder:
     async def update_job(self, job_id: str, **fields: Any) -> None:
         self.updates.append({"job_id": job_id, **fields})
 
+    async def drain(self) -> None:
+        return None
+
 
 def test_job_transitions() -> None:
     assert job_transition("queued", "running") is JobStatus.RUNNING
