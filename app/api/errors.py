@@ -107,7 +107,9 @@ def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(e.SwarmError)
     async def _swarm(_: Request, exc: e.SwarmError) -> JSONResponse:
-        return JSONResponse(error_body(exc.message, type(exc).__name__, exc.code), status_for(exc))
+        field = getattr(exc, "field", None)
+        extra = {"details": [{"field": field, "message": exc.message}]} if isinstance(field, str) else {}
+        return JSONResponse(error_body(exc.message, type(exc).__name__, exc.code, **extra), status_for(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

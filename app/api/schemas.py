@@ -33,6 +33,8 @@ class RoutingRequest(KnobOverrides):
 class RouteRequest(RoutingRequest):
     subtasks: list[Subtask] = Field(min_length=1, max_length=500)
     loaded_models: list[str] | None = Field(default=None, max_length=64)
+    # Decision only, for what-ifs beyond the tenant's GPU or catalog; echoed in the response. Jobs never are.
+    hypothetical: bool = False
 
 
 class JobRequest(RoutingRequest):

@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import Field, field_validator
 
 from app.api.deps import RuntimeDep, TenantCtx, TenantDep
+from app.api.narrowing import narrow
 from app.bench.registry import list_benchmarks
 from app.bench.runner import BenchConfig, BenchResult, preflight, private_sim, run_bench
 from app.core.errors import NotFound
@@ -62,7 +63,8 @@ def to_config(body: BenchRequest, runtime: Runtime, ctx: TenantCtx, output_dir: 
         compare=body.compare,
         limit=body.limit,
         seed=body.seed,
-        gpu_vram_gb=body.gpu_vram_gb or ctx.gpu_vram_gb,
+        # a dry run simulates a private GPU (any G); a real run is held to the tenant's
+        gpu_vram_gb=narrow(ctx.gpu_vram_gb, [], body.gpu_vram_gb, None, hypothetical=body.dry_run).gpu_vram_gb,
         mix=body.mix,
         code_eval=body.code_eval,
         judge=body.judge,

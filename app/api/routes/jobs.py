@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from app.api.deps import JobsDep, RuntimeDep, TenantDep
+from app.api.narrowing import narrow
 from app.api.routes.route import request_knobs
 from app.api.schemas import JobRequest
 from app.core.errors import NotFound, ValidationFailed
@@ -61,7 +62,8 @@ async def submit(
     ctx.check_budget()
     if body.subtasks:
         TaskDAG(body.subtasks)  # reject cycles / unknown deps before anything is stored
-    agents = body.agents or ctx.agents
+    allowed = narrow(ctx.gpu_vram_gb, ctx.agents, body.gpu_vram_gb, body.agents)
+    agents = allowed.agents
     names = {a.name for a in agents}
     planner = runtime.settings.models.planner
     if planner and body.routing is not None and needs_chat(body.routing) and planner not in names:
@@ -73,7 +75,7 @@ async def submit(
         agents=agents,
         mode=body.routing,
         knobs=request_knobs(runtime, body),
-        gpu_vram_gb=body.gpu_vram_gb or ctx.gpu_vram_gb,
+        gpu_vram_gb=allowed.gpu_vram_gb,
         seed=body.seed,
     )
     task = await jobs.start(ctx.tenant.id, ctx.gpu, spec)

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.api.deps import RuntimeDep, TenantCtx, TenantDep
+from app.api.narrowing import narrow
 from app.api.schemas import RouteRequest
 from app.domain.knobs import KnobOverrides, RoutingKnobs
 from app.domain.models import Plan, RoutingProblem
@@ -31,7 +32,8 @@ async def post_route(body: RouteRequest, ctx: TenantDep, runtime: RuntimeDep) ->
     knobs = request_knobs(runtime, body)
     depth = len(dag.layers()) if body.horizon_depth is None else knobs.horizon_depth
     horizon = dag.horizon([], depth)
-    agents = body.agents or ctx.agents
+    allowed = narrow(ctx.gpu_vram_gb, ctx.agents, body.gpu_vram_gb, body.agents, hypothetical=body.hypothetical)
+    agents = allowed.agents
     if body.loaded_models is None:
         await ctx.gpu.refresh()
         loaded = ctx.gpu.loaded_names
@@ -42,13 +44,15 @@ async def post_route(body: RouteRequest, ctx: TenantDep, runtime: RuntimeDep) ->
         subtasks=[dag.nodes[s] for s in horizon],
         step_of=horizon,
         agents=agents,
-        gpu_vram_gb=body.gpu_vram_gb or ctx.gpu_vram_gb,
+        gpu_vram_gb=allowed.gpu_vram_gb,
         loaded=[m for m in loaded if m in names],
         params=knobs.params,
     )
     mode = body.routing or runtime.settings.routing.mode
     plan = await _decide(runtime, ctx, problem, mode, body.seed)
-    return plan_response(plan, [s for s in dag.nodes if s not in horizon])
+    out = plan_response(plan, [s for s in dag.nodes if s not in horizon])
+    out["hypothetical"] = body.hypothetical
+    return out
 
 
 async def _decide(runtime: Runtime, ctx: TenantCtx, problem: RoutingProblem, mode: str, seed: int) -> Plan:
