@@ -39,14 +39,15 @@ def status_for(exc: e.SwarmError) -> int:
 
 
 def compat_status(exc: e.SwarmError) -> int:
-    """Status on the compatibility endpoints: input errors are 400 (as in OpenAI and Ollama), an upstream error
-    status is relayed, a client that left gets 499 (nginx's convention; nobody reads it)."""
+    """Status on the compatibility endpoints: input errors are 400 (as in OpenAI and Ollama), an upstream 4xx is
+    relayed (5xx becomes 502), a client that left gets 499 (nginx's convention; nobody reads it)."""
     if isinstance(exc, e.Unsupported):
         return 501
     if isinstance(exc, e.ClientGone):
         return 499
     if isinstance(exc, e.BadBackendResponse) and exc.status is not None:
-        return exc.status
+        # an upstream client error is relayed; an upstream failure is a bad gateway, never our own 500
+        return exc.status if exc.status < 500 else 502
     if isinstance(exc, e.ValidationFailed):
         return 400
     return status_for(exc)

@@ -31,7 +31,9 @@ def make_backend(
         from app.backends.transport import make_transport
 
         deadline_s = float(kw.pop("deadline_s", 600.0))
-        transport = make_transport(kw.pop("transport", "httpx"), ollama_base_url, client=client, deadline_s=deadline_s)
+        limits = kw.pop("limits", None)
+        kind_ = kw.pop("transport", "httpx")
+        transport = make_transport(kind_, ollama_base_url, client=client, deadline_s=deadline_s, limits=limits)
         return OllamaBackend(transport, **kw)
     if kind == "sim":
         from app.backends.sim import SimBackend

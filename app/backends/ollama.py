@@ -9,6 +9,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from app.backends.base import DEFAULT_KEEP_ALIVE, JSON, LineBlock, LoadedModel, RawReply, Usage
 from app.backends.ollama_wire import loaded_model, models_list, ndjson_chunk, with_latest
 from app.backends.transport import OllamaTransport
+from app.backends.upstream_limits import check_embeddings
 from app.core.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class OllamaBackend:
         body = dict(request)
         body.pop(RELOAD_FLAG, None)
         body.setdefault("keep_alive", self.keep_alive)
-        return await self._post_json("/api/embed", body)
+        return check_embeddings(await self._post_json("/api/embed", body), self.base_url + "/api/embed")
 
     # ---- model management ------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import httpx
 from app.backends.base import JSON, LineBlock, RawReply
 from app.backends.http1 import ConnectFailed, Http1Error, Http1Pool, Http1Response
 from app.backends.ollama_wire import ndjson_chunk, parse_object, status_error
+from app.backends.upstream_limits import LineSplitter, UpstreamLimits, too_big
 from app.core.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
 
 # A line holding NOT_DONE (and neither DONE nor ERROR) is an ordinary token chunk: relayed without parsing.
@@ -48,6 +49,18 @@ class TransportErrors:
 
     base_url: str
     deadline_s: float
+    limits: UpstreamLimits
+
+    async def read_capped(self, pieces: AsyncIterator[bytes], url: str) -> bytes:
+        """A whole body, refused once it grows past the response cap."""
+        parts: list[bytes] = []
+        size = 0
+        async for piece in pieces:
+            size += len(piece)
+            if size > self.limits.max_response_bytes:
+                raise too_big(url, "the response", self.limits.max_response_bytes)
+            parts.append(piece)
+        return b"".join(parts)
 
     def timed_out(self, method: str, url: str) -> BackendTimeout:
         return BackendTimeout(f"{method} {url} exceeded the {self.deadline_s:g}s deadline")
@@ -93,9 +106,17 @@ def _payload(body: JSON | None) -> bytes | None:
 class LeanTransport(TransportErrors):
     """The service's transport: a keep-alive HTTP/1.1 pool (backends/http1.py); relays Ollama's bytes as read."""
 
-    def __init__(self, base_url: str, *, deadline_s: float = 600.0, connect_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        deadline_s: float = 600.0,
+        connect_timeout_s: float = 5.0,
+        limits: UpstreamLimits | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.deadline_s = deadline_s
+        self.limits = limits or UpstreamLimits()
         self._pool = Http1Pool(self.base_url, connect_timeout_s=connect_timeout_s)
 
     def _error(self, method: str, url: str, exc: TimeoutError | Http1Error) -> Exception:
@@ -111,7 +132,7 @@ class LeanTransport(TransportErrors):
             async with asyncio.timeout(self.deadline_s):  # one deadline for the whole call
                 resp = await self._pool.request(method, path, _payload(body))
                 try:
-                    raw = await resp.read()
+                    raw = await self.read_capped(resp.iter_raw(), url)
                 finally:
                     resp.close()
         except (TimeoutError, Http1Error) as exc:
@@ -129,7 +150,7 @@ class LeanTransport(TransportErrors):
                 if resp.status < 400:
                     return resp
                 try:
-                    text = (await resp.read()).decode("utf-8", "replace")
+                    text = (await self.read_capped(resp.iter_raw(), url)).decode("utf-8", "replace")
                 finally:
                     resp.close()
         except (TimeoutError, Http1Error) as exc:
@@ -143,20 +164,18 @@ class LeanTransport(TransportErrors):
         done = False
         try:
             pieces = resp.iter_raw()
-            pending = b""
+            splitter = LineSplitter(url, self.limits.max_line_bytes)
             while not done:
                 # The deadline guards each wait for bytes only, never the consumer's own work.
                 async with asyncio.timeout_at(deadline):
                     piece = await anext(pieces, b"")
                 if not piece:
-                    if not pending.strip():
+                    if not splitter.pending.strip():
                         raise self.no_done(url)
                     piece = b"\n"  # a last line without its newline
-                pending += piece
-                cut = pending.rfind(b"\n") + 1
-                if cut == 0:
+                lines = splitter.feed(piece)
+                if not lines:
                     continue
-                lines, pending = pending[:cut], pending[cut:]
                 for block, final in scan_lines(lines, url):
                     done = final is not None
                     yield block, final
@@ -206,9 +225,11 @@ class HttpxTransport(TransportErrors):
         *,
         deadline_s: float = 600.0,
         connect_timeout_s: float = 5.0,
+        limits: UpstreamLimits | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.deadline_s = deadline_s
+        self.limits = limits or UpstreamLimits()
         self._own_client = client is None
         self._client = client if client is not None else httpx.AsyncClient()
         # Pool timeout is generous: the shared client may be busy with other long streams.
@@ -225,14 +246,16 @@ class HttpxTransport(TransportErrors):
         url = self.base_url + path
         try:
             async with asyncio.timeout(self.deadline_s):
-                resp = await self._client.request(method, url, json=body, timeout=self._timeout)
+                async with self._client.stream(method, url, json=body, timeout=self._timeout) as resp:
+                    raw = await self.read_capped(resp.aiter_bytes(), url)
         except TimeoutError as exc:
             raise self.timed_out(method, url) from exc
         except httpx.HTTPError as exc:
             raise self._error(url, exc) from exc
+        text = raw.decode("utf-8", "replace")
         if resp.status_code >= 400:
-            raise status_error(url, resp.status_code, resp.text, body)
-        return parse_object(resp.text, url)
+            raise status_error(url, resp.status_code, text, body)
+        return parse_object(text, url)
 
     async def stream_lines(self, path: str, body: JSON) -> AsyncGenerator[LineBlock, None]:
         url = self.base_url + path
@@ -255,16 +278,19 @@ class HttpxTransport(TransportErrors):
         try:
             if resp.status_code >= 400:
                 async with asyncio.timeout_at(deadline):
-                    text = (await resp.aread()).decode("utf-8", "replace")
+                    text = (await self.read_capped(resp.aiter_bytes(), url)).decode("utf-8", "replace")
                 raise status_error(url, resp.status_code, text, body)
-            lines = resp.aiter_lines()
+            pieces = resp.aiter_bytes()
+            splitter = LineSplitter(url, self.limits.max_line_bytes)
             while True:
-                # The deadline guards each wait for the next line only, never the consumer's own work.
+                # The deadline guards each wait for bytes only, never the consumer's own work.
                 async with asyncio.timeout_at(deadline):
-                    line = await anext(lines, None)
-                if line is None:
-                    raise self.no_done(url)
-                for block in scan_lines(line.encode() + b"\n", url):
+                    piece = await anext(pieces, b"")
+                if not piece:
+                    if not splitter.pending.strip():
+                        raise self.no_done(url)
+                    piece = b"\n"  # a last line without its newline
+                for block in scan_lines(splitter.feed(piece), url):
                     yield block
                     if block[1] is not None:
                         return
@@ -306,9 +332,14 @@ TransportKind = Literal["lean", "httpx"]
 
 
 def make_transport(
-    kind: TransportKind, base_url: str, *, client: httpx.AsyncClient | None = None, deadline_s: float = 600.0
+    kind: TransportKind,
+    base_url: str,
+    *,
+    client: httpx.AsyncClient | None = None,
+    deadline_s: float = 600.0,
+    limits: UpstreamLimits | None = None,
 ) -> OllamaTransport:
     """The wiring's choice: "lean" (the service's default) or "httpx" (honours HTTP(S)_PROXY / NO_PROXY)."""
     if kind == "lean":
-        return LeanTransport(base_url, deadline_s=deadline_s)
-    return HttpxTransport(client, base_url, deadline_s=deadline_s)
+        return LeanTransport(base_url, deadline_s=deadline_s, limits=limits)
+    return HttpxTransport(client, base_url, deadline_s=deadline_s, limits=limits)

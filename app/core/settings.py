@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(default=4, ge=1, le=256)
     max_body_bytes: int = Field(default=2_000_000, gt=0)
     cors_origins: list[str] = Field(default_factory=list)
+    # hardening: caps on what an upstream may send (a bigger answer or stream line is a 502, not an OOM)
+    upstream_max_response_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    upstream_max_line_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from app.backends.base import Backend
+from app.backends.upstream_limits import UpstreamLimits
 from app.core.settings import Settings
 from app.domain.models import Agent
 from app.execution.state import BackendPool
@@ -110,6 +111,10 @@ def agents_file_for(settings: Settings, kind: str) -> Path:
     return settings.model_copy(update={"backend": kind}).default_agents_file()
 
 
+def upstream_limits(settings: Settings) -> UpstreamLimits:
+    return UpstreamLimits(settings.upstream_max_response_bytes, settings.upstream_max_line_bytes)
+
+
 def build_backend(settings: Settings, kind: str, http: httpx.AsyncClient, agents: list[Agent]) -> Backend:
     from app.backends.factory import make_backend  # the local backend pulls in llama.cpp: import on demand
 
@@ -118,6 +123,7 @@ def build_backend(settings: Settings, kind: str, http: httpx.AsyncClient, agents
             "deadline_s": settings.backend_deadline_s,
             "keep_alive": settings.keep_alive,
             "transport": settings.ollama_transport,
+            "limits": upstream_limits(settings),
         },
         "local": {"data_dir": settings.data_dir},
     }
@@ -139,7 +145,13 @@ def remote_ollama(settings: Settings, http: httpx.AsyncClient, url: str) -> Back
     from app.backends.ollama import OllamaBackend
     from app.backends.transport import make_transport
 
-    transport = make_transport(settings.ollama_transport, url, client=http, deadline_s=settings.backend_deadline_s)
+    transport = make_transport(
+        settings.ollama_transport,
+        url,
+        client=http,
+        deadline_s=settings.backend_deadline_s,
+        limits=upstream_limits(settings),
+    )
     return OllamaBackend(transport, keep_alive=settings.keep_alive)
 
 
