@@ -19,6 +19,8 @@ STATUS: list[tuple[type[e.SwarmError], int]] = [
     (e.NotFound, 404),
     (e.ModelNotFound, 404),
     (e.BudgetExceeded, 429),
+    (e.Saturated, 503),
+    (e.SolveTimeLimit, 503),
     (e.InfeasibleError, 422),
     (e.ValidationFailed, 422),
     (e.ConfigError, 422),

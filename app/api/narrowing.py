@@ -1,4 +1,4 @@
-"""A request may narrow its tenant's GPU budget and catalog, never widen them (hypothetical /route decisions aside)."""
+"""What one request may ask for: narrowing (never widening) its tenant's GPU and catalog, and a bounded problem size."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ class WidensTenant(ValidationFailed):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+class TooLarge(WidensTenant):
+    code = "problem_too_large"
 
 
 @dataclass(frozen=True)
@@ -62,3 +66,13 @@ def narrow(
                 f"{agent.max_ctx} exceeds {agent.name!r}'s context in the catalog ({base.max_ctx})",
             )
     return Narrowed(g, agents)
+
+
+def check_size(n_agents: int, n_subtasks: int, max_cells: int) -> None:
+    """One routing problem is at most `max_cells` (agents x subtasks) big (SWARM_ROUTE_MAX_CELLS)."""
+    if n_agents * n_subtasks > max_cells:
+        raise TooLarge(
+            "subtasks",
+            f"{n_subtasks} subtasks x {n_agents} agents = {n_agents * n_subtasks} routing cells exceeds the limit "
+            f"of {max_cells} (SWARM_ROUTE_MAX_CELLS); split the work or narrow the catalog",
+        )

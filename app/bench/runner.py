@@ -24,6 +24,7 @@ from app.bench.types import Example, ScoreResult
 from app.core.errors import InfeasibleError, ValidationFailed
 from app.domain.knobs import GpuVramGb, RoutingKnobs
 from app.domain.models import Agent, Plan, RoutingProblem, Subtask
+from app.execution.cpu import run_cpu
 from app.execution.orchestrator import Orchestrator
 from app.execution.results import JobResult, JobSpec
 from app.execution.state import GpuState
@@ -256,9 +257,22 @@ async def run_bench(
     if config.judge:
         await judge_rows(rows, jobs, backend, agents, config)
     elapsed_s = time.perf_counter() - started
+    report = await run_cpu(_report, config, agents, jobs, rows, starts, elapsed_s, out)
+    return BenchResult(config, out, report, jobs, rows)
+
+
+def _report(
+    config: BenchConfig,
+    agents: list[Agent],
+    jobs: list[JobRecord],
+    rows: list[dict[str, Any]],
+    starts: list[dict[str, Any]],
+    elapsed_s: float,
+    out: Path,
+) -> dict[str, Any]:
     report = build_report(config, agents, jobs, rows, starts, elapsed_s)
     write_report(out, report, rows, jobs)
-    return BenchResult(config, out, report, jobs, rows)
+    return report
 
 
 def _write_inputs(out: Path, config: BenchConfig, examples: list[Example]) -> None:

@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     # hardening: caps on what an upstream may send (a bigger answer or stream line is a 502, not an OOM)
     upstream_max_response_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     upstream_max_line_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # hardening: CPU work (solves, reports, dry-run benches) on its own bounded executors
+    cpu_workers: int = Field(default=2, ge=1, le=64)
+    cpu_max_queue: int = Field(default=64, ge=0, le=100_000)
+    solve_time_limit_s: float = Field(default=10.0, gt=0, le=3600)
+    route_max_cells: int = Field(default=8192, ge=1, le=10_000_000)  # agents x subtasks of one /route or job
+    bench_max_running: int = Field(default=2, ge=1, le=64)
+    bench_max_running_per_tenant: int = Field(default=1, ge=1, le=64)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 

@@ -10,6 +10,7 @@ from app.backends.base import Usage
 from app.core.errors import BackendError
 from app.domain.models import Plan, RoutingProblem, Subtask
 from app.domain.status import FINISHED_SUBTASK, JobStatus, SubtaskStatus
+from app.execution.cpu import run_cpu
 from app.execution.dag import TaskDAG
 from app.execution.decomposer import decompose
 from app.execution.lifecycle import JobLifecycle
@@ -152,7 +153,7 @@ class Orchestrator:
             await self._helper_done(log)
             return plan
         # HiGHS and the exact DP are CPU work: keep the event loop free.
-        return await asyncio.to_thread(_route_sync, problem, self.estimator, spec.mode, spec.seed)
+        return await run_cpu(_route_sync, problem, self.estimator, spec.mode, spec.seed)
 
     async def _step(
         self,

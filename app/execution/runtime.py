@@ -16,9 +16,11 @@ from app.backends.base import Backend
 from app.backends.upstream_limits import UpstreamLimits
 from app.core.settings import Settings
 from app.domain.models import Agent
+from app.execution.cpu import BenchSlots, CpuPool, install_cpu_pool
 from app.execution.state import BackendPool
 from app.execution.usage import UsageSink
 from app.routing import Estimator, load_agents
+from app.routing.milp import set_time_limit
 from app.storage import db
 from app.storage.models import Tenant
 from app.storage.repo import Repo
@@ -68,9 +70,19 @@ class Runtime:
     tenants: TenantCache = field(default_factory=TenantCache)
     bench_progress: dict[str, Any] = field(default_factory=dict)  # run id -> live progress of /bench runs
     usage: UsageSink = field(init=False)
+    cpu: CpuPool = field(init=False)
+    bench_pool: CpuPool = field(init=False)
+    bench_slots: BenchSlots = field(init=False)
 
     def __post_init__(self) -> None:
+        s = self.settings
         self.usage = UsageSink(self.repo)
+        self.cpu = CpuPool(s.cpu_workers, s.cpu_max_queue)
+        install_cpu_pool(self.cpu)
+        set_time_limit(s.solve_time_limit_s)
+        # one thread per benchmark run that may execute at once; the slots keep the rest queued
+        self.bench_pool = CpuPool(s.bench_max_running, s.bench_max_running, name="swarm-bench")
+        self.bench_slots = BenchSlots(s.bench_max_running, s.bench_max_running_per_tenant)
 
     async def charge(self, tenant_id: str, tokens: int) -> None:
         """A finished job's tokens: on the cached tenants (budget checks) and written at once."""
@@ -83,6 +95,7 @@ class Runtime:
         await self.pool.aclose()
         await self.http.aclose()
         self.repo.engine.dispose()
+        self.bench_pool.shutdown()
 
 
 def http_client() -> httpx.AsyncClient:

@@ -20,6 +20,7 @@ from app.core.errors import NotFound
 from app.domain.knobs import KnobOverrides
 from app.domain.models import Agent
 from app.domain.status import JobStatus
+from app.execution.cpu import INLINE
 from app.execution.runtime import Runtime
 from app.routing import Estimator
 from app.routing.registry import DEFAULT_COMPARE, CompareName, expand_compare
@@ -102,27 +103,44 @@ def _run_private(config: BenchConfig, agents: list[Agent], estimator: Estimator,
     """dry_run: a private simulated GPU with the tenant's catalog, on its own event loop in a worker thread, so
     neither the real GPU nor the service's loop (sync scoring, code_eval subprocesses) is disturbed."""
     backend = private_sim(config, agents)
+    INLINE.set(True)  # this thread is the run's own: its solves and report run here, not on the shared pool
     return asyncio.run(run_bench(config, backend=backend, agents=agents, estimator=estimator, progress=progress))
 
 
+async def _run(runtime: Runtime, ctx: TenantCtx, config: BenchConfig, progress: _Progress) -> BenchResult:
+    if config.dry_run:
+        snapshot = Estimator.from_dict(runtime.estimator.to_dict())
+        return await runtime.bench_pool.run(_run_private, config, ctx.agents, snapshot, progress)
+    async with ctx.gpu.lock:  # exclusive use of the tenant's GPU: its jobs wait until the benchmark is done
+        result = await run_bench(
+            config, backend=ctx.gpu.backend, agents=ctx.agents, estimator=runtime.estimator, progress=progress
+        )
+    await ctx.gpu.refresh()
+    return result
+
+
 async def _execute(runtime: Runtime, ctx: TenantCtx, run_id: str, config: BenchConfig) -> None:
+    try:
+        # at most SWARM_BENCH_MAX_RUNNING runs execute (per tenant: _PER_TENANT); the others stay `queued`
+        async with runtime.bench_slots.hold(ctx.tenant.id):
+            await _execute_now(runtime, ctx, run_id, config)
+    except asyncio.CancelledError:
+        await asyncio.to_thread(
+            runtime.repo.update_bench_run, run_id, status=JobStatus.CANCELLED, finished_at=time.time()
+        )
+        raise
+    finally:
+        _progress_map(runtime).pop(run_id, None)
+        runtime.tasks.pop(run_id, None)
+
+
+async def _execute_now(runtime: Runtime, ctx: TenantCtx, run_id: str, config: BenchConfig) -> None:
     repo = runtime.repo
     progress = _Progress(config)
     _progress_map(runtime)[run_id] = progress
     await asyncio.to_thread(repo.update_bench_run, run_id, status=JobStatus.RUNNING)
     try:
-        if config.dry_run:
-            snapshot = Estimator.from_dict(runtime.estimator.to_dict())
-            result = await asyncio.to_thread(_run_private, config, ctx.agents, snapshot, progress)
-        else:  # exclusive use of the tenant's GPU: its jobs wait until the benchmark is done
-            async with ctx.gpu.lock:
-                result = await run_bench(
-                    config, backend=ctx.gpu.backend, agents=ctx.agents, estimator=runtime.estimator, progress=progress
-                )
-            await ctx.gpu.refresh()
-    except asyncio.CancelledError:
-        await asyncio.to_thread(repo.update_bench_run, run_id, status=JobStatus.CANCELLED, finished_at=time.time())
-        raise
+        result = await _run(runtime, ctx, config, progress)
     except Exception as exc:
         log.exception("bench run %s failed", run_id)
         msg = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
@@ -138,9 +156,6 @@ async def _execute(runtime: Runtime, ctx: TenantCtx, run_id: str, config: BenchC
             report=result.report,
             finished_at=time.time(),
         )
-    finally:
-        _progress_map(runtime).pop(run_id, None)
-        runtime.tasks.pop(run_id, None)
 
 
 @router.post("/bench", status_code=202)

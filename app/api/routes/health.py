@@ -1,4 +1,4 @@
-"""Liveness (/healthz) and readiness (/readyz: database and backend, per component)."""
+"""Liveness (/healthz) and readiness (/readyz: database, backend and CPU executor, per component)."""
 
 from __future__ import annotations
 
@@ -37,5 +37,9 @@ async def readyz(request: Request) -> JSONResponse:
     except (SwarmError, TimeoutError) as exc:
         msg = getattr(exc, "message", None) or "no answer within 5 s"
         components["backend"] = {"ok": False, "kind": runtime.backend_kind, "name": backend.name, "error": msg}
+    cpu = runtime.cpu.status()
+    components["cpu"] = {"ok": not cpu["saturated"], **cpu}
+    if cpu["saturated"]:
+        components["cpu"]["error"] = "the CPU executor (solves, reports) is saturated"
     ready = all(c["ok"] for c in components.values())
     return JSONResponse({"status": "ready" if ready else "not_ready", "components": components}, 200 if ready else 503)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from app.api.deps import JobsDep, RuntimeDep, TenantDep
-from app.api.narrowing import narrow
+from app.api.narrowing import check_size, narrow
 from app.api.routes.route import request_knobs
 from app.api.schemas import JobRequest
 from app.core.errors import NotFound, ValidationFailed
@@ -63,6 +63,8 @@ async def submit(
     if body.subtasks:
         TaskDAG(body.subtasks)  # reject cycles / unknown deps before anything is stored
     allowed = narrow(ctx.gpu_vram_gb, ctx.agents, body.gpu_vram_gb, body.agents)
+    if body.subtasks:
+        check_size(len(allowed.agents), len(body.subtasks), runtime.settings.route_max_cells)
     agents = allowed.agents
     names = {a.name for a in agents}
     planner = runtime.settings.models.planner

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter
 
 from app.api.deps import RuntimeDep, TenantCtx, TenantDep
-from app.api.narrowing import narrow
+from app.api.narrowing import check_size, narrow
 from app.api.schemas import RouteRequest
 from app.domain.knobs import KnobOverrides, RoutingKnobs
 from app.domain.models import Plan, RoutingProblem
@@ -33,6 +32,7 @@ async def post_route(body: RouteRequest, ctx: TenantDep, runtime: RuntimeDep) ->
     depth = len(dag.layers()) if body.horizon_depth is None else knobs.horizon_depth
     horizon = dag.horizon([], depth)
     allowed = narrow(ctx.gpu_vram_gb, ctx.agents, body.gpu_vram_gb, body.agents, hypothetical=body.hypothetical)
+    check_size(len(allowed.agents), len(dag.nodes), runtime.settings.route_max_cells)
     agents = allowed.agents
     if body.loaded_models is None:
         await ctx.gpu.refresh()
@@ -60,7 +60,7 @@ async def _decide(runtime: Runtime, ctx: TenantCtx, problem: RoutingProblem, mod
         model = runtime.settings.models.planner or min(problem.agents, key=lambda a: a.vram_gb).name
         chat = bind_chat(ctx.gpu.backend, model, runtime.settings.keep_alive)
         return await route(problem, runtime.estimator, mode, chat=chat, planner_model=model, seed=seed)
-    return await asyncio.to_thread(route_sync, problem, runtime.estimator, mode, seed=seed)
+    return await runtime.cpu.run(route_sync, problem, runtime.estimator, mode, seed=seed)
 
 
 def plan_response(plan: Plan, beyond_horizon: list[str]) -> dict[str, Any]:
