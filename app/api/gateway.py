@@ -46,6 +46,8 @@ class Call:
     t0: float
     tenant: Tenant | None = None
     upstream_s: float = 0.0
+    chunks: int = 0  # token chunks relayed so far (a cut stream is charged these)
+    finished: bool = False
 
     async def upstream(self, awaitable: Awaitable[T]) -> T:
         started = time.perf_counter()
@@ -78,7 +80,17 @@ class Call:
 
     def finish(self, final: JSON) -> None:
         """Account a final response: tokens, loads, the tenant's budget."""
+        self.finished = True
         self.gateway.account(self, final)
+
+    def saw(self, chunks: int) -> None:
+        self.chunks += chunks
+
+    def settle(self) -> None:
+        """A stream that ends without its final usage (client gone, upstream cut): charge the chunks relayed."""
+        if not self.finished:
+            self.finished = True
+            self.gateway.account_partial(self, self.chunks)
 
     async def complete(self, request: Request, work: Awaitable[JSON]) -> JSON:
         """A non-streaming upstream call: cancelled if the client leaves, accounted when it answers."""
@@ -112,6 +124,9 @@ class Gateway:
         if self.metrics is not None:
             self.metrics.child(self.metrics.proxied, call.api, call.model, str(call.routed).lower()).inc()
             self.metrics.observe_usage(call.model, final)
+
+    def account_partial(self, call: Call, chunks: int) -> None:
+        """A stream cut before its final chunk: no usage to read, the relayed chunks count (one token each)."""
 
     def observe_error(self, exc: SwarmError | str) -> None:
         if self.metrics is not None:
@@ -154,6 +169,10 @@ class TenantGateway(Gateway):
         if not ctx.is_admin:
             raise Forbidden(f"{path} needs the admin key")
         return ctx.gpu.backend
+
+    def account_partial(self, call: Call, chunks: int) -> None:
+        if call.tenant is not None:
+            self.usage.add(call.tenant, chunks)
 
     def account(self, call: Call, final: JSON) -> None:
         super().account(call, final)

@@ -8,8 +8,9 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 
-from app.core.errors import BudgetExceeded, Unauthorized
+from app.core.errors import Unauthorized
 from app.domain.models import Agent
+from app.execution.budget import check_budget
 from app.execution.runtime import Runtime
 from app.execution.state import GpuState
 from app.routing.agents import load_agents, parse_agents
@@ -31,12 +32,9 @@ class TenantCtx:
         """The tenant's catalog, read only by the endpoints that route (a broken file never locks out /jobs)."""
         return tenant_agents(self.runtime, self.tenant)
 
-    def check_budget(self) -> None:
-        t = self.tenant
-        if t.token_budget is not None and t.tokens_used >= t.token_budget:
-            raise BudgetExceeded(
-                f"token budget exhausted for tenant {t.name!r}: used {t.tokens_used} of {t.token_budget}"
-            )
+    def check_budget(self, reserve: int = 0) -> None:
+        """429 when spent + reserved tokens reach the budget; else reserve `reserve` tokens (execution/budget.py)."""
+        check_budget(self.runtime, self.tenant, reserve)
 
 
 def tenant_agents(runtime: Runtime, tenant: Tenant) -> list[Agent]:

@@ -19,6 +19,7 @@ from app.domain.models import Agent
 from app.execution.cpu import BenchSlots, CpuPool, install_cpu_pool
 from app.execution.state import BackendPool
 from app.execution.usage import UsageSink
+from app.execution.usage_journal import UsageJournal
 from app.routing import Estimator, load_agents
 from app.routing.milp import set_time_limit
 from app.storage import db
@@ -76,7 +77,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.usage = UsageSink(self.repo)
+        self.usage = UsageSink(self.repo, journal=UsageJournal(Path(s.data_dir) / "usage"))
         self.cpu = CpuPool(s.cpu_workers, s.cpu_max_queue)
         install_cpu_pool(self.cpu)
         set_time_limit(s.solve_time_limit_s)
@@ -91,7 +92,7 @@ class Runtime:
             await self.usage.record(tenant_id, tokens)
 
     async def aclose(self) -> None:
-        await self.usage.flush()
+        await self.usage.aclose()
         await self.pool.aclose()
         await self.http.aclose()
         self.repo.engine.dispose()

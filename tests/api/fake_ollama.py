@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-FAULTS = ("ok", "404", "500", "invalid_json", "stall", "mid_stream_break", "huge", "hostile", "deep")
+FAULTS = ("ok", "slow_tokens", "404", "500", "invalid_json", "stall", "mid_stream_break", "huge", "hostile", "deep")
 HUGE_BYTES = 3_000_000  # over the router's caps in the fault tests
 
 
@@ -87,6 +87,10 @@ class FakeOllama:
         return StreamingResponse(self._lines(body, final), media_type="application/x-ndjson")
 
     async def _lines(self, body: dict[str, Any], final: dict[str, Any]) -> AsyncIterator[bytes]:
+        if self.fault == "slow_tokens":  # a long answer, one token every 50 ms
+            for i in range(200):
+                yield (json.dumps(_token(body, f"t{i} ")) + "\n").encode()
+                await asyncio.sleep(0.05)
         for word in ("hello", " world"):
             yield (json.dumps(_token(body, word)) + "\n").encode()
         if self.fault == "mid_stream_break":

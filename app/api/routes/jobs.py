@@ -16,6 +16,7 @@ from app.api.routes.route import request_knobs
 from app.api.schemas import JobRequest
 from app.core.errors import NotFound, ValidationFailed
 from app.domain.status import JobStatus
+from app.execution.budget import job_estimate
 from app.execution.dag import TaskDAG
 from app.execution.jobs import make_spec
 from app.execution.manager import END
@@ -80,7 +81,9 @@ async def submit(
         gpu_vram_gb=allowed.gpu_vram_gb,
         seed=body.seed,
     )
-    task = await jobs.start(ctx.tenant.id, ctx.gpu, spec)
+    estimate = job_estimate(spec.subtasks)
+    ctx.check_budget(reserve=estimate)  # again, atomically with the reservation (no await in between)
+    task = await jobs.start(ctx.tenant.id, ctx.gpu, spec, tenant=ctx.tenant, reserved=estimate)
     if wait:
         await asyncio.shield(task)
         job = await _load(runtime, ctx.tenant.id, spec.job_id)

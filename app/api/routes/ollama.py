@@ -107,6 +107,7 @@ async def _relay(
                 call.finish(final)
                 yield block, True
                 return
+            call.saw(block.count(b"\n"))
             yield block, False
             item = await anext(relay, None)
         raise BadBackendResponse("the backend stream ended before a done=true chunk")
@@ -114,6 +115,7 @@ async def _relay(
         call.gateway.observe_error(exc)
         yield dumps({"error": exc.message}) + b"\n", True  # after the first byte the status is already 200
     finally:
+        call.settle()
         await close_stream(relay)
 
 

@@ -168,6 +168,7 @@ async def _events(
         is_first = True
         while chunk is not None and not chunk.get("done"):
             if (choice := _choice(envelope, chunk, is_first, None)) is not None:
+                call.saw(1)
                 yield _sse({**envelope, "choices": [choice]}), False
                 is_first = False
             chunk = await anext(stream, None)
@@ -187,6 +188,7 @@ async def _events(
         # openai-python raises APIError on a data payload with an "error" key (the status is 200 by now).
         yield _sse({"error": openai_error_body(exc, 500)}), True
     finally:
+        call.settle()
         await close_stream(stream)
 
 
