@@ -19,6 +19,7 @@ from app.api.middleware import BodyLimit
 from app.api.routes import bench, health, jobs, metrics, ollama, openai, route, telemetry, tenants
 from app.api.tenancy import TenantResolver
 from app.backends.base import Backend
+from app.bench.isolation import set_mode as set_sandbox_mode
 from app.core.settings import Settings, load_settings
 from app.execution.manager import JobManager
 from app.execution.runtime import Runtime, open_runtime
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await open_runtime(cfg, backend)
+        set_sandbox_mode(cfg.sandbox)
         interrupted = runtime.repo.mark_unfinished_interrupted("service restarted before the job finished")
         if interrupted:
             log.warning("marked %d unfinished job(s) from a previous run as interrupted", interrupted)

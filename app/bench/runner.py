@@ -19,6 +19,7 @@ from app.bench.judging import judge_rows, output_rows
 from app.bench.registry import get_benchmark, list_benchmarks, load_examples
 from app.bench.report import build_report
 from app.bench.report_io import write_report
+from app.bench.sandbox import network_isolation
 from app.bench.simkeys import register_examples
 from app.bench.types import Example, ScoreResult
 from app.core.errors import InfeasibleError, ValidationFailed
@@ -208,6 +209,8 @@ def preflight(config: BenchConfig, agents: list[Agent]) -> list[Example]:
             f"gpu_vram_gb: {config.gpu_vram_gb:g} GB is smaller than every model "
             f"(the smallest, {smallest.name}, needs {smallest.vram_gb:g} GB)"
         )
+    if config.code_eval:
+        network_isolation()  # no real isolation (and no unsafe opt-in): refuse now, naming why
     names = {a.name for a in agents}
     for model in config.warm:
         if model not in names:

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     route_max_cells: int = Field(default=8192, ge=1, le=10_000_000)  # agents x subtasks of one /route or job
     bench_max_running: int = Field(default=2, ge=1, le=64)
     bench_max_running_per_tenant: int = Field(default=1, ge=1, le=64)
+    # code_eval isolation: auto (bubblewrap, else root + unshare), bwrap, unshare, or unsafe (explicit opt-in)
+    sandbox: Literal["auto", "bwrap", "unshare", "unsafe"] = "auto"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 

@@ -14,6 +14,7 @@ import httpx
 
 from app.backends.base import Backend
 from app.backends.upstream_limits import UpstreamLimits
+from app.core.private_files import private_dir
 from app.core.settings import Settings
 from app.domain.models import Agent
 from app.execution.cpu import BenchSlots, CpuPool, install_cpu_pool
@@ -170,6 +171,8 @@ def remote_ollama(settings: Settings, http: httpx.AsyncClient, url: str) -> Back
 
 
 async def open_runtime(settings: Settings, backend: Backend | None = None, *, migrate: bool = True) -> Runtime:
+    for folder in (settings.data_dir, settings.runs_dir):  # model cache, run outputs: owner-only
+        await asyncio.to_thread(private_dir, folder)
     engine = db.make_engine(settings.database_url)
     if migrate:
         await asyncio.to_thread(db.upgrade, engine)
