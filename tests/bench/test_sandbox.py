@@ -28,30 +28,49 @@ HOSTILE = {
 }
 
 
-def _leftovers() -> list[str]:
+def _leftovers(dirs: list[str] | None = None) -> list[str]:
+    """Processes still naming a sandbox dir (only `dirs`, this test's own, when given: other test runs on the
+    same machine have theirs)."""
     found = []
+    needles = [d.encode() for d in dirs] if dirs is not None else [b"swarm_sbx_"]
     for proc in Path("/proc").iterdir():
         try:
             cmd = (proc / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"swarm_sbx_" in cmd:
+        if any(n in cmd for n in needles):
             found.append(proc.name)
     return found
+
+
+def _record_dirs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    made: list[str] = []
+    real = sandbox.tempfile.mkdtemp
+
+    def mkdtemp(*args: object, **kwargs: object) -> str:
+        path = real(*args, **kwargs)  # type: ignore[call-overload]
+        made.append(str(path))
+        return str(path)
+
+    monkeypatch.setattr(sandbox.tempfile, "mkdtemp", mkdtemp)
+    return made
 
 
 @pytest.mark.parametrize("use_unshare", [True, False])
 def test_hostile_code_scores_zero_quickly(use_unshare: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     if not use_unshare:
-        # Force the fallback path: only the in-process socket refusal stands between the code and the network.
+        # No unshare: the sandbox must still find real isolation (bubblewrap) or refuse.
         monkeypatch.setattr(sandbox, "_unshare_prefix", lambda: [])
+        if not sandbox.network_isolation().startswith("bwrap"):
+            pytest.skip("no bubblewrap here: without unshare the sandbox refuses (tests/bench/test_isolation.py)")
+    made = _record_dirs(monkeypatch)
     for name, code in HOSTILE.items():
         started = time.monotonic()
         result = score_code(code, SPEC, code_eval=True, limits=FAST)
         assert result.score == 0.0, (name, result)
         assert time.monotonic() - started < 10, name
     assert score_code("def f(x):\n    return 2 * x", SPEC, code_eval=True, limits=FAST).score == 1.0
-    assert _leftovers() == []
+    assert made and _leftovers(made) == []
 
 
 def test_results_say_why() -> None:
