@@ -148,7 +148,7 @@ class TenantGateway(Gateway):
         self._refreshing: dict[int, asyncio.Task[Any]] = {}
 
     async def _tenant(self, request: Request) -> TenantCtx:
-        return await self.resolver.resolve(request.headers.get("authorization"), any_key_when_open=True)
+        return await self.resolver.resolve(request.headers.get("authorization"))
 
     async def backend_for(self, request: Request) -> Backend:
         return (await self._tenant(request)).gpu.backend

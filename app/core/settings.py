@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     route_max_cells: int = Field(default=8192, ge=1, le=10_000_000)  # agents x subtasks of one /route or job
     bench_max_running: int = Field(default=2, ge=1, le=64)
     bench_max_running_per_tenant: int = Field(default=1, ge=1, le=64)
+    # connection hygiene (swarm serve): request-head read timeout, idle keep-alive, connection cap, head size
+    http_head_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    http_keep_alive_s: int = Field(default=5, ge=1, le=3600)
+    http_max_connections: int = Field(default=1000, ge=1, le=1_000_000)
+    http_max_head_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     # code_eval isolation: auto (bubblewrap, else root + unshare), bwrap, unshare, or unsafe (explicit opt-in)
     sandbox: Literal["auto", "bwrap", "unshare", "unsafe"] = "auto"
     host: str = "127.0.0.1"

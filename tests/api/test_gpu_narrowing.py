@@ -95,3 +95,18 @@ def test_real_bench_is_held_to_the_tenant_gpu(small: tuple[TestClient, dict[str,
     client, key = small
     body = {"benchmarks": ["agentic_bench"], "limit": 1, "gpu_vram_gb": 100}
     assert _field(client.post("/bench", headers=key, json=body)) == "gpu_vram_gb"
+
+
+def test_open_mode_is_one_rule_for_every_endpoint(settings: Settings) -> None:
+    """No keyed tenant: any key is the default tenant on our endpoints and the proxies alike."""
+    sim = SimBackend(load_agents(CONFIGS / "agents_heavy.json"), 8.0)
+    with TestClient(create_app(settings, backend=sim, admin_key="admin-secret")) as client:
+        anyone = {"Authorization": "Bearer sk-whatever"}
+        assert client.get("/jobs", headers=anyone).status_code == 200
+        assert client.post("/route", headers=anyone, json={"subtasks": SUBS}).status_code == 200
+        assert client.get("/tenants/me", headers=anyone).json()["name"] == "default"
+        assert client.get("/api/tags", headers=anyone).status_code == 200
+        assert client.get("/admin/tenants", headers=anyone).status_code == 401  # admin still needs its key
+        client.post("/admin/tenants", headers=ADMIN, json={"name": "first"})
+        for path in ("/jobs", "/tenants/me", "/api/tags", "/v1/models"):  # keyed mode: unknown key is 401
+            assert client.get(path, headers=anyone).status_code == 401, path
