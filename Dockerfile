@@ -22,9 +22,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends bubblewrap && r
     && useradd --create-home --uid 10001 swarm \
     && mkdir -p /data && chown swarm:swarm /data
 
-USER swarm
+USER 10001
 VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
-  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"
+  CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"]
 CMD ["swarm", "serve", "--host", "0.0.0.0", "--port", "8000"]

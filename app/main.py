@@ -12,17 +12,20 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import errors
+from app.api.docs import install_offline_docs
 from app.api.fastpath import HotRoutes
 from app.api.gateway import TenantGateway
-from app.api.metrics import install_metrics, metrics_of
+from app.api.metrics import install_metrics, metrics_of, scheduler_listener
 from app.api.middleware import BodyLimit
-from app.api.routes import bench, health, jobs, metrics, ollama, openai, route, telemetry, tenants
+from app.api.routes import bench, gpus, health, jobs, metrics, ollama, openai, route, telemetry, tenants
+from app.api.routes.ui import install_dashboard
 from app.api.tenancy import TenantResolver
 from app.backends.base import Backend
 from app.bench.isolation import set_mode as set_sandbox_mode
 from app.core.settings import Settings, load_settings
 from app.execution.manager import JobManager
 from app.execution.runtime import Runtime, open_runtime
+from app.execution.state import GpuState
 
 log = logging.getLogger("swarm")
 
@@ -48,6 +51,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
         app.state.tenants = TenantResolver(runtime)
         app.state.jobs = JobManager(runtime)
         app.state.gateway = TenantGateway(app.state.tenants, runtime.usage, metrics_of(app))
+        _watch_schedulers(app, runtime)
         try:
             yield
         finally:
@@ -58,6 +62,8 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
         version="0.1.0",
         summary="VRAM-aware routing of jobs and chat requests across local models.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc are served offline (api/docs.py)
+        redoc_url=None,
     )
     app.state.settings = cfg
     # Innermost: the proxies' hot endpoints skip FastAPI's routing (api/fastpath.py).
@@ -67,9 +73,25 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
     install_metrics(app)
     errors.install(app)
-    for module in (health, route, jobs, bench, tenants, telemetry, metrics, openai, ollama):
+    for module in (health, route, jobs, bench, tenants, telemetry, metrics, openai, ollama, gpus):
         app.include_router(module.router)
+    install_offline_docs(app)
+    install_dashboard(app)
     return app
+
+
+def _watch_schedulers(app: FastAPI, runtime: Runtime) -> None:
+    metrics = metrics_of(app)
+    if metrics is None:
+        return
+
+    def attach(gpu: GpuState) -> None:
+        sched = gpu.scheduler
+        sched.listeners.append(scheduler_listener(metrics, gpu.backend.name, lambda: sched.queue))
+
+    runtime.pool.on_gpu.append(attach)
+    for gpu in runtime.pool.all():
+        attach(gpu)
 
 
 async def _shutdown(runtime: Runtime) -> None:

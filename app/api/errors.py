@@ -21,6 +21,8 @@ STATUS: list[tuple[type[e.SwarmError], int]] = [
     (e.BudgetExceeded, 429),
     (e.Saturated, 503),
     (e.SolveTimeLimit, 503),
+    (e.QueueFull, 429),
+    (e.GpuSaturated, 503),
     (e.InfeasibleError, 422),
     (e.ValidationFailed, 422),
     (e.ConfigError, 422),
@@ -55,8 +57,14 @@ def compat_status(exc: e.SwarmError) -> int:
     return status_for(exc)
 
 
+def retry_headers(exc: e.SwarmError) -> dict[str, str] | None:
+    """Retry-After (whole seconds) on back-pressure errors, in every API family."""
+    seconds = getattr(exc, "retry_after_s", None)
+    return None if seconds is None else {"retry-after": str(max(1, round(seconds)))}
+
+
 def ollama_error(exc: e.SwarmError) -> JSONResponse:
-    return JSONResponse({"error": exc.message}, compat_status(exc))
+    return JSONResponse({"error": exc.message}, compat_status(exc), headers=retry_headers(exc))
 
 
 OPENAI_TYPES = {
@@ -81,8 +89,9 @@ def openai_error_body(exc: e.SwarmError, status: int | None = None) -> dict[str,
 def openai_error(exc: e.SwarmError) -> JSONResponse:
     status = compat_status(exc)
     # Retrying cannot fix a bad request, a missing model or an exhausted budget (openai-python retries 429).
-    headers = {"x-should-retry": "false"} if status < 500 or isinstance(exc, e.BudgetExceeded) else None
-    return JSONResponse({"error": openai_error_body(exc, status)}, status, headers=headers)
+    no_retry = (status < 500 and not isinstance(exc, e.QueueFull)) or isinstance(exc, e.BudgetExceeded)
+    headers = {**(retry_headers(exc) or {}), **({"x-should-retry": "false"} if no_retry else {})}
+    return JSONResponse({"error": openai_error_body(exc, status)}, status, headers=headers or None)
 
 
 def error_body(message: str, type_: str, code: str | int | None = None, **extra: Any) -> dict[str, Any]:
@@ -112,7 +121,8 @@ def install(app: FastAPI) -> None:
     async def _swarm(_: Request, exc: e.SwarmError) -> JSONResponse:
         field = getattr(exc, "field", None)
         extra = {"details": [{"field": field, "message": exc.message}]} if isinstance(field, str) else {}
-        return JSONResponse(error_body(exc.message, type(exc).__name__, exc.code, **extra), status_for(exc))
+        body = error_body(exc.message, type(exc).__name__, exc.code, **extra)
+        return JSONResponse(body, status_for(exc), headers=retry_headers(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

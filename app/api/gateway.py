@@ -18,8 +18,11 @@ from app.api.metrics import T0_KEY, Metrics
 from app.api.tenancy import TenantCtx, TenantResolver
 from app.backends.base import JSON, Backend
 from app.core.errors import BadBackendResponse, BadRequest, Forbidden, InfeasibleError, SwarmError
-from app.domain.models import Subtask
+from app.domain.models import Agent, Subtask
+from app.execution.calls import catalog_specs
 from app.execution.decomposer import classify, estimate_difficulty
+from app.execution.sched_plan import ModelSpec
+from app.execution.scheduler import CallRequest, Lease
 from app.execution.state import GpuState
 from app.execution.usage import UsageSink
 from app.routing import route_single
@@ -46,8 +49,13 @@ class Call:
     t0: float
     tenant: Tenant | None = None
     upstream_s: float = 0.0
+    lease: Lease | None = None  # the GPU scheduler's dispatch of this call; released when the call ends
     chunks: int = 0  # token chunks relayed so far (a cut stream is charged these)
     finished: bool = False
+
+    def release(self) -> None:
+        if self.lease is not None:
+            self.lease.release()
 
     async def upstream(self, awaitable: Awaitable[T]) -> T:
         started = time.perf_counter()
@@ -63,9 +71,11 @@ class Call:
             first = await until_disconnect(request, self.upstream(anext(stream, None)))
         except BaseException:
             await close_stream(stream)
+            self.release()
             raise
         if first is None:
             await close_stream(stream)
+            self.release()
             raise BadBackendResponse("the backend closed the stream without a chunk")
         return first
 
@@ -79,8 +89,9 @@ class Call:
         return {ROUTED_HEADER: self.model, OVERHEAD_HEADER: f"{ms:.3f}"}
 
     def finish(self, final: JSON) -> None:
-        """Account a final response: tokens, loads, the tenant's budget."""
+        """Account a final response (tokens, loads, the tenant's budget); the model's slot is free again."""
         self.finished = True
+        self.release()
         self.gateway.account(self, final)
 
     def saw(self, chunks: int) -> None:
@@ -94,7 +105,10 @@ class Call:
 
     async def complete(self, request: Request, work: Awaitable[JSON]) -> JSON:
         """A non-streaming upstream call: cancelled if the client leaves, accounted when it answers."""
-        final = await until_disconnect(request, self.upstream(work))
+        try:
+            final = await until_disconnect(request, self.upstream(work))
+        finally:
+            self.release()
         self.finish(final)
         return final
 
@@ -146,6 +160,7 @@ class TenantGateway(Gateway):
         self.usage = usage
         self.params = runtime.settings.routing.params
         self._refreshing: dict[int, asyncio.Task[Any]] = {}
+        self._spec_cache: dict[int, tuple[list[Agent], dict[str, ModelSpec]]] = {}
 
     async def _tenant(self, request: Request) -> TenantCtx:
         return await self.resolver.resolve(request.headers.get("authorization"))
@@ -156,13 +171,27 @@ class TenantGateway(Gateway):
     async def begin(
         self, request: Request, api: str, model: str, text: Callable[[], str], max_tokens: Any = None
     ) -> Call:
+        """Resolve the tenant, check its budget, and wait for the GPU's scheduler to dispatch the call: an explicit
+        model as asked; "auto" bound late, among the models that can serve it, preferring a resident one."""
         t0 = float(request.scope.get(T0_KEY) or time.perf_counter())
         ctx = await self._tenant(request)
         ctx.check_budget()
         routed = model == AUTO
-        if routed:
-            model = await self._route(ctx, text(), max_tokens)
-        return Call(self, ctx.gpu.backend, model, routed, api, t0, ctx.tenant)
+        candidates = await self._route(ctx, text(), max_tokens) if routed else {model: 1.0}
+        req = CallRequest(ctx.tenant.id, candidates, self._specs(ctx.agents), kind="proxy", label=api)
+        scheduler = ctx.gpu.scheduler
+        lease = scheduler.try_acquire(req)
+        if lease is None:
+            lease = await until_disconnect(request, scheduler.acquire(req))
+        return Call(self, ctx.gpu.backend, lease.model, routed, api, t0, ctx.tenant, lease=lease)
+
+    def _specs(self, agents: list[Agent]) -> dict[str, ModelSpec]:
+        """The catalog's sizes and load times for the scheduler, built once per catalog list."""
+        hit = self._spec_cache.get(id(agents))
+        if hit is None or hit[0] is not agents:
+            hit = (agents, catalog_specs(agents))
+            self._spec_cache[id(agents)] = hit
+        return hit[1]
 
     async def admin_backend(self, request: Request, path: str) -> Backend:
         ctx = await self._tenant(request)
@@ -180,7 +209,9 @@ class TenantGateway(Gateway):
             tokens = int(final.get("prompt_eval_count") or 0) + int(final.get("eval_count") or 0)
             self.usage.add(call.tenant, tokens)
 
-    async def _route(self, ctx: TenantCtx, text: str, max_tokens: Any) -> str:
+    async def _route(self, ctx: TenantCtx, text: str, max_tokens: Any) -> dict[str, float]:
+        """model="auto": every model that can serve the request with its utility before switch cost, best first;
+        the scheduler binds one at dispatch, charging the switch cost of whatever is not resident then."""
         loaded = await self._loaded(ctx.gpu)
         task_type = classify(text)
         default_tokens = 512 if task_type in ("code", "creative") else 256
@@ -197,14 +228,19 @@ class TenantGateway(Gateway):
         names = {a.name for a in ctx.agents}
         resident = [n for n in (_catalog_name(m, names) for m in loaded) if n is not None]
         started = time.perf_counter()
-        try:
-            choice = route_single(sub, ctx.agents, resident, ctx.gpu_vram_gb, self.params, self.runtime.estimator)
-        except InfeasibleError as exc:
-            field = "max_tokens" if max_tokens else "messages"
-            raise BadRequest(f"{field}: no model can serve this request ({exc.message})", field) from None
+        cells = self.runtime.estimator.cells(sub, ctx.agents, set(resident), ctx.gpu_vram_gb, self.params)
+        if not any(c.feasible for c in cells):
+            try:  # raises the InfeasibleError that names the smallest model and the budget
+                route_single(sub, ctx.agents, resident, ctx.gpu_vram_gb, self.params, self.runtime.estimator)
+            except InfeasibleError as exc:
+                field = "max_tokens" if max_tokens else "messages"
+                raise BadRequest(f"{field}: no model can serve this request ({exc.message})", field) from None
+        # Utility before switch cost: the scheduler adds it for whatever is not resident when it binds the call.
+        lam = self.params.lambda_switch
+        ranked = sorted(((c.utility + lam * c.switch_cost, c.agent) for c in cells if c.feasible), reverse=True)
         if self.metrics is not None:
             self.metrics.observe_solve(time.perf_counter() - started, "fast_path")
-        return choice.model
+        return {name: utility for utility, name in ranked}
 
     async def _loaded(self, gpu: GpuState) -> list[str]:
         """The GPU's loaded set, at most LOADED_TTL_S old; a stale set is served while a refresh runs."""

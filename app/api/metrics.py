@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Latency buckets tuned for a proxy: sub-millisecond overheads up to minute-long cold loads.
@@ -52,7 +52,24 @@ class Metrics:
         )
         self.tokens = Counter("swarm_tokens", "Tokens of proxied calls", ("model", "kind"), registry=r)
         self.loads = Counter(
-            "swarm_model_loads", "Model loads observed in responses (load_duration > 0)", ("model",), registry=r
+            "swarm_model_loads",
+            "Model loads: made by the scheduler, or observed in responses (load_duration > 0)",
+            ("model",),
+            registry=r,
+        )
+        self.evictions = Counter("swarm_model_evictions", "Models the scheduler evicted", ("model",), registry=r)
+        self.queue_depth = Gauge(
+            "swarm_scheduler_queue_depth", "Calls waiting in a GPU's scheduler, by model", ("gpu", "model"), registry=r
+        )
+        self.queue_wait = Histogram(
+            "swarm_scheduler_wait_seconds",
+            "Time a call waited in the scheduler before dispatch",
+            ("gpu", "kind"),
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.dispatches = Counter(
+            "swarm_scheduler_dispatches", "Calls dispatched by a GPU's scheduler", ("gpu", "kind"), registry=r
         )
         self.load_seconds = Histogram(
             "swarm_model_load_duration_seconds",
@@ -144,3 +161,22 @@ def install_metrics(app: FastAPI) -> Metrics:
 def metrics_of(app: Any) -> Metrics | None:
     found = getattr(app.state, "metrics", None)
     return found if isinstance(found, Metrics) else None
+
+
+def scheduler_listener(metrics: Metrics, gpu: str, queue_of: Any) -> Any:
+    """A GPU scheduler event -> the collectors (loads, evictions, waits, queue depth per model)."""
+
+    def on_event(event: Any) -> None:
+        if event.kind == "load":
+            metrics.child(metrics.loads, event.model).inc()
+            metrics.child(metrics.load_seconds, event.model).observe(event.load_ms / 1e3)
+        elif event.kind == "evict":
+            metrics.child(metrics.evictions, event.model).inc()
+        elif event.kind == "dispatch":
+            metrics.child(metrics.dispatches, gpu, event.reason).inc()
+            metrics.child(metrics.queue_wait, gpu, event.reason).observe(event.waited_s)
+        if event.kind in ("queued", "dispatch", "cancelled", "load_failed"):
+            depth = sum(1 for w in queue_of() if next(iter(w.req.candidates)) == event.model)
+            metrics.child(metrics.queue_depth, gpu, event.model).set(depth)
+
+    return on_event

@@ -27,6 +27,11 @@ class TenantCtx:
     gpu_vram_gb: float
     is_admin: bool = False
 
+    @property
+    def scope(self) -> str | None:
+        """Whose jobs and bench runs this caller reads: its own tenant's, or every tenant's for the admin key."""
+        return None if self.is_admin else self.tenant.id
+
     @cached_property
     def agents(self) -> list[Agent]:
         """The tenant's catalog, read only by the endpoints that route (a broken file never locks out /jobs)."""

@@ -96,6 +96,10 @@ class GpuMemory:
     def resident(self) -> list[str]:
         return [m for m, s in self._slots.items() if not s.loading]
 
+    def in_flight(self) -> dict[str, int]:
+        """Requests running (or waiting on the load) per resident model, right now."""
+        return {m: s.refs for m, s in self._slots.items()}
+
     async def acquire(
         self,
         model: str,

@@ -27,6 +27,8 @@ _FILLER = (
 _EMBED_DIM = 64
 # Prefill runs much faster than decode on a GPU; 8x is a typical ratio for small models.
 _PREFILL_SPEEDUP = 8.0
+# Aggregate decode speed of k parallel requests on one model: tokens_per_s * k ** PARALLEL_EXPONENT.
+PARALLEL_EXPONENT = 0.7
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,11 @@ class SimBackend(RunBackedInference):
 
     `time_scale` multiplies the simulated load and decode times into real sleeps (0 = instant).
     Keep-alive expiry always uses the real wall clock, as the HTTP-served sim must behave like Ollama.
+
+    Like Ollama's scheduler: each model serves at most `num_parallel` requests at once (OLLAMA_NUM_PARALLEL); more
+    wait in arrival order (FIFO). Parallel requests share the model's decode throughput: with k running, the
+    aggregate is tokens_per_s * k ** PARALLEL_EXPONENT (sublinear), each request getting 1/k of it. Loads are
+    serialised and only idle models are evicted (GpuMemory); `events` counts every load and eviction.
     """
 
     def __init__(
@@ -53,8 +60,14 @@ class SimBackend(RunBackedInference):
         true_quality: dict[str, dict[str, float]] | None = None,
         default_keep_alive: str | int = "5m",
         name: str = "sim",
+        num_parallel: int = 4,
     ) -> None:
+        if num_parallel < 1:
+            raise ValueError("num_parallel must be at least 1")
         self.name = name
+        self.num_parallel = num_parallel
+        self._running: dict[str, int] = {}
+        self._lanes: dict[str, asyncio.Semaphore] = {}
         self.agents = {a.name: a for a in agents}
         self.seed = seed
         self.time_scale = time_scale
@@ -200,11 +213,19 @@ class SimBackend(RunBackedInference):
             yield await self._load_or_unload(agent, request, chat, keep_alive)
             return
         loaded, load_ms = await self._acquire(agent.name, keep_alive)
+        lane = self._lanes.setdefault(agent.name, asyncio.Semaphore(self.num_parallel))
+        try:
+            await lane.acquire()  # FIFO beyond num_parallel, as Ollama queues requests for a busy model
+        except BaseException:
+            await self.memory.release(agent.name)
+            raise
+        self._running[agent.name] = self._running.get(agent.name, 0) + 1
         try:
             text, reason = self._answer(agent, prompt, request)
             n_prompt, n_eval = _tokens(full_prompt), _tokens(text)
-            prefill_s = n_prompt / (agent.tokens_per_s * _PREFILL_SPEEDUP)
-            decode_s = n_eval / agent.tokens_per_s
+            share = self._share(agent.name)
+            prefill_s = n_prompt / (agent.tokens_per_s * _PREFILL_SPEEDUP * share)
+            decode_s = n_eval / (agent.tokens_per_s * share)
             await self._sleep(prefill_s)
             pieces = _split(text, 6) if stream else [text]
             for piece in pieces:
@@ -225,7 +246,29 @@ class SimBackend(RunBackedInference):
                 final["context"] = list(range(1, min(n_prompt + n_eval, 32) + 1))
             yield final
         finally:
+            self._running[agent.name] -= 1
+            lane.release()
             await self.memory.release(agent.name)
+
+    def _share(self, model: str) -> float:
+        """This request's fraction of the model's single-stream speed while k requests run on it."""
+        k = max(1, self._running.get(model, 1))
+        return float(k**PARALLEL_EXPONENT / k)
+
+    def stats(self) -> JSON:
+        """Load and eviction counts and the event log (what a benchmark counts loads with)."""
+        kinds = [e.kind for e in self.memory.events]
+        return {
+            "loads": kinds.count("load"),
+            "evictions": sum(kinds.count(k) for k in ("evict", "expire", "unload")),
+            "load_ms": round(sum(e.load_ms for e in self.memory.events if e.kind == "load"), 3),
+            "peak_vram_gb": round(self.memory.peak_gb, 4),
+            "running": {m: n for m, n in self._running.items() if n},
+            "events": [
+                {"kind": e.kind, "model": e.model, "at": e.at, "resident_gb": round(e.resident_gb, 4)}
+                for e in self.memory.events[-1000:]
+            ],
+        }
 
     async def _load_or_unload(self, agent: Agent, request: JSON, chat: bool, keep_alive: Any) -> JSON:
         if keep_alive is not None and (keep_alive == 0 or keep_alive == "0"):

@@ -226,8 +226,10 @@ async def run_bench(
     agents: list[Agent],
     estimator: Estimator,
     progress: ProgressFn | None = None,
+    gpu: GpuState | None = None,
 ) -> BenchResult:
-    """Run every mode over the same examples; write all outputs into config.output_dir and return the report."""
+    """Run every mode over the same examples; write all outputs into config.output_dir and return the report.
+    `gpu`: the service's GPU (its scheduler is shared with all other traffic); None = a private one on `backend`."""
     started = time.perf_counter()
     out = Path(config.output_dir)
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
@@ -237,7 +239,8 @@ async def run_bench(
     _write_inputs(out, config, examples)
     snapshot = estimator.to_dict()
     taps = {m: _tap(snapshot, config.freeze_estimator) for m in config.modes}
-    gpu = GpuState(backend, config.gpu_vram_gb)
+    if gpu is None:  # the scheduler holds the resident set within G, whatever a router planned
+        gpu = GpuState(backend, config.gpu_vram_gb)
     totals = {(m, b): sum(1 for e in examples if e.benchmark == b) for m in config.modes for b in config.benchmarks}
     done = dict.fromkeys(totals, 0)
     jobs: list[JobRecord] = []

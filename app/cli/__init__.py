@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from app.cli.helptext import Formatter
 from app.core.errors import SwarmError
 
 DEBUG_ENV = "SWARM_DEBUG"
@@ -18,13 +19,19 @@ _ARGUMENT = re.compile(r"^argument (\S+?)(?:/\S+)?: ")
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that also accepts dash spellings of underscore flags (--gpu-vram-gb == --gpu_vram_gb), and
-    reports a bad flag as one line: `swarm <cmd>: error: --flag: problem`."""
+    """argparse that also accepts dash spellings of underscore flags (--gpu-vram-gb == --gpu_vram_gb) without
+    listing them in the help, shows defaults, and reports a bad flag as one line: `swarm <cmd>: error: --flag: ...`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", Formatter)
+        super().__init__(*args, **kwargs)
 
     def add_argument(self, *names: str, **kwargs: Any) -> argparse.Action:
         extra = [n.replace("_", "-") for n in names if n.startswith("--") and "_" in n]
         extra = [n for n in extra if n not in names]
-        return super().add_argument(*names, *extra, **kwargs)
+        action = super().add_argument(*names, *extra, **kwargs)
+        action.shown_option_strings = list(names)  # type: ignore[attr-defined]
+        return action
 
     def error(self, message: str) -> NoReturn:
         message = _ARGUMENT.sub(r"\1: ", message)

@@ -8,18 +8,8 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
-from app.backends.base import Backend
-from app.backends.sim import SimBackend
-from app.bench.experiments import SweepSpec, run_experiment, sweep_dir
-from app.bench.presets import PRESETS, auto_fast_catalog, preset_catalog, write_catalog
-from app.bench.registry import list_benchmarks
-from app.bench.runner import BenchConfig, private_sim, run_bench
 from app.cli.common import (
     MAX_HORIZON,
     add_backend_flags,
@@ -35,13 +25,31 @@ from app.cli.common import (
     positive_int,
     settings_from,
 )
+from app.cli.helptext import helped
 from app.cli.knobs import add_compare_flag, add_knob_flags
-from app.core.settings import Settings
-from app.domain.models import Agent
-from app.execution.runtime import open_runtime
-from app.routing import Estimator, load_agents
+from app.cli.view import (
+    BenchProgress,
+    SweepProgress,
+    print_report,
+    print_sweep,
+    progress_bars,
+    stderr_console,
+    stdout_console,
+)
 
-console = Console(stderr=True)
+if TYPE_CHECKING:  # the bench stack (numpy, the solvers, matplotlib) is imported by the commands, not by --help
+    from app.backends.base import Backend
+    from app.bench.experiments import SweepSpec
+    from app.bench.runner import BenchConfig
+    from app.core.settings import Settings
+    from app.domain.models import Agent
+    from app.routing import Estimator
+
+# app.bench.registry.list_benchmarks() and app.bench.presets.PRESETS, spelled out so that `swarm --help` does not
+# import the benchmarks (tests/cli/test_cli_help.py keeps them equal).
+BENCHMARKS = ("workflowbench", "code_math_mix", "agentic_bench", "humaneval", "mbpp")
+PRESETS = ("fast", "heavy", "auto_fast")
+SUITES = ("code_math_sweep", "workflow_sweep", "full_sweep")
 MAX_LIMIT = 500  # BenchConfig.limit
 MAX_VRAM_GB = 4096.0  # BenchConfig.gpu_vram_gb
 
@@ -56,7 +64,7 @@ def vram_gb(text: str) -> float:
 def _bench_flags(p: argparse.ArgumentParser) -> None:
     add_compare_flag(p)
     p.add_argument("--limit", type=int_range(1, MAX_LIMIT), default=20, help="examples per benchmark")
-    p.add_argument("--mix", choices=["grouped", "interleave"], default="grouped", help="arrival order")
+    p.add_argument("--mix", choices=["grouped", "interleave"], default="grouped", help="arrival order of the jobs")
     add_knob_flags(p)
     p.add_argument("--code_eval", action="store_true", help="run code answers against their tests (sandboxed)")
     p.add_argument("--judge", action="store_true", help="also score every answer with an LLM judge")
@@ -64,14 +72,22 @@ def _bench_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--planner_model", type=non_empty, help="planner model for --compare llm (default: the smallest agent)"
     )
-    p.add_argument("--warm", type=non_empty, action="append", default=[], help="model loaded before every mode starts")
+    p.add_argument(
+        "--warm",
+        type=non_empty,
+        action="append",
+        default=[],
+        help="model loaded before every mode starts (repeatable; default: none)",
+    )
     p.add_argument(
         "--block_size", type=positive_int, default=10, help="jobs per block; the mode order rotates per block"
     )
     p.add_argument("--freeze_estimator", action="store_true", help="no online learning during the run")
-    p.add_argument("--estimator_in", type=non_empty, help="start every mode from this estimator state (JSON)")
+    p.add_argument(
+        "--estimator_in", type=non_empty, help="start every mode from this estimator state (JSON; default: priors)"
+    )
     p.add_argument("--output_dir", type=non_empty, help="output folder (default: <runs_dir>/<timestamp>_bench)")
-    p.add_argument("--data_dir", type=non_empty, help="dataset folder (mbpp JSONL)")
+    p.add_argument("--data_dir", type=non_empty, help="dataset folder of the mbpp JSONL (default: none)")
     p.add_argument(
         "--sim_device_gb", type=finite_positive_float, help="dry run: sim device memory (default: room for all agents)"
     )
@@ -80,11 +96,11 @@ def _bench_flags(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("bench", help="benchmark routing modes against each other on the same examples")
-    p.add_argument("--benchmark", action="append", required=True, choices=list_benchmarks(), help="repeatable")
+    p.add_argument("--benchmark", action="append", required=True, choices=BENCHMARKS, help="benchmark (repeatable)")
     _bench_flags(p)
     p.set_defaults(func=cmd_bench)
     e = sub.add_parser("experiment", help="sweep λ_switch x VRAM (x horizon) and aggregate the runs")
-    e.add_argument("--suite", choices=["code_math_sweep", "workflow_sweep", "full_sweep"], required=True)
+    e.add_argument("--suite", choices=SUITES, required=True, help="which benchmarks the sweep runs")
     e.add_argument(
         "--lambda_switches",
         type=number_list(finite_nonneg_float),
@@ -96,14 +112,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--horizons",
         type=number_list(horizon_depth),
         default=None,
-        help=f"comma-separated horizon depths 0..{MAX_HORIZON} (full_sweep default 1,3)",
+        help=f"comma-separated horizon depths 0..{MAX_HORIZON} (default: 1,3 for full_sweep, else the settings')",
     )
-    e.add_argument("--benchmark", action="append", choices=list_benchmarks(), help="override the suite's list")
-    e.add_argument("--runs_dir", type=non_empty, help="root of runs/<timestamp>_<suite> (default settings.runs_dir)")
+    e.add_argument(
+        "--benchmark", action="append", choices=BENCHMARKS, help="override the suite's list (default: the suite's)"
+    )
+    e.add_argument("--runs_dir", type=non_empty, help=helped("runs_dir", "root of <runs_dir>/<timestamp>_<suite>"))
     _bench_flags(e)
     e.set_defaults(func=cmd_experiment, limit=6)
     w = sub.add_parser("write-agents", help="write an agent catalog: fast | heavy | auto_fast (from /api/tags)")
-    w.add_argument("--preset", choices=PRESETS, required=True)
+    w.add_argument(
+        "--preset",
+        choices=PRESETS,
+        required=True,
+        help="fast / heavy: the shipped catalogs; auto_fast: the smallest installed models",
+    )
     w.add_argument("--out", type=non_empty, required=True, help="output JSON path")
     w.add_argument("--k", type=positive_int, default=3, help="auto_fast: how many of the smallest installed models")
     add_backend_flags(w)
@@ -111,6 +134,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def bench_config(args: argparse.Namespace, settings: Settings, benchmarks: list[str], out: Path) -> BenchConfig:
+    from app.bench.runner import BenchConfig
+
     return BenchConfig(
         **settings.routing.params.model_dump(),
         horizon_depth=settings.routing.horizon_depth,
@@ -138,6 +163,8 @@ def bench_config(args: argparse.Namespace, settings: Settings, benchmarks: list[
 
 
 def _estimator(args: argparse.Namespace) -> Estimator:
+    from app.routing import Estimator
+
     if not args.estimator_in:
         return Estimator()
     estimator: Estimator = load_estimator(args.estimator_in, "--estimator_in")
@@ -147,6 +174,9 @@ def _estimator(args: argparse.Namespace) -> Estimator:
 @asynccontextmanager
 async def _target(settings: Settings) -> AsyncIterator[tuple[Backend | None, list[Agent]]]:
     """(backend, agents): None for the sim (each run builds a private one), else the runtime's GPU backend."""
+    from app.execution.runtime import open_runtime
+    from app.routing import load_agents
+
     if settings.backend == "sim":
         yield None, load_agents(settings.default_agents_file())
         return
@@ -155,26 +185,6 @@ async def _target(settings: Settings) -> AsyncIterator[tuple[Backend | None, lis
         yield runtime.pool.default.backend, runtime.agents
     finally:
         await runtime.aclose()
-
-
-class BenchProgress:
-    """rich bars, one per (mode, benchmark)."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.tasks: dict[tuple[str, str], TaskID] = {}
-
-    def __call__(self, mode: str, benchmark: str, done: int, total: int) -> None:
-        key = (mode, benchmark)
-        if key not in self.tasks:
-            self.tasks[key] = self.progress.add_task(f"{mode:<10} {benchmark}", total=total)
-        self.progress.update(self.tasks[key], completed=done)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-    )
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -187,13 +197,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     estimator = _estimator(args)
     report = asyncio.run(_bench(config, settings, estimator))
     print_report(report)
-    console.print(f"[bold]outputs[/] {out}")
+    stderr_console().print(f"[bold]outputs[/] {out}")
     return 0
 
 
 async def _bench(config: BenchConfig, settings: Settings, estimator: Estimator) -> dict[str, Any]:
+    from app.bench.runner import private_sim, run_bench
+
     async with _target(settings) as (backend, agents):
-        with _progress() as bar:
+        with progress_bars() as bar:
             result = await run_bench(
                 config,
                 backend=backend or private_sim(config, agents),
@@ -204,47 +216,16 @@ async def _bench(config: BenchConfig, settings: Settings, estimator: Estimator) 
     return result.report
 
 
-def print_report(report: dict[str, Any]) -> None:
-    cols = (
-        ("mode", "mode"), ("n", "n"), ("score", "avg_score"), ("±95%", "ci95"), ("judge", "judge_avg_score"),
-        ("swaps/job", "avg_models_swapped_in"), ("est sw ms", "estimated_switch_ms_mean"),
-        ("peak GB", "peak_vram_gb"), ("viol", "vram_violation_rate"), ("tok cost", "token_cost_mean"),
-        ("obj/step", "objective_per_step_mean"), ("gap/step", "oracle_gap_per_step_mean"),
-        ("fallback", "fallback_rate"),
-    )  # fmt: skip
-    table = Table(title=f"bench {'+'.join(report['benchmarks'])}: {report['n_examples']} jobs per mode")
-    for head, _ in cols:
-        table.add_column(head, justify="right")
-    table.add_column("solve ms/step", justify="right")
-    for m in report["per_mode"].values():
-        cells = [_fmt(m.get(key)) for _, key in cols]
-        table.add_row(*cells, _fmt(m["timing"].get("solve_time_ms_per_step_mean")))
-    out = Console() if Console().is_terminal else Console(width=200)
-    out.print(table)
-    cmp = report.get("comparison_lp_vs_llm")
-    if cmp:
-        out.print(
-            f"lp vs llm: jobs won/lost/tied {cmp['jobs_won']}/{cmp['jobs_lost']}/{cmp['jobs_tied']}, "
-            f"routing divergence {_fmt(cmp['routing_divergence'])}, when differed {cmp['when_differed']}"
-        )
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) < 100 else f"{value:.0f}"
-    return str(value)
-
-
 def _runs_dir_field(args: argparse.Namespace) -> str:
     return "--runs_dir" if getattr(args, "runs_dir", None) else "SWARM_RUNS_DIR"
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
+    from app.bench.experiments import SweepSpec, sweep_dir
+
     settings = settings_from(args)
     horizons = args.horizons or ([1, 3] if args.suite == "full_sweep" else [settings.routing.horizon_depth])
-    base = bench_config(args, settings, list_benchmarks()[:1], Path("."))
+    base = bench_config(args, settings, list(BENCHMARKS[:1]), Path("."))
     runs_dir = check_output_dir(args.runs_dir or settings.runs_dir, _runs_dir_field(args))
     spec = SweepSpec(
         suite=args.suite,
@@ -258,38 +239,53 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     root = check_output_dir(args.output_dir, "--output_dir") if args.output_dir else sweep_dir(spec)
     estimator = _estimator(args)
     result = asyncio.run(_experiment(spec, settings, estimator, root))
-    for row in result["meta"]["rows"]:
-        console.print(row)
-    console.print(f"[bold]index[/] {root / 'index.json'}")
+    print_sweep(result, stdout_console())
+    stderr_console().print(f"[bold]index[/] {root / 'index.json'}")
     return 0
 
 
 async def _experiment(spec: SweepSpec, settings: Settings, estimator: Estimator, root: Path) -> dict[str, Any]:
+    from app.bench.experiments import run_experiment
+    from app.bench.runner import private_sim
+
     async with _target(settings) as (backend, agents):
 
         def backend_for(cfg: BenchConfig) -> Backend:
             return backend or private_sim(cfg, agents)
 
-        def on_run(name: str, k: int, n: int) -> None:
-            console.print(f"[bold]run {k + 1}/{n}[/] {name}")
-
-        return await run_experiment(
-            spec, backend_for=backend_for, agents=agents, estimator=estimator, root=root, on_run=on_run
-        )
+        with progress_bars() as bar:
+            bars = SweepProgress(bar)
+            result = await run_experiment(
+                spec,
+                backend_for=backend_for,
+                agents=agents,
+                estimator=estimator,
+                root=root,
+                progress=bars,
+                on_run=bars.on_run,
+            )
+            bars.finish()
+    return result
 
 
 def cmd_write_agents(args: argparse.Namespace) -> int:
+    from app.bench.presets import preset_catalog, write_catalog
+
     check_output_file(args.out, "--out")
     if args.preset != "auto_fast":
         path = write_catalog(preset_catalog(args.preset), args.out)
     else:
         settings = settings_from(args)
         path = asyncio.run(_auto_fast(settings, args.k, args.out))
-    console.print(f"wrote {path}")
+    stderr_console().print(f"wrote {path}")
     return 0
 
 
 async def _auto_fast(settings: Settings, k: int, out: str) -> Path:
+    from app.backends.sim import SimBackend
+    from app.bench.presets import auto_fast_catalog, write_catalog
+    from app.routing import load_agents
+
     if settings.backend == "sim":
         agents = load_agents(settings.default_agents_file())
         return write_catalog(await auto_fast_catalog(SimBackend(agents, settings.gpu_vram_gb), k), out)

@@ -9,11 +9,14 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from app.cli.helptext import helped
 from app.cli.knobs import GPU_KNOB, add_knob_flags, knob_overrides
 from app.core.errors import ValidationFailed
-from app.core.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # `swarm --help` must not import pydantic-settings, numpy or the solvers
+    from app.core.settings import Settings
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 MAX_HORIZON = 32  # the same bound as Settings.routing.horizon_depth and BenchConfig.horizon_depth
@@ -265,16 +268,14 @@ def check_agents_file(settings: Settings, flag: str = "--agents_file") -> None:
 
 
 def add_backend_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=["auto", "ollama", "sim", "local"], help="model backend (default: settings)")
-    p.add_argument("--dry_run", action="store_true", help="use the simulated GPU backend (no Ollama needed)")
-    p.add_argument("--ollama_base_url", help="Ollama URL (default SWARM_OLLAMA_BASE_URL or http://localhost:11434)")
-    p.add_argument("--agents_file", help="agent registry JSON (default: the preset for the backend)")
+    p.add_argument("--backend", choices=["auto", "ollama", "sim", "local"], help=helped("backend"))
+    p.add_argument("--dry_run", action="store_true", help=helped("dry_run"))
+    p.add_argument("--ollama_base_url", help=helped("ollama_base_url"))
+    p.add_argument("--agents_file", help=helped("agents_file"))
     add_knob_flags(p, (GPU_KNOB,))
-    p.add_argument(
-        "--time_scale", type=finite_nonneg_float, help="sim only: 0 = instant, 1 = realistic load/decode times"
-    )
-    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (sim outputs, random routing)")
-    p.add_argument("--database_url", type=database_url, help="SQLAlchemy URL (default SWARM_DATABASE_URL)")
+    p.add_argument("--time_scale", type=finite_nonneg_float, help=helped("time_scale"))
+    p.add_argument("--seed", type=nonneg_int, default=0, help=helped("seed"))
+    p.add_argument("--database_url", type=database_url, help=helped("database_url"))
 
 
 def add_routing_flags(p: argparse.ArgumentParser) -> None:
@@ -282,12 +283,14 @@ def add_routing_flags(p: argparse.ArgumentParser) -> None:
 
     add_mode_flag(p)
     add_knob_flags(p)
-    p.add_argument("--planner_model")
-    p.add_argument("--decomposer_model")
+    p.add_argument("--planner_model", help=helped("planner_model"))
+    p.add_argument("--decomposer_model", help=helped("decomposer_model"))
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Flags override environment and config file; validation errors name the setting."""
+    from app.core.settings import load_settings
+
     over: dict[str, Any] = {}
     if getattr(args, "dry_run", False):
         over["backend"] = "sim"

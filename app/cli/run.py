@@ -8,10 +8,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from app.cli.common import (
     add_backend_flags,
@@ -27,22 +24,34 @@ from app.cli.common import (
     safe_name,
     settings_from,
 )
+from app.cli.helptext import helped
 from app.core.errors import ValidationFailed
-from app.execution.jobs import create_job_row, make_spec, run_job
-from app.execution.results import JobResult
-from app.execution.runtime import open_runtime
-from app.routing import Estimator
 
-console = Console(stderr=True)
+if TYPE_CHECKING:  # the execution stack (numpy, the solvers) is imported by the command, not by `swarm --help`
+    from rich.console import Console
+
+    from app.execution.results import JobResult
+    from app.routing import Estimator
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("run", help="run queries through decomposition, routing and execution")
     p.add_argument("--query", action="append", default=[], help="a query (repeatable; state carries across)")
     p.add_argument("--queries_file", type=non_empty, help="newline-delimited queries, appended after --query")
-    p.add_argument("--runs_dir", type=non_empty, help="output root (default ./runs)")
+    p.add_argument("--runs_dir", type=non_empty, help=helped("runs_dir"))
     p.add_argument("--run_id", type=safe_name, help="output folder name (default: timestamp-pid)")
-    p.add_argument("--job_id_prefix", type=safe_name, default="job", help="letters, digits, '.', '_', '-'")
+    p.add_argument(
+        "--job_id_prefix",
+        type=safe_name,
+        default="job",
+        help="job ids are <prefix>-<n>-<run_id>; letters, digits, '.', '_', '-'",
+    )
     p.add_argument("--estimator_in", type=non_empty, help="load estimator state (JSON)")
     p.add_argument("--estimator_out", type=non_empty, help="save estimator state (JSON) after the run")
     p.add_argument("--freeze_estimator", action="store_true", help="never update the estimator")
@@ -83,6 +92,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 async def _run_all(
     args: argparse.Namespace, settings: Any, queries: list[str], run_dir: Path, estimator: Estimator | None
 ) -> list[JobResult]:
+    from app.execution.jobs import create_job_row, make_spec, run_job
+    from app.execution.runtime import open_runtime
+
+    console = _console()
     runtime = await open_runtime(settings)
     try:
         if estimator is not None:
@@ -101,7 +114,7 @@ async def _run_all(
                 result = await run_job(runtime, gpu, tenant.id, spec, jsonl_path=run_dir / "telemetry.jsonl")
             results.append(result)
             _write_artifact(run_dir, query, result)
-            _print_job(query, result)
+            _print_job(console, query, result)
         _write_summary(run_dir, results, settings)
         if args.estimator_out:
             runtime.estimator.save(args.estimator_out)
@@ -112,6 +125,8 @@ async def _run_all(
 
 def _estimator(args: argparse.Namespace) -> Estimator | None:
     """The estimator to start from; None = the runtime's fresh one."""
+    from app.routing import Estimator
+
     if args.estimator_in:
         estimator: Estimator = load_estimator(args.estimator_in, "--estimator_in", frozen=args.freeze_estimator)
         return estimator
@@ -138,7 +153,9 @@ def _write_summary(run_dir: Path, results: list[JobResult], settings: Any) -> No
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
 
 
-def _print_job(query: str, result: JobResult) -> None:
+def _print_job(console: Console, query: str, result: JobResult) -> None:
+    from rich.table import Table
+
     table = Table(title=f"{result.job_id} [{result.status}] {query[:70]}")
     for col in ("subtask", "type", "step", "model", "status", "tokens", "ms", "output"):
         table.add_column(col)

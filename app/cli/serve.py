@@ -14,13 +14,14 @@ from app.cli.common import (
     port,
     settings_from,
 )
+from app.cli.helptext import helped
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("serve", help="run the router's HTTP API")
-    p.add_argument("--host", type=host, default=None, help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=port, default=None, help="port 1..65535 (default 8000)")
-    p.add_argument("--log_level", type=str.lower, choices=LOG_LEVELS, default="info")
+    p.add_argument("--host", type=host, default=None, help=helped("host", "bind address"))
+    p.add_argument("--port", type=port, default=None, help=helped("port", "port 1..65535"))
+    p.add_argument("--log_level", type=str.lower, choices=LOG_LEVELS, default="info", help=helped("log_level"))
     add_backend_flags(p)
     p.set_defaults(func=cmd_serve)
 

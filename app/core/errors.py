@@ -89,6 +89,26 @@ class BudgetExceeded(SwarmError):
     code = "budget_exceeded"
 
 
+class QueueFull(SwarmError):
+    """The tenant already has as many calls queued on this GPU as it may (429, with Retry-After)."""
+
+    code = "queue_full"
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class GpuSaturated(SwarmError):
+    """The GPU's queue is full for everyone (503, with Retry-After)."""
+
+    code = "gpu_saturated"
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class BackendError(SwarmError):
     """A model backend (Ollama, sim, llama.cpp) failed."""
 

@@ -33,6 +33,23 @@ class RoutingDefaults(RoutingKnobs):
     mode: ModeName = DEFAULT_MODE
 
 
+class SchedulerSettings(BaseModel):
+    """The per-GPU scheduler (SWARM_SCHEDULER__*): how calls are grouped by model, kept fair and bounded."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    # swap_aware: the scheduler decides loads and evictions; fifo: calls go straight to the backend (Ollama's order).
+    policy: Literal["swap_aware", "fifo"] = "swap_aware"
+    num_parallel: int = Field(default=4, ge=1, le=256)  # calls one model runs at once: Ollama's OLLAMA_NUM_PARALLEL
+    max_wait_s: float = Field(default=30.0, gt=0, le=86_400)  # a call older than this forces its model in next
+    wait_weight: float = Field(default=0.1, ge=0, le=1e6)  # value a queued call gains per second it waits
+    hold_s: float = Field(default=3.0, ge=0, le=3600)  # a model's clients likely call again within this
+    hold_value: float = Field(default=1.0, ge=0, le=1e6)  # what that likely next call is worth
+    max_queue: int = Field(default=1000, ge=1, le=1_000_000)  # calls queued per GPU (beyond: 503)
+    max_queue_per_tenant: int = Field(default=256, ge=1, le=1_000_000)  # per tenant and GPU (beyond: 429)
+    tick_s: float = Field(default=0.25, gt=0, le=60)  # how often a waiting queue is re-examined
+
+
 class ModelNames(BaseModel):
     """Helper-LLM roles. None = the smallest agent of the tenant's catalog."""
 
@@ -65,6 +82,7 @@ class Settings(BaseSettings):
     agents_file: Path | None = None
     routing: RoutingDefaults = Field(default_factory=RoutingDefaults)
     models: ModelNames = Field(default_factory=ModelNames)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     admin_key: str | None = None
     # sim backend
     sim_seed: int = 0

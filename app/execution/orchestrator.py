@@ -10,6 +10,7 @@ from app.backends.base import Usage
 from app.core.errors import BackendError
 from app.domain.models import Plan, RoutingProblem, Subtask
 from app.domain.status import FINISHED_SUBTASK, JobStatus, SubtaskStatus
+from app.execution.calls import JobCalls, helper_candidates
 from app.execution.cpu import run_cpu
 from app.execution.dag import TaskDAG
 from app.execution.decomposer import decompose
@@ -17,6 +18,7 @@ from app.execution.lifecycle import JobLifecycle
 from app.execution.llm import bind_chat
 from app.execution.prompts import PARENT_CHARS, subtask_messages, synthesis_messages
 from app.execution.results import JobResult, JobSpec, SubtaskResult
+from app.execution.scheduler import Lease
 from app.execution.state import GpuState
 from app.execution.steps import StepLog, StepObservation, StepRecord, summarize
 from app.execution.telemetry import Recorder
@@ -41,14 +43,11 @@ class Orchestrator:
         self.keep_alive = keep_alive
         self.max_concurrency = max_concurrency
 
-    def _helper_model(self, spec: JobSpec, explicit: str | None) -> str:
-        """Planner / decomposer / synthesiser default: the smallest model of the catalog (cheapest to keep)."""
-        return explicit or min(spec.agents, key=lambda a: a.vram_gb).name
-
     async def run(self, spec: JobSpec) -> JobResult:
+        """The job stays `queued` until its first model call is dispatched by the GPU's scheduler."""
         started = time.perf_counter()
         life = JobLifecycle(self.rec, spec.job_id)
-        await life.start()
+        self.calls = JobCalls(self.gpu, self.rec, life, spec.job_id, spec.agents)
         results: dict[str, SubtaskResult] = {}
         log = StepLog()
         plan_source = spec.plan_source
@@ -69,20 +68,12 @@ class Orchestrator:
             return await self._finish(life, spec, results, log, JobStatus.FAILED, msg, None, started, plan_source)
         return await self._finish(life, spec, results, log, status, error, final, started, plan_source)
 
-    async def _make_room(self, spec: JobSpec, model: str, log: StepLog) -> None:
-        """Before a helper call (decomposer, planner, synthesiser), evict what its model would not fit beside.
-
-        Helper models occupy VRAM like any other: their loads count against G and in the measured peak.
-        """
-        resident = await self.gpu.refresh()
-        log.observe_peak(self.gpu.resident_gb)
-        if any(m.name == model for m in resident):
-            return
-        need = next((a.vram_gb for a in spec.agents if a.name == model), 0.0)
-        capacity = spec.gpu_vram_gb or self.gpu.capacity_gb
-        kept = sorted(resident, key=lambda m: m.size_vram)
-        while kept and sum(m.size_vram for m in kept) / 1e9 + need > capacity + 1e-9:
-            await self.gpu.backend.unload(kept.pop().name)  # the largest first: fewest evictions
+    async def _helper(self, spec: JobSpec, label: str, explicit: str | None, preferred: str | None = None) -> Lease:
+        """A helper call (decomposer, planner, synthesiser) leases whichever capable model the scheduler binds:
+        preferably one already resident. Its VRAM counts in the measured peak like any other."""
+        budget = spec.gpu_vram_gb or self.gpu.capacity_gb
+        candidates = helper_candidates(spec.agents, "reasoning", preferred, explicit, fits_gb=budget)
+        return await self.calls.lease(candidates, kind="helper", label=label)
 
     async def _helper_done(self, log: StepLog) -> None:
         await self.gpu.refresh()
@@ -92,10 +83,8 @@ class Orchestrator:
         if spec.subtasks:
             return list(spec.subtasks), spec.plan_source
         query = spec.query or ""
-        model = self._helper_model(spec, spec.decomposer_model)
-        async with self.gpu.lock:
-            await self._make_room(spec, model, log)
-            chat = bind_chat(self.gpu.backend, model, self.keep_alive)
+        async with await self._helper(spec, "decomposer", spec.decomposer_model) as lease:
+            chat = bind_chat(self.gpu.backend, lease.model, self.keep_alive)
             result = await decompose(query, chat)
             await self._helper_done(log)
         if result.reason:
@@ -146,11 +135,11 @@ class Orchestrator:
 
     async def _route(self, spec: JobSpec, problem: RoutingProblem, log: StepLog) -> Plan:
         if needs_chat(spec.mode):
-            model = self._helper_model(spec, spec.planner_model)
-            await self._make_room(spec, model, log)
-            chat = bind_chat(self.gpu.backend, model, self.keep_alive)
-            plan = await route(problem, self.estimator, spec.mode, chat=chat, planner_model=model, seed=spec.seed)
-            await self._helper_done(log)
+            async with await self._helper(spec, "planner", spec.planner_model) as lease:
+                model = lease.model
+                chat = bind_chat(self.gpu.backend, model, self.keep_alive)
+                plan = await route(problem, self.estimator, spec.mode, chat=chat, planner_model=model, seed=spec.seed)
+                await self._helper_done(log)
             return plan
         # HiGHS and the exact DP are CPU work: keep the event loop free.
         return await run_cpu(_route_sync, problem, self.estimator, spec.mode, spec.seed)
@@ -166,81 +155,50 @@ class Orchestrator:
     ) -> None:
         ready = [sid for sid, t in horizon.items() if t == 0]
         names = {a.name for a in spec.agents}
-        async with self.gpu.lock:
-            before = await self.gpu.refresh()
-            problem = RoutingProblem(
-                subtasks=[with_inputs(dag, sid, results) for sid in horizon],
-                step_of=horizon,
-                agents=spec.agents,
-                gpu_vram_gb=spec.gpu_vram_gb or self.gpu.capacity_gb,
-                loaded=[m.name for m in before if m.name in names],
-                params=spec.params,
-            )
-            plan = await self._route(spec, problem, log)
-            await self.rec.event("orchestration", spec.job_id, decision(step_index, plan, ready))
-            evicted = await self._evict(plan, spec)
-            loads = await self._load(plan, ready, spec)
-            observed_after_load = self.gpu.resident_gb if loads or evicted else sum(m.size_vram for m in before) / 1e9
-            await self._run_ready(spec, dag, plan, ready, results)
-            after = await self.gpu.refresh()
-        obs = StepObservation(step_index, horizon, ready, plan, loads, evicted, before, after, observed_after_load)
+        # No GPU-wide lock: the plan says which model runs each ready subtask; the scheduler decides when, and
+        # loads / evicts for every job and proxied call at once.
+        before = await self.gpu.refresh()
+        problem = RoutingProblem(
+            subtasks=[with_inputs(dag, sid, results) for sid in horizon],
+            step_of=horizon,
+            agents=spec.agents,
+            gpu_vram_gb=spec.gpu_vram_gb or self.gpu.capacity_gb,
+            loaded=[m.name for m in before if m.name in names],
+            params=spec.params,
+        )
+        plan = await self._route(spec, problem, log)
+        await self.rec.event("orchestration", spec.job_id, decision(step_index, plan, ready))
+        mark = self.gpu.scheduler.emitted
+        loads = await self._run_ready(spec, dag, plan, ready, results)
+        after = await self.gpu.refresh()
+        evicted = self.gpu.scheduler.evictions_since(mark)  # what the GPU's scheduler evicted meanwhile
+        mid = max(self.gpu.scheduler.max_resident_gb if loads else 0.0, self.gpu.resident_gb)
+        obs = StepObservation(step_index, horizon, ready, plan, loads, evicted, before, after, mid)
         entry = log.add(obs, spec, results)
         await self._persist_step(spec, plan, entry, horizon, ready)
 
-    async def _evict(self, plan: Plan, spec: JobSpec) -> list[str]:
-        """Carry out the plan's step-0 evictions on the real backend (only what it really holds).
-
-        Models outside the catalog (loaded by someone else) are not in the plan; they are unloaded only when
-        the step's resident set would not fit beside them.
-        """
-        present = {m.name for m in await self.gpu.refresh()}
-        evicted: list[str] = []
-        for ev in plan.evictions:
-            if ev.step == 0 and ev.model in present:
-                await self.gpu.backend.unload(ev.model)
-                evicted.append(ev.model)
-        # Whatever else is resident (a model outside the catalog, or the planner that just answered) is not in the
-        # plan; unload it when the step's resident set would not fit beside it.
-        planned = set((plan.resident_per_step or [[]])[0])
-        vram = {a.name: a.vram_gb for a in spec.agents}
-        extras = [m for m in self.gpu.resident if m.name not in planned and m.name not in evicted]
-        needed = sum(vram.get(m, 0.0) for m in planned)
-        capacity = spec.gpu_vram_gb or self.gpu.capacity_gb
-        for m in sorted(extras, key=lambda x: -x.size_vram):
-            if needed + sum(x.size_vram for x in extras if x.name not in evicted) / 1e9 <= capacity + 1e-9:
-                break
-            await self.gpu.backend.unload(m.name)
-            evicted.append(m.name)
-        if evicted:
-            await self.gpu.refresh()
-        return evicted
-
-    async def _load(self, plan: Plan, ready: list[str], spec: JobSpec) -> dict[str, float]:
-        """Load the models that step 0 runs on and time it (the measured switch cost)."""
-        needed = sorted({plan.model_for(sid) for sid in ready})
-        present = set(self.gpu.loaded_names)
-        loads: dict[str, float] = {}
-        for model in needed:
-            if model in present:
-                continue
-            try:
-                usage: Usage = await self.gpu.backend.load(model, self.keep_alive)
-            except BackendError:
-                continue  # the subtask call will hit the same error and record it against the subtask
-            loads[model] = usage.load_ms
-        if loads:
-            await self.gpu.refresh()
-        return loads
-
     async def _run_ready(
         self, spec: JobSpec, dag: TaskDAG, plan: Plan, ready: list[str], results: dict[str, SubtaskResult]
-    ) -> None:
+    ) -> dict[str, float]:
+        """Run the ready subtasks, each on its planned model once the scheduler dispatches it; returns the loads
+        the scheduler made for them (model -> ms)."""
         sem = asyncio.Semaphore(self.max_concurrency)
         by_id = {a.subtask_id: a for a in plan.assignments}
+        loads: dict[str, float] = {}
 
         async def one(sid: str) -> None:
+            a = by_id[sid]
+            tokens = dag.nodes[sid].estimated_tokens
             async with sem:
-                await self._run_subtask(spec, dag, sid, by_id[sid], results)
+                try:
+                    lease = await self.calls.lease({a.model: a.utility}, kind="job", label=sid, est_tokens=tokens)
+                except BackendError as exc:  # its model could not be loaded: the subtask fails, not the job
+                    await self._run_subtask(spec, dag, sid, a, results, failed=exc)
+                    return
+                async with lease:
+                    if lease.load_ms:
+                        loads[lease.model] = loads.get(lease.model, 0.0) + lease.load_ms
+                    await self._run_subtask(spec, dag, sid, a, results)
 
         await asyncio.gather(*(one(sid) for sid in ready))
         for sid in ready:
@@ -251,10 +209,18 @@ class Orchestrator:
                         results[child].error = f"skipped: upstream subtask {sid!r} failed"
                         fields = {"status": results[child].status, "error": results[child].error}
                         await self.rec.update_subtask(spec.job_id, child, **fields)
+        return loads
 
     async def _run_subtask(
-        self, spec: JobSpec, dag: TaskDAG, sid: str, assignment: Any, results: dict[str, SubtaskResult]
+        self,
+        spec: JobSpec,
+        dag: TaskDAG,
+        sid: str,
+        assignment: Any,
+        results: dict[str, SubtaskResult],
+        failed: BackendError | None = None,
     ) -> None:
+        """Run one subtask on its model (`failed`: the scheduler could not give it one) and record the outcome."""
         sub = dag.nodes[sid]
         res = results[sid]
         res.model, res.step = assignment.model, assignment.step
@@ -270,6 +236,8 @@ class Orchestrator:
         }
         t0 = time.perf_counter()
         try:
+            if failed is not None:
+                raise failed
             body = await self.gpu.backend.chat(request)
         except BackendError as exc:
             res.move(SubtaskStatus.FAILED)
@@ -330,18 +298,15 @@ class Orchestrator:
             # Given subtasks have no question to answer as a whole: the answer is what the final subtasks said.
             return "\n\n".join(results[s.id].output or "" for s in sinks)
         last = results[dag.order[-1]].model
-        model = spec.synth_model or last or self._helper_model(spec, None)
         request = {
-            "model": model,
             "messages": synthesis_messages(spec.query or "the job", done),
             "stream": False,
             "keep_alive": self.keep_alive,
             # The answer is about as long as the final subtasks' outputs together.
             "options": {"num_predict": max(64, min(1024, 2 * sum(s.estimated_tokens for s in sinks)))},
         }
-        async with self.gpu.lock:
-            await self._make_room(spec, model, log)
-            body = await self.gpu.backend.chat(request)
+        async with await self._helper(spec, "synthesizer", spec.synth_model, preferred=last) as lease:
+            body = await self.gpu.backend.chat({**request, "model": lease.model})
             await self._helper_done(log)
         return str((body.get("message") or {}).get("content", ""))
 

@@ -186,6 +186,13 @@ async def open_runtime(settings: Settings, backend: Backend | None = None, *, mi
     except BaseException:
         await http.aclose()
         raise
-    pool = BackendPool(backend, settings.gpu_vram_gb, remote_factory=lambda url: remote_ollama(settings, http, url))
+    pool = BackendPool(
+        backend,
+        settings.gpu_vram_gb,
+        remote_factory=lambda url: remote_ollama(settings, http, url),
+        scheduler=settings.scheduler,
+        keep_alive=settings.keep_alive,
+        routing=settings.routing.params,
+    )
     log.info("backend %s (%s), %d agents, G=%.1f GB", kind, backend.name, len(agents), settings.gpu_vram_gb)
     return Runtime(settings, repo, http, pool, agents, Estimator(), kind)

@@ -132,16 +132,19 @@ class Repo:
             s.execute(update(Job).where(col(Job.id) == job_id).values(**fields))
             s.commit()
 
-    def get_job(self, tenant_id: str, job_id: str) -> Job | None:
-        """Tenant-scoped: a foreign id is indistinguishable from a missing one."""
+    def get_job(self, tenant_id: str | None, job_id: str) -> Job | None:
+        """Tenant-scoped: a foreign id is indistinguishable from a missing one (tenant None: any tenant, admin)."""
         with self.session() as s:
             job = s.get(Job, job_id)
-            return job if job is not None and job.tenant_id == tenant_id else None
+            return job if job is not None and tenant_id in (None, job.tenant_id) else None
 
-    def list_jobs(self, tenant_id: str, status: str | None, offset: int, limit: int) -> tuple[list[Job], int]:
+    def list_jobs(self, tenant_id: str | None, status: str | None, offset: int, limit: int) -> tuple[list[Job], int]:
         with self.session() as s:
-            query = select(Job).where(Job.tenant_id == tenant_id)
-            count = select(func.count()).select_from(Job).where(Job.tenant_id == tenant_id)
+            query = select(Job)
+            count = select(func.count()).select_from(Job)
+            if tenant_id is not None:
+                query = query.where(Job.tenant_id == tenant_id)
+                count = count.where(Job.tenant_id == tenant_id)
             if status:
                 query = query.where(Job.status == status)
                 count = count.where(Job.status == status)
@@ -206,10 +209,18 @@ class Repo:
             s.execute(update(BenchRun).where(col(BenchRun.id) == run_id).values(**fields))
             s.commit()
 
-    def get_bench_run(self, tenant_id: str, run_id: str) -> BenchRun | None:
+    def get_bench_run(self, tenant_id: str | None, run_id: str) -> BenchRun | None:
         with self.session() as s:
             run = s.get(BenchRun, run_id)
-            return run if run is not None and run.tenant_id == tenant_id else None
+            return run if run is not None and tenant_id in (None, run.tenant_id) else None
+
+    def list_bench_runs(self, tenant_id: str | None, limit: int) -> list[BenchRun]:
+        """Newest first; tenant None lists every tenant's runs (admin)."""
+        with self.session() as s:
+            q = select(BenchRun)
+            if tenant_id is not None:
+                q = q.where(BenchRun.tenant_id == tenant_id)
+            return list(s.exec(q.order_by(col(BenchRun.created_at).desc()).limit(limit)))
 
     # ---- telemetry -------------------------------------------------------------------------------------
     def add_events(self, events: Sequence[TelemetryEvent]) -> None:
@@ -217,9 +228,18 @@ class Repo:
             s.add_all(events)
             s.commit()
 
+    def recent_events(self, tenant_id: str | None, event_type: str, limit: int) -> list[TelemetryEvent]:
+        """The newest `limit` events of one type, oldest first; tenant None: every tenant's (admin)."""
+        with self.session() as s:
+            q = select(TelemetryEvent).where(TelemetryEvent.event_type == event_type)
+            if tenant_id is not None:
+                q = q.where(TelemetryEvent.tenant_id == tenant_id)
+            rows = list(s.exec(q.order_by(col(TelemetryEvent.id).desc()).limit(limit)))
+        return rows[::-1]
+
     def iter_events(
         self,
-        tenant_id: str,
+        tenant_id: str | None,
         job_id: str | None = None,
         event_type: str | None = None,
         since: float | None = None,
@@ -230,9 +250,9 @@ class Repo:
         last_id = after_id
         while True:
             with self.session() as s:
-                q = select(TelemetryEvent).where(
-                    TelemetryEvent.tenant_id == tenant_id, col(TelemetryEvent.id) > last_id
-                )
+                q = select(TelemetryEvent).where(col(TelemetryEvent.id) > last_id)
+                if tenant_id is not None:
+                    q = q.where(TelemetryEvent.tenant_id == tenant_id)
                 if job_id:
                     q = q.where(TelemetryEvent.job_id == job_id)
                 if event_type:

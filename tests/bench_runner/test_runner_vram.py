@@ -33,8 +33,11 @@ def test_lp_never_exceeds_budget_lp_relaxed_does(heavy_g8: BenchResult) -> None:
     assert lp and all(step["vram_peak_gb"] <= 8.0 + 1e-9 for j in lp for step in j.result.steps)
     assert heavy_g8.report["per_mode"]["lp"]["vram_violation_rate"] == 0.0
     assert heavy_g8.report["per_mode"]["lp"]["peak_vram_gb"] <= 8.0
-    assert max(step["vram_peak_gb"] for j in relaxed for step in j.result.steps) > 8.0
-    assert heavy_g8.report["per_mode"]["lp_relaxed"]["vram_violation_rate"] > 0.0
+    # lp_relaxed plans co-residency beyond G (the original tool's bug); the GPU scheduler never lets it happen.
+    assert max(step["vram_violation_gb"] for j in relaxed for step in j.result.steps) > 0.0
+    assert heavy_g8.report["per_mode"]["lp_relaxed"]["planned_vram_violation_rate"] > 0.0
+    assert all(step["vram_peak_gb"] <= 8.0 + 1e-9 for j in relaxed for step in j.result.steps)
+    assert heavy_g8.report["per_mode"]["lp_relaxed"]["vram_violation_rate"] == 0.0
 
 
 def test_oracle_gap_zero_for_lp_positive_for_random(heavy_g8: BenchResult) -> None:

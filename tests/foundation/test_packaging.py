@@ -24,6 +24,9 @@ def test_wheel_install_finds_migrations_and_configs(tmp_path: Path) -> None:
     (wheel,) = dist.glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"app/migrations/env.py", "app/migrations/script.py.mako", "app/configs/agents_heavy.json"} <= names
+    # the dashboard's static files ship as package data (no build step at run time)
+    shipped = {p.relative_to(ROOT).as_posix() for p in (ROOT / "app" / "ui" / "static").iterdir()}
+    assert shipped and shipped <= names
     assert any(n.startswith("app/migrations/versions/0001") for n in names)
     target = tmp_path / "site"
     install = [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)]
@@ -37,6 +40,8 @@ def test_wheel_install_finds_migrations_and_configs(tmp_path: Path) -> None:
         "assert app.__file__.startswith(sys.argv[1]), app.__file__\n"
         "engine = db.make_engine('sqlite:///' + sys.argv[2])\n"
         "db.upgrade(engine)\n"
+        "from app.api.routes.ui import static_dir\n"
+        "assert (static_dir() / 'index.html').is_file() and str(static_dir()).startswith(sys.argv[1])\n"
         "print(resource_dir('migrations')); print(Settings().default_agents_file())\n"
     )
     out = subprocess.run(

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import Field, field_validator
 
@@ -76,12 +76,14 @@ def to_config(body: BenchRequest, runtime: Runtime, ctx: TenantCtx, output_dir: 
         data_dir=str(s.data_dir) if "mbpp" in body.benchmarks else None,
         keep_alive=s.keep_alive,
         max_concurrency=s.max_concurrency,
+        time_scale=s.sim_time_scale,  # dry runs pace their private simulator like the service's
         output_dir=str(output_dir),
     )
 
 
 class _Progress:
-    """Overall fraction from the runner's per-(mode, benchmark) counts; unseen cells count `limit` jobs."""
+    """Jobs done / total from the runner's per-(mode, benchmark) counts (unseen cells count `limit` jobs). The
+    fraction stops short of 1 until the run has succeeded: after the last job come judging and the report."""
 
     def __init__(self, config: BenchConfig) -> None:
         self.cells = {(m, b): (0, config.limit) for m in expand_compare(config.compare) for b in config.benchmarks}
@@ -90,9 +92,21 @@ class _Progress:
         self.cells[(mode, benchmark)] = (done, total)
 
     @property
+    def jobs(self) -> tuple[int, int]:
+        return sum(d for d, _ in self.cells.values()), sum(t for _, t in self.cells.values())
+
+    @property
     def fraction(self) -> float:
-        total = sum(t for _, t in self.cells.values())
-        return round(min(1.0, sum(d for d, _ in self.cells.values()) / total), 4) if total else 0.0
+        done, total = self.jobs
+        return round(min(0.99, done / total), 4) if total else 0.0
+
+    def view(self) -> dict[str, Any]:
+        done, total = self.jobs
+        return {"progress": self.fraction, "jobs_done": done, "jobs_total": total, "phase": _phase(done, total)}
+
+
+def _phase(done: int, total: int) -> str:
+    return "jobs" if done < total else "report"
 
 
 def _progress_map(runtime: Runtime) -> dict[str, Any]:
@@ -111,10 +125,15 @@ async def _run(runtime: Runtime, ctx: TenantCtx, config: BenchConfig, progress: 
     if config.dry_run:
         snapshot = Estimator.from_dict(runtime.estimator.to_dict())
         return await runtime.bench_pool.run(_run_private, config, ctx.agents, snapshot, progress)
-    async with ctx.gpu.lock:  # exclusive use of the tenant's GPU: its jobs wait until the benchmark is done
-        result = await run_bench(
-            config, backend=ctx.gpu.backend, agents=ctx.agents, estimator=runtime.estimator, progress=progress
-        )
+    # the benchmark's calls go through the tenant's GPU scheduler, beside all other traffic
+    result = await run_bench(
+        config,
+        backend=ctx.gpu.backend,
+        agents=ctx.agents,
+        estimator=runtime.estimator,
+        progress=progress,
+        gpu=ctx.gpu,
+    )
     await ctx.gpu.refresh()
     return result
 
@@ -178,20 +197,51 @@ async def start_bench(body: BenchRequest, ctx: TenantDep, runtime: RuntimeDep) -
 
 
 async def _get(runtime: Runtime, ctx: TenantCtx, run_id: str) -> BenchRun:
-    run = await asyncio.to_thread(runtime.repo.get_bench_run, ctx.tenant.id, run_id)
+    run = await asyncio.to_thread(runtime.repo.get_bench_run, ctx.scope, run_id)
     if run is None:
         raise NotFound(f"bench run {run_id!r} not found")
     return run
+
+
+def _progress_of(runtime: Runtime, run: BenchRun) -> float:
+    live = _progress_map(runtime).get(run.id)
+    return live.fraction if live is not None and run.status == JobStatus.RUNNING else run.progress
+
+
+@router.get("/bench")
+async def list_bench(ctx: TenantDep, runtime: RuntimeDep, limit: int = Query(50, ge=1, le=200)) -> dict[str, Any]:
+    """The caller's runs, newest first (the admin key: every tenant's), with live progress; no reports."""
+    rows = await asyncio.to_thread(runtime.repo.list_bench_runs, ctx.scope, limit)
+    keys = ("benchmarks", "compare", "limit", "seed", "gpu_vram_gb", "dry_run")
+    items = [
+        {
+            "id": r.id,
+            "tenant_id": r.tenant_id,
+            "status": r.status,
+            "progress": _progress_of(runtime, r),
+            "config": {k: r.config.get(k) for k in keys},
+            "error": r.error,
+            "created_at": r.created_at,
+            "finished_at": r.finished_at,
+        }
+        for r in rows
+    ]
+    return {"items": items}
 
 
 @router.get("/bench/{run_id}")
 async def get_bench(run_id: str, ctx: TenantDep, runtime: RuntimeDep) -> dict[str, Any]:
     run = await _get(runtime, ctx, run_id)
     live = _progress_map(runtime).get(run_id)
+    if live is not None and run.status == JobStatus.RUNNING:
+        progress = live.view()
+    else:  # queued, or finished: the stored fraction; job counts only while the run is live
+        progress = {"progress": run.progress, "jobs_done": None, "jobs_total": None, "phase": None}
     return {
         "id": run.id,
+        "tenant_id": run.tenant_id,
         "status": run.status,
-        "progress": live.fraction if live is not None and run.status == JobStatus.RUNNING else run.progress,
+        **progress,
         "config": run.config,
         "error": run.error,
         "created_at": run.created_at,

@@ -32,6 +32,7 @@ def job_view(runtime: Runtime, job: Job) -> dict[str, Any]:
     steps = runtime.repo.plan_steps(job.id)
     return {
         "id": job.id,
+        "tenant_id": job.tenant_id,
         "status": job.status,
         "query": job.query,
         "routing": job.routing,
@@ -49,7 +50,7 @@ def job_view(runtime: Runtime, job: Job) -> dict[str, Any]:
     }
 
 
-async def _load(runtime: Runtime, tenant_id: str, job_id: str) -> Job:
+async def _load(runtime: Runtime, tenant_id: str | None, job_id: str) -> Job:
     job = await asyncio.to_thread(runtime.repo.get_job, tenant_id, job_id)
     if job is None:
         raise NotFound(f"job {job_id!r} not found")
@@ -100,9 +101,12 @@ async def list_jobs(
     limit: int = Query(50, ge=1, le=200),
     offset: int = Query(0, ge=0, le=10**9),
 ) -> dict[str, Any]:
-    rows, total = await asyncio.to_thread(runtime.repo.list_jobs, ctx.tenant.id, status, offset, limit)
+    rows, total = await asyncio.to_thread(runtime.repo.list_jobs, ctx.scope, status, offset, limit)
     items = [
-        {k: getattr(j, k) for k in ("id", "status", "query", "routing", "error", "created_at", "finished_at")}
+        {
+            k: getattr(j, k)
+            for k in ("id", "tenant_id", "status", "query", "routing", "error", "created_at", "finished_at")
+        }
         for j in rows
     ]
     return {"items": items, "total": total, "limit": limit, "offset": offset}
@@ -110,13 +114,13 @@ async def list_jobs(
 
 @router.get("/jobs/{job_id}")
 async def get_job(job_id: str, ctx: TenantDep, runtime: RuntimeDep) -> dict[str, Any]:
-    job = await _load(runtime, ctx.tenant.id, job_id)
+    job = await _load(runtime, ctx.scope, job_id)
     return await asyncio.to_thread(job_view, runtime, job)
 
 
 @router.delete("/jobs/{job_id}")
 async def cancel_job(job_id: str, ctx: TenantDep, runtime: RuntimeDep, jobs: JobsDep) -> JSONResponse:
-    job = await _load(runtime, ctx.tenant.id, job_id)
+    job = await _load(runtime, ctx.scope, job_id)
     if not await jobs.cancel(job_id):
         body = {
             "error": {
@@ -126,7 +130,7 @@ async def cancel_job(job_id: str, ctx: TenantDep, runtime: RuntimeDep, jobs: Job
             }
         }
         return JSONResponse(body, 409)
-    job = await _load(runtime, ctx.tenant.id, job_id)
+    job = await _load(runtime, ctx.scope, job_id)
     return JSONResponse({"id": job_id, "status": job.status})
 
 
@@ -139,22 +143,23 @@ async def job_events(
     job_id: str, request: Request, ctx: TenantDep, runtime: RuntimeDep, jobs: JobsDep
 ) -> StreamingResponse:
     """Server-sent events: everything recorded so far, then live events, ending with the final job."""
-    await _load(runtime, ctx.tenant.id, job_id)
+    await _load(runtime, ctx.scope, job_id)
     mgr = jobs
 
     async def stream() -> AsyncIterator[bytes]:
         async with mgr.subscribe(job_id) as queue:
-            past = await asyncio.to_thread(lambda: list(runtime.repo.iter_events(ctx.tenant.id, job_id=job_id)))
+            past = await asyncio.to_thread(lambda: list(runtime.repo.iter_events(ctx.scope, job_id=job_id)))
             seen = {(e.event_type, e.ts) for e in past}
             for e in past:
                 yield _sse(e.event_type, {"ts": e.ts, "job_id": job_id, **e.payload})
-            while mgr.running(job_id):
+            # Drain what was published before the job ended too: it may end between subscribing and this check.
+            while mgr.running(job_id) or not queue.empty():
                 record = await queue.get()
                 if record is END:
                     break
                 if (record["event"], record["ts"]) not in seen:
                     yield _sse(record["event"], record)
-            job = await _load(runtime, ctx.tenant.id, job_id)
+            job = await _load(runtime, ctx.scope, job_id)
             yield _sse("end", await asyncio.to_thread(job_view, runtime, job))
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

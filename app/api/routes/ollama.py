@@ -116,6 +116,7 @@ async def _relay(
         yield dumps({"error": exc.message}) + b"\n", True  # after the first byte the status is already 200
     finally:
         call.settle()
+        call.release()
         await close_stream(relay)
 
 

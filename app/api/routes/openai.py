@@ -189,6 +189,7 @@ async def _events(
         yield _sse({"error": openai_error_body(exc, 500)}), True
     finally:
         call.settle()
+        call.release()
         await close_stream(stream)
 
 

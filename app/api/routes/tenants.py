@@ -86,6 +86,7 @@ async def me(request: Request, ctx: TenantDep, runtime: RuntimeDep) -> dict[str,
     return {
         **tenant_view(t),
         "tokens_used": used,
+        "is_admin": ctx.is_admin,
         "agents": [a.name for a in ctx.agents],
         "usage": {"tokens_used": used, "token_budget": t.token_budget, "tokens_remaining": remaining},
         "gpu": {

@@ -1,0 +1,72 @@
+"""A job's model calls through its GPU's scheduler: candidates (a planned model, or any capable model for helper
+calls), the `queued` / `dispatched` events, and the job's start at its first dispatched call."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from app.domain.models import Agent
+from app.domain.status import JobStatus
+from app.execution.sched_plan import ModelSpec
+from app.execution.scheduler import CallRequest, Lease
+
+if TYPE_CHECKING:
+    from app.execution.lifecycle import JobLifecycle
+    from app.execution.state import GpuState
+    from app.execution.telemetry import Recorder
+
+# A helper call (decomposer, planner, synthesiser) may run on any model; its own preference weighs this much.
+PREFERRED_BONUS = 0.2
+
+
+def catalog_specs(agents: list[Agent]) -> dict[str, ModelSpec]:
+    return {a.name: ModelSpec(a.vram_gb, a.load_time_ms) for a in agents}
+
+
+def helper_candidates(
+    agents: list[Agent],
+    task_type: str,
+    preferred: str | None,
+    explicit: str | None,
+    *,
+    fits_gb: float,
+) -> dict[str, float]:
+    """An explicitly configured helper model is the only candidate; otherwise every catalog model that fits the
+    budget, scored by its capability for the helper's task. The scheduler charges the switch cost of a model that
+    is not resident, so a resident model nearly as capable does the job instead of forcing a load."""
+    if explicit:
+        return {explicit: 1.0}
+
+    def score(a: Agent) -> float:
+        return a.capability(task_type) + (PREFERRED_BONUS if a.name == preferred else 0.0)
+
+    scored = {a.name: score(a) for a in agents if a.vram_gb <= fits_gb + 1e-9}
+    return dict(sorted(scored.items(), key=lambda kv: -kv[1]))
+
+
+class JobCalls:
+    def __init__(self, gpu: GpuState, recorder: Recorder, life: JobLifecycle, job_id: str, agents: list[Agent]):
+        self.gpu = gpu
+        self.rec = recorder
+        self.life = life
+        self.job_id = job_id
+        self.specs = catalog_specs(agents)
+
+    async def lease(self, candidates: dict[str, float], *, kind: str, label: str, est_tokens: int = 256) -> Lease:
+        req = CallRequest(
+            tenant=self.rec.tenant_id,
+            candidates=candidates,
+            specs=self.specs,
+            kind=kind,
+            est_tokens=est_tokens,
+            label=label,
+        )
+        await self.rec.event("queued", self.job_id, {"call": label, "kind": kind, "candidates": list(candidates)})
+        lease = await self.gpu.scheduler.acquire(req)
+        if self.life.status == JobStatus.QUEUED:
+            await self.life.start()
+        payload = {"call": label, "kind": kind, "model": lease.model, "waited_s": round(lease.waited_s, 4)}
+        if lease.load_ms:
+            payload["load_ms"] = round(lease.load_ms, 3)
+        await self.rec.event("dispatched", self.job_id, payload)
+        return lease

@@ -1,0 +1,473 @@
+"""One swap-aware, fair queue per GPU: every model call is admitted here, bound to a model and dispatched when that
+model is resident with a free slot. The scheduler alone loads and evicts (policy "swap_aware"); "fifo" passes calls
+straight to the backend in arrival order, as Ollama alone would.
+
+Which models to keep resident is decided by the exact router's DP (routing/dp.py) over the queue: every queued call
+is a subtask whose value on each candidate model is its utility plus what its wait has cost (wait_weight per
+second, weighted per tenant), resident models are worth, for hold_s after their last call, the next call their
+clients are likely to send; loading a model costs the routing objective's switch cost (λ_switch · C_sw, the
+normalisation of /route). A call older than max_wait_s forces its model in. Invariants, held here only: resident
+VRAM <= G, a model with calls in flight is never evicted (it is drained first), at most num_parallel calls run on
+a model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from app.core.errors import BackendError, GpuSaturated, InfeasibleError, QueueFull
+from app.domain.knobs import RoutingParams
+from app.execution.sched_plan import ModelSpec, QueuedDemand, choose_resident
+
+if TYPE_CHECKING:
+    from app.backends.base import Backend
+    from app.core.settings import SchedulerSettings
+
+log = logging.getLogger("swarm.scheduler")
+_ids = itertools.count(1)
+
+
+@dataclass
+class CallRequest:
+    """One model call to schedule. `candidates` maps model -> utility (one entry: an explicit model)."""
+
+    tenant: str
+    candidates: dict[str, float]
+    specs: dict[str, ModelSpec] = field(default_factory=dict)  # the caller's catalog entries, where known
+    kind: str = "proxy"  # proxy | job | helper | bench
+    est_tokens: int = 256
+    weight: float = 1.0
+    label: str = ""
+
+
+@dataclass
+class Lease:
+    """A dispatched call: run it on `model`, then release (idempotent; `async with` does it)."""
+
+    scheduler: GpuScheduler
+    model: str
+    tenant: str = ""
+    waited_s: float = 0.0
+    load_ms: float = 0.0  # a load the scheduler did for this call (charged to the first call it served)
+    released: bool = False
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.scheduler._release(self.model, self.tenant)
+
+    async def __aenter__(self) -> Lease:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+
+@dataclass
+class Waiter:
+    req: CallRequest
+    future: asyncio.Future[Lease]
+    arrival: float
+    id: int = field(default_factory=lambda: next(_ids))
+
+
+@dataclass
+class SchedEvent:
+    """A load, eviction or dispatch, with why (for /gpus, metrics and telemetry)."""
+
+    kind: str
+    model: str
+    at: float
+    reason: str = ""
+    tenant: str = ""
+    waited_s: float = 0.0
+    load_ms: float = 0.0
+    ts: float = field(default_factory=time.time)  # wall clock, for timelines
+
+
+class GpuScheduler:
+    def __init__(
+        self,
+        backend: Backend,
+        capacity_gb: float,
+        settings: SchedulerSettings,
+        *,
+        keep_alive: str | int = "10m",
+        routing: RoutingParams | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        prm = routing or RoutingParams()
+        # λ_switch · C_sw with C_sw = load_ms / (3 · switch_t_scale_ms): the objective's cost per second of loading.
+        self.switch_per_s = prm.lambda_switch * 1e3 / (3 * prm.switch_t_scale_ms)
+        self.backend = backend
+        self.capacity_gb = capacity_gb
+        self.cfg = settings
+        self.keep_alive = keep_alive
+        self.clock = clock
+        self.queue: list[Waiter] = []
+        self.inflight: Counter[str] = Counter()
+        self.resident: dict[str, float] = {}  # model -> GB, as the backend reports it
+        self.draining: set[str] = set()
+        self.loading: set[str] = set()
+        self.last_used: dict[str, float] = {}
+        self.recent: dict[str, dict[str, float]] = {}  # model -> tenant -> when its last call there ended
+        self.specs: dict[str, ModelSpec] = {}
+        self.vtime: dict[str, float] = {}  # tenant -> virtual time (fair queuing)
+        self.events: list[SchedEvent] = []
+        self.emitted = 0  # events ever emitted (the list keeps the recent ones)
+        self.listeners: list[Callable[[SchedEvent], None]] = []
+        self.max_resident_gb = 0.0
+        self._swap: asyncio.Task[None] | None = None
+        self._tick: asyncio.TimerHandle | None = None
+        self._drained = asyncio.Event()
+        self._known = False
+        self._pending_load: dict[str, float] = {}  # model -> load ms, charged to the next call dispatched to it
+        self._planned: dict[int, str] = {}  # waiter id -> the model the last swap decision chose for it
+        self._settled = False  # the last decision was to wait: no new one until something changes
+
+    # ---- public ------------------------------------------------------------------------------------------
+
+    def try_acquire(self, req: CallRequest) -> Lease | None:
+        """The common case without waiting: nothing queued and a candidate resident with a free slot."""
+        if not req.candidates:
+            raise ValueError("a call needs at least one candidate model")
+        if self.cfg.policy == "fifo":  # pass-through: the backend loads and queues as it likes
+            return self._grant(req, next(iter(req.candidates)), self.clock())
+        if self.queue or not self._known:
+            return None
+        model = self._bind(req)
+        if model is None:
+            return None
+        self.specs.update(req.specs)
+        return self._grant(req, model, self.clock())
+
+    async def acquire(self, req: CallRequest) -> Lease:
+        """Wait until the call is dispatched; cancelling the wait removes it from the queue."""
+        lease = self.try_acquire(req)
+        if lease is not None:
+            return lease
+        self._admit(req)
+        self.specs.update(req.specs)
+        too_big = [m for m in req.candidates if self._spec(m).vram_gb > self.capacity_gb + 1e-9]
+        if len(too_big) == len(req.candidates):
+            need = min(self._spec(m).vram_gb for m in too_big)
+            raise InfeasibleError(
+                f"{too_big[0]} needs {need:g} GB but this GPU holds {self.capacity_gb:g} GB: it can never be loaded"
+            )
+        if too_big:  # candidates that can never be loaded here are dropped
+            req.candidates = {m: u for m, u in req.candidates.items() if m not in too_big}
+        if not self._known:
+            await self.refresh()
+        waiter = Waiter(req, asyncio.get_running_loop().create_future(), self.clock())
+        self.queue.append(waiter)
+        self._settled = False
+        self._emit(SchedEvent("queued", next(iter(req.candidates)), waiter.arrival, req.kind, req.tenant))
+        self._pump()
+        try:
+            return await waiter.future
+        except asyncio.CancelledError:
+            self._forget(waiter)
+            raise
+
+    def state(self) -> dict[str, Any]:
+        by_model: Counter[str] = Counter()
+        by_tenant: Counter[str] = Counter()
+        now = self.clock()
+        for w in self.queue:
+            by_model[next(iter(w.req.candidates))] += 1
+            by_tenant[w.req.tenant] += 1
+        return {
+            "policy": self.cfg.policy,
+            "capacity_gb": self.capacity_gb,
+            "num_parallel": self.cfg.num_parallel,
+            "resident": [
+                {"model": m, "size_gb": round(gb, 4), "in_flight": self.inflight[m], "draining": m in self.draining}
+                for m, gb in sorted(self.resident.items())
+            ],
+            "loading": sorted(self.loading),
+            "queue": {
+                "depth": len(self.queue),
+                "by_model": dict(by_model),
+                "by_tenant": dict(by_tenant),
+                "oldest_wait_s": round(max((now - w.arrival for w in self.queue), default=0.0), 3),
+            },
+            "events": [vars(e) for e in self.events[-50:]],
+        }
+
+    def queue_snapshot(self, tenant_id: str | None) -> dict[str, dict[str, int]]:
+        """Queued calls by (first-choice) model and by tenant; with `tenant_id`, that tenant's only."""
+        by_model: Counter[str] = Counter()
+        by_tenant: Counter[str] = Counter()
+        for w in self.queue:
+            if tenant_id is None or w.req.tenant == tenant_id:
+                by_model[next(iter(w.req.candidates))] += 1
+                by_tenant[w.req.tenant] += 1
+        return {"by_model": dict(by_model), "by_tenant": dict(by_tenant)}
+
+    async def refresh(self) -> None:
+        """Read the truth (/api/ps): other clients of the same Ollama may have changed it."""
+        loaded = await self.backend.loaded()
+        self.resident = {m.name: m.size_vram / 1e9 for m in loaded}
+        self._known = True
+        self.max_resident_gb = max(self.max_resident_gb, sum(self.resident.values()))
+
+    def close(self) -> None:
+        if self._tick is not None:
+            self._tick.cancel()
+        if self._swap is not None:
+            self._swap.cancel()
+        for w in self.queue:
+            if not w.future.done():
+                w.future.cancel()
+        self.queue.clear()
+
+    # ---- admission and release --------------------------------------------------------------------------
+
+    def _admit(self, req: CallRequest) -> None:
+        retry = max(1.0, min(60.0, self.cfg.max_wait_s / 4))
+        if len(self.queue) >= self.cfg.max_queue:
+            raise GpuSaturated(f"the GPU's queue is full ({len(self.queue)} calls waiting); retry later", retry)
+        mine = sum(1 for w in self.queue if w.req.tenant == req.tenant)
+        if mine >= self.cfg.max_queue_per_tenant:
+            raise QueueFull(f"tenant {req.tenant!r} already has {mine} calls waiting on this GPU; retry later", retry)
+
+    def _release(self, model: str, tenant: str = "") -> None:
+        self.recent.setdefault(model, {})[tenant] = self.clock()
+        self._settled = False
+        self.inflight[model] -= 1
+        if self.inflight[model] <= 0:
+            del self.inflight[model]
+            self._drained.set()
+        self.last_used[model] = self.clock()
+        self._pump()
+
+    def _forget(self, waiter: Waiter) -> None:
+        self._planned.pop(waiter.id, None)
+        if waiter in self.queue:
+            self.queue.remove(waiter)
+            self._emit(SchedEvent("cancelled", next(iter(waiter.req.candidates)), self.clock(), "", waiter.req.tenant))
+        elif waiter.future.done() and not waiter.future.cancelled():
+            waiter.future.result().release()  # dispatched just as the caller left
+
+    # ---- dispatch ---------------------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        now = self.clock()
+        for waiter in sorted(self.queue, key=lambda w: self._priority(w, now)):
+            model = self._bind(waiter.req, self._planned.get(waiter.id))
+            if model is not None:
+                self._dispatch(waiter, model, now)
+        if self.queue and not self._settled and (self._swap is None or self._swap.done()):
+            self._swap = asyncio.create_task(self._swap_cycle())
+        if self.queue and self._tick is None:
+            self._tick = asyncio.get_running_loop().call_later(self.cfg.tick_s, self._on_tick)
+
+    def _on_tick(self) -> None:
+        self._tick = None
+        self._settled = False  # waits have grown: decide again
+        self._pump()
+
+    def _priority(self, w: Waiter, now: float) -> tuple[int, float, float]:
+        forced = now - w.arrival >= self.cfg.max_wait_s
+        return (0 if forced else 1, self.vtime.get(w.req.tenant, 0.0), w.arrival)
+
+    def _free(self, model: str) -> bool:
+        return (
+            model in self.resident
+            and model not in self.draining
+            and model not in self.loading
+            and self.inflight[model] < self.cfg.num_parallel
+        )
+
+    def _bind(self, req: CallRequest, planned: str | None = None) -> str | None:
+        """Late binding: the model the last swap decision chose for the call, else its best candidate net of the
+        switch cost a model that is not resident would add (route_single's rule, with the GPU as it is now), so a
+        resident model within the switch cost of a better one wins. None: it cannot run yet."""
+        if planned is not None and self._free(planned):
+            return planned
+        if len(req.candidates) == 1:
+            model = next(iter(req.candidates))
+            return model if self._free(model) else None
+
+        def net(item: tuple[str, float]) -> float:
+            model, utility = item
+            return utility - (0.0 if model in self.resident else self.switch_per_s * self._spec(model).load_ms / 1e3)
+
+        best = max(req.candidates.items(), key=net)[0]
+        return best if self._free(best) else None
+
+    def _dispatch(self, w: Waiter, model: str, now: float) -> None:
+        self.queue.remove(w)
+        self._planned.pop(w.id, None)
+        if not w.future.done():  # else cancelled meanwhile
+            w.future.set_result(self._grant(w.req, model, w.arrival))
+
+    def _grant(self, req: CallRequest, model: str, arrival: float) -> Lease:
+        now = self.clock()
+        self.inflight[model] += 1
+        self.last_used[model] = now
+        # Fair queuing: a tenant's virtual time advances by its calls' size over its weight; an idle tenant
+        # restarts at the queue's floor, so it cannot bank time while away.
+        floor = min((self.vtime.get(x.req.tenant, 0.0) for x in self.queue), default=0.0)
+        start = max(self.vtime.get(req.tenant, 0.0), floor)
+        self.vtime[req.tenant] = start + req.est_tokens / max(req.weight, 1e-6)
+        waited = now - arrival
+        lease = Lease(self, model, req.tenant, waited_s=waited, load_ms=self._pending_load.pop(model, 0.0))
+        self._emit(SchedEvent("dispatch", model, now, req.kind, req.tenant, round(waited, 4)))
+        return lease
+
+    # ---- swaps ------------------------------------------------------------------------------------------
+
+    async def _swap_cycle(self) -> None:
+        try:
+            await self._swap_once()
+        except Exception:  # a failed load must not wedge the queue: callers see the backend's error when they run
+            log.exception("scheduler swap failed")
+            await asyncio.sleep(self.cfg.tick_s)
+
+    async def _swap_once(self) -> None:
+        now = self.clock()
+        demands = self._demands(now)
+        if not demands:
+            return
+        room = self._fits_beside(demands)
+        if room is not None:  # loading into free memory costs no resident model anything: no trade-off to weigh
+            load, evict, reason = [room], [], "free memory: serves queued calls without an eviction"
+        else:
+            target, chosen, reason = choose_resident(
+                demands, self.resident, self._resident_values(now), self.specs, self.capacity_gb, self.switch_per_s
+            )
+            waiters = list(self.queue)
+            self._planned = {waiters[i].id: model for i, model in chosen.items() if i < len(waiters)}
+            load = [m for m in target if m not in self.resident]
+            if not load:  # waiting is worth more than any swap now: bind what the decision placed, then rest
+                self._settled = True
+                self._pump()
+                return
+            evict = self._to_evict(target, load, now)
+        self.draining.update(evict)
+        try:
+            while any(self.inflight[m] > 0 for m in evict):
+                self._drained.clear()
+                await self._drained.wait()
+            for model in evict:
+                await self.backend.unload(model)
+                self._emit(SchedEvent("evict", model, self.clock(), reason))
+            await self.refresh()
+            for model in load:
+                self.loading.add(model)
+                try:
+                    usage = await self.backend.load(model, self.keep_alive)
+                except BackendError as exc:
+                    self._fail_model(model, exc)
+                    continue
+                finally:
+                    self.loading.discard(model)
+                self._pending_load[model] = usage.load_ms
+                self._observe_load(model, usage.load_ms)
+                self._emit(SchedEvent("load", model, self.clock(), reason, load_ms=round(usage.load_ms, 3)))
+            await self.refresh()
+        finally:
+            self.draining.difference_update(evict)
+        self._pump()
+
+    def _fits_beside(self, demands: list[QueuedDemand]) -> str | None:
+        """The most wanted queued model that fits beside the resident ones as they are, if any."""
+        free = self.capacity_gb - sum(self.resident.values())
+        wanted: dict[str, float] = {}
+        for d in demands:
+            model, value = max(d.values.items(), key=lambda kv: kv[1])
+            if model not in self.resident and model not in self.loading and self._spec(model).vram_gb <= free + 1e-9:
+                wanted[model] = wanted.get(model, 0.0) + value
+        return max(wanted, key=lambda m: wanted[m]) if wanted else None
+
+    def _to_evict(self, target: set[str], load: list[str], now: float) -> list[str]:
+        """Of the resident models the decision drops, only as many as the loads need room for (least valuable
+        first): an idle model that does not stand in the way stays, ready for its next call."""
+        need = sum(self._spec(m).vram_gb for m in load)
+        values = self._resident_values(now)
+        kept = sum(self.resident.values())
+        evict = []
+        for model in sorted((m for m in self.resident if m not in target), key=lambda m: values.get(m, 0.0)):
+            if kept + need <= self.capacity_gb + 1e-9:
+                break
+            evict.append(model)
+            kept -= self.resident[model]
+        return evict
+
+    def _fail_model(self, model: str, exc: BackendError) -> None:
+        """A model that cannot be loaded (not installed, too large, backend down): the calls that can only run on
+        it get the backend's error; the others stop considering it."""
+        self._emit(SchedEvent("load_failed", model, self.clock(), exc.message))
+        for w in list(self.queue):
+            if model not in w.req.candidates:
+                continue
+            if len(w.req.candidates) > 1:
+                w.req.candidates = {m: u for m, u in w.req.candidates.items() if m != model}
+                continue
+            self.queue.remove(w)
+            if not w.future.done():
+                w.future.set_exception(exc)
+
+    def _demands(self, now: float) -> list[QueuedDemand]:
+        out = []
+        per_tenant = Counter(w.req.tenant for w in self.queue)
+        for w in self.queue:
+            wait = now - w.arrival
+            bonus = self.cfg.wait_weight * wait
+            forced = wait >= self.cfg.max_wait_s
+            fair = w.req.weight / math.sqrt(per_tenant[w.req.tenant])
+            # Every call is worth 1 on its best candidate (the caller already weighed the models); a lesser
+            # candidate is worth its utility gap less.
+            best = max(w.req.candidates.values())
+            values = {
+                m: (1.0 - (best - u) + bonus) * fair + (1e6 if forced else 0.0) for m, u in w.req.candidates.items()
+            }
+            out.append(QueuedDemand(values))
+        return out
+
+    def _resident_values(self, now: float) -> dict[str, float]:
+        """What keeping each resident model is worth beyond the calls queued for it: the likely next call of each
+        tenant that used it within hold_s and has nothing queued now (a tenant waiting for another model has moved
+        on). Calls in flight are not counted: they finish before an eviction anyway (the model is drained)."""
+        waiting = {w.req.tenant for w in self.queue}
+        out = {}
+        for m in self.resident:
+            hold = 0.0
+            if self.cfg.hold_s > 0:
+                for tenant, at in self.recent.get(m, {}).items():
+                    if tenant not in waiting:
+                        hold += self.cfg.hold_value * max(0.0, 1.0 - (now - at) / self.cfg.hold_s)
+            out[m] = hold
+        return out
+
+    def _spec(self, model: str) -> ModelSpec:
+        return self.specs.get(model) or ModelSpec(vram_gb=self.resident.get(model, 0.0), load_ms=5000.0)
+
+    def _observe_load(self, model: str, load_ms: float) -> None:
+        spec = self._spec(model)
+        if load_ms > 0:
+            self.specs[model] = ModelSpec(spec.vram_gb, 0.7 * spec.load_ms + 0.3 * load_ms)
+
+    def evictions_since(self, mark: int) -> list[str]:
+        """Models evicted since `emitted` was `mark` (as far as the kept events reach)."""
+        recent = self.events[max(0, len(self.events) - (self.emitted - mark)) :]
+        return [e.model for e in recent if e.kind == "evict"]
+
+    def _emit(self, event: SchedEvent) -> None:
+        self.emitted += 1
+        self.events.append(event)
+        if len(self.events) > 2000:
+            del self.events[:1000]
+        for listener in self.listeners:
+            with contextlib.suppress(Exception):
+                listener(event)
