@@ -44,6 +44,7 @@ class FakeOllama:
         self.fault = "ok"
         self.calls = 0
         self.stall_s = 30.0
+        self.loaded: set[str] = set()  # what /api/ps lists: every model called once (the router's scheduler reads it)
 
     def app(self) -> Starlette:
         routes = [
@@ -74,6 +75,7 @@ class FakeOllama:
 
     async def infer(self, request: Request) -> Response:
         body = json.loads(await request.body())
+        self.loaded.add(str(body.get("model", "m")))
         if self.fault not in ("mid_stream_break", "huge", "hostile", "deep") or body.get("stream") is False:
             early = await self._common()
             if early is not None:
@@ -114,9 +116,9 @@ class FakeOllama:
         return JSONResponse({"model": "m", "embeddings": [[0.6, 0.8]], "prompt_eval_count": 1})
 
     async def ps(self, request: Request) -> Response:
-        if self.fault == "hostile":
+        if self.fault == "hostile_ps":
             return JSONResponse({"models": [{"name": "gemma2:2b", "size": "lots", "size_vram": None}]})
-        return JSONResponse({"models": []})
+        return JSONResponse({"models": [{"name": m, "model": m, "size": 1_600_000_000} for m in sorted(self.loaded)]})
 
     async def tags(self, request: Request) -> Response:
         early = await self._common()

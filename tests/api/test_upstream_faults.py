@@ -124,7 +124,7 @@ def test_refused_upstream(refused: str) -> None:
         ("stall", "deadline"),
         ("mid_stream_break", "broke"),
         ("huge", "exceeds"),
-        ("hostile", "non-count|not a byte count|malformed embeddings"),
+        ("hostile", "non-count|malformed embeddings"),
         ("deep", "nested"),
     ],
 )
@@ -140,3 +140,15 @@ def test_fault(faulty: Faulty, fault: str, needle: str) -> None:
         resp = c.post("/api/chat", json={**CHAT, "stream": False})
         assert resp.status_code == 200 and resp.json()["eval_count"] == 2
         assert c.get("/jobs").status_code == 200
+
+
+def test_hostile_ps_entries_are_a_clear_error() -> None:
+    """/api/ps fields the router reads are type-checked (a bad upstream, never a TypeError)."""
+    from app.backends.ollama_wire import loaded_model
+    from app.core.errors import BadBackendResponse
+
+    with pytest.raises(BadBackendResponse, match="not a byte count"):
+        loaded_model({"name": "gemma2:2b", "size": "lots"})
+    with pytest.raises(BadBackendResponse, match="not a string"):
+        loaded_model({"name": ["x"], "size": 1})
+    assert loaded_model({"name": "m", "size": 5, "size_vram": None}).size_vram == 0
