@@ -17,7 +17,7 @@ from app.api.fastpath import HotRoutes
 from app.api.gateway import TenantGateway
 from app.api.metrics import install_metrics, metrics_of, scheduler_listener
 from app.api.middleware import BodyLimit
-from app.api.routes import bench, gpus, health, jobs, metrics, ollama, openai, route, telemetry, tenants
+from app.api.routes import anthropic, bench, gpus, health, jobs, metrics, ollama, openai, route, telemetry, tenants
 from app.api.routes.ui import install_dashboard
 from app.api.tenancy import TenantResolver
 from app.backends.base import Backend
@@ -67,13 +67,13 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     )
     app.state.settings = cfg
     # Innermost: the proxies' hot endpoints skip FastAPI's routing (api/fastpath.py).
-    app.add_middleware(HotRoutes, routers=[ollama.router, openai.router])
+    app.add_middleware(HotRoutes, routers=[ollama.router, openai.router, anthropic.router])
     if cfg.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=cfg.cors_origins, allow_methods=["*"], allow_headers=["*"])
     app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
     install_metrics(app)
     errors.install(app)
-    for module in (health, route, jobs, bench, tenants, telemetry, metrics, openai, ollama, gpus):
+    for module in (health, route, jobs, bench, tenants, telemetry, metrics, openai, anthropic, ollama, gpus):
         app.include_router(module.router)
     install_offline_docs(app)
     install_dashboard(app)

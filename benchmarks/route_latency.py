@@ -5,6 +5,7 @@ Run: .venv/bin/python benchmarks/route_latency.py
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
@@ -95,6 +96,7 @@ def bench_cell(n_agents: int, n_subtasks: int, gpu: float = 12.0) -> tuple[str, 
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # --help prints usage, no run
     print("Routing latency, ms (median / p90). lp = full route_sync('lp'): estimates + exact solve + Plan.")
     print("seed-rebuilt = new cp.Problem per call (relaxation); relaxed-DPP = lp_relaxed's cached DPP problem.")
     print("lp-MILP = the same exact model forced through the CVXPY MILP (HiGHS), for reference.")

@@ -94,6 +94,24 @@ def openai_error(exc: e.SwarmError) -> JSONResponse:
     return JSONResponse({"error": openai_error_body(exc, status)}, status, headers=headers or None)
 
 
+ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+}
+
+
+def anthropic_error(exc: e.SwarmError) -> JSONResponse:
+    """Anthropic's shape: {"type": "error", "error": {"type", "message"}}."""
+    status = compat_status(exc)
+    error = {"type": ANTHROPIC_TYPES.get(status, "api_error"), "message": exc.message}
+    return JSONResponse({"type": "error", "error": error}, status)
+
+
 def error_body(message: str, type_: str, code: str | int | None = None, **extra: Any) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "code": code, **extra}}
 

@@ -19,7 +19,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 HOT_PATHS = frozenset(
-    {"/api/chat", "/api/generate", "/api/embed", "/v1/chat/completions", "/v1/completions", "/v1/embeddings"}
+    {
+        *("/api/chat", "/api/generate", "/api/embed"),
+        *("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/v1/messages"),
+    }
 )
 Endpoint = Callable[[Request], Awaitable[Response]]
 

@@ -16,7 +16,7 @@ from fastapi import Request
 from app.api.disconnect import close_stream, until_disconnect
 from app.api.metrics import T0_KEY, Metrics
 from app.api.tenancy import TenantCtx, TenantResolver
-from app.backends.base import JSON, Backend
+from app.backends.base import JSON, Backend, RawReply
 from app.core.errors import BadBackendResponse, BadRequest, Forbidden, InfeasibleError, SwarmError
 from app.domain.models import Agent, Subtask
 from app.execution.calls import catalog_specs
@@ -103,6 +103,16 @@ class Call:
             self.finished = True
             self.gateway.account_partial(self, self.chunks)
 
+    async def relay(self, request: Request, path: str, body: bytes) -> RawReply:
+        """A compatible-API call (OpenAI, Responses, Anthropic) the backend answers in that API's own format
+        (Backend.relay_compat): cancelled if the client leaves before the answer's head; the caller reads the body
+        and accounts it (finish), or releases the call if it ends otherwise."""
+        try:
+            return await until_disconnect(request, self.upstream(self.backend.relay_compat(path, body)))
+        except BaseException:
+            self.release()
+            raise
+
     async def complete(self, request: Request, work: Awaitable[JSON]) -> JSON:
         """A non-streaming upstream call: cancelled if the client leaves, accounted when it answers."""
         try:
@@ -126,13 +136,25 @@ class Gateway:
         return self._backend
 
     async def begin(
-        self, request: Request, api: str, model: str, text: Callable[[], str], max_tokens: Any = None
+        self,
+        request: Request,
+        api: str,
+        model: str,
+        text: Callable[[], str],
+        max_tokens: Any = None,
+        *,
+        tools: bool = False,
     ) -> Call:
+        """`tools`: the request offers tools, so model="auto" picks only among models that can call them."""
         t0 = float(request.scope.get(T0_KEY) or time.perf_counter())
         return Call(self, self._backend, model, False, api, t0)
 
     async def admin_backend(self, request: Request, path: str) -> Backend:
         return self._backend
+
+    async def can_call_tools(self, request: Request) -> bool:
+        """Whether model="auto" can serve a request with tools (some catalog model calls them)."""
+        return False
 
     def account(self, call: Call, final: JSON) -> None:
         if self.metrics is not None:
@@ -163,13 +185,23 @@ class TenantGateway(Gateway):
         self._spec_cache: dict[int, tuple[list[Agent], dict[str, ModelSpec]]] = {}
 
     async def _tenant(self, request: Request) -> TenantCtx:
-        return await self.resolver.resolve(request.headers.get("authorization"))
+        authorization = request.headers.get("authorization")
+        if authorization is None and (key := request.headers.get("x-api-key")):
+            authorization = f"Bearer {key}"  # Anthropic clients send their key this way
+        return await self.resolver.resolve(authorization)
 
     async def backend_for(self, request: Request) -> Backend:
         return (await self._tenant(request)).gpu.backend
 
     async def begin(
-        self, request: Request, api: str, model: str, text: Callable[[], str], max_tokens: Any = None
+        self,
+        request: Request,
+        api: str,
+        model: str,
+        text: Callable[[], str],
+        max_tokens: Any = None,
+        *,
+        tools: bool = False,
     ) -> Call:
         """Resolve the tenant, check its budget, and wait for the GPU's scheduler to dispatch the call: an explicit
         model as asked; "auto" bound late, among the models that can serve it, preferring a resident one."""
@@ -177,7 +209,7 @@ class TenantGateway(Gateway):
         ctx = await self._tenant(request)
         ctx.check_budget()
         routed = model == AUTO
-        candidates = await self._route(ctx, text(), max_tokens) if routed else {model: 1.0}
+        candidates = await self._route(ctx, text(), max_tokens, tools) if routed else {model: 1.0}
         req = CallRequest(ctx.tenant.id, candidates, self._specs(ctx.agents), kind="proxy", label=api)
         scheduler = ctx.gpu.scheduler
         lease = scheduler.try_acquire(req)
@@ -192,6 +224,9 @@ class TenantGateway(Gateway):
             hit = (agents, catalog_specs(agents))
             self._spec_cache[id(agents)] = hit
         return hit[1]
+
+    async def can_call_tools(self, request: Request) -> bool:
+        return any(a.tools for a in (await self._tenant(request)).agents)
 
     async def admin_backend(self, request: Request, path: str) -> Backend:
         ctx = await self._tenant(request)
@@ -209,9 +244,10 @@ class TenantGateway(Gateway):
             tokens = int(final.get("prompt_eval_count") or 0) + int(final.get("eval_count") or 0)
             self.usage.add(call.tenant, tokens)
 
-    async def _route(self, ctx: TenantCtx, text: str, max_tokens: Any) -> dict[str, float]:
-        """model="auto": every model that can serve the request with its utility before switch cost, best first;
-        the scheduler binds one at dispatch, charging the switch cost of whatever is not resident then."""
+    async def _route(self, ctx: TenantCtx, text: str, max_tokens: Any, tools: bool = False) -> dict[str, float]:
+        """model="auto": every model that can serve the request with its utility before switch cost, best first
+        (only tool-calling models when the request has tools); the scheduler binds one at dispatch, charging the
+        switch cost of whatever is not resident then."""
         loaded = await self._loaded(ctx.gpu)
         task_type = classify(text)
         default_tokens = 512 if task_type in ("code", "creative") else 256
@@ -225,13 +261,18 @@ class TenantGateway(Gateway):
             estimated_tokens=min(tokens, 1_000_000),
             difficulty=estimate_difficulty(text[:20_000]),
         )
-        names = {a.name for a in ctx.agents}
+        agents = [a for a in ctx.agents if a.tools] if tools else ctx.agents
+        if not agents:
+            raise BadRequest(
+                'tools: no model in the catalog can call tools (set "tools": true in the agents file)', "tools"
+            )
+        names = {a.name for a in agents}
         resident = [n for n in (_catalog_name(m, names) for m in loaded) if n is not None]
         started = time.perf_counter()
-        cells = self.runtime.estimator.cells(sub, ctx.agents, set(resident), ctx.gpu_vram_gb, self.params)
+        cells = self.runtime.estimator.cells(sub, agents, set(resident), ctx.gpu_vram_gb, self.params)
         if not any(c.feasible for c in cells):
             try:  # raises the InfeasibleError that names the smallest model and the budget
-                route_single(sub, ctx.agents, resident, ctx.gpu_vram_gb, self.params, self.runtime.estimator)
+                route_single(sub, agents, resident, ctx.gpu_vram_gb, self.params, self.runtime.estimator)
             except InfeasibleError as exc:
                 field = "max_tokens" if max_tokens else "messages"
                 raise BadRequest(f"{field}: no model can serve this request ({exc.message})", field) from None

@@ -53,7 +53,7 @@ class Metrics:
         self.tokens = Counter("swarm_tokens", "Tokens of proxied calls", ("model", "kind"), registry=r)
         self.loads = Counter(
             "swarm_model_loads",
-            "Model loads: made by the scheduler, or observed in responses (load_duration > 0)",
+            "Model loads observed in responses (load_duration > 0)",
             ("model",),
             registry=r,
         )
@@ -167,10 +167,7 @@ def scheduler_listener(metrics: Metrics, gpu: str, queue_of: Any) -> Any:
     """A GPU scheduler event -> the collectors (loads, evictions, waits, queue depth per model)."""
 
     def on_event(event: Any) -> None:
-        if event.kind == "load":
-            metrics.child(metrics.loads, event.model).inc()
-            metrics.child(metrics.load_seconds, event.model).observe(event.load_ms / 1e3)
-        elif event.kind == "evict":
+        if event.kind == "evict":  # loads are counted from the calls' load_duration (observe_usage)
             metrics.child(metrics.evictions, event.model).inc()
         elif event.kind == "dispatch":
             metrics.child(metrics.dispatches, gpu, event.reason).inc()

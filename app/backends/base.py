@@ -137,6 +137,12 @@ class Backend(Protocol):
         answers it; Unsupported where the backend has no such thing."""
         ...
 
+    async def relay_compat(self, path: str, body: bytes) -> RawReply:
+        """An OpenAI- or Anthropic-format call (/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses,
+        /v1/messages, /v1/messages/count_tokens): Ollama answers it with its own endpoint (the body passes as is);
+        in-process backends translate to and from the native calls (backends/compat.py)."""
+        ...
+
     async def ping(self) -> None:
         """Raise BackendUnavailable when the backend cannot serve."""
         ...

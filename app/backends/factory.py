@@ -24,16 +24,17 @@ def make_backend(
     **kw: Any,
 ) -> Backend:
     """`kw` goes to the backend's constructor (e.g. keep_alive, true_quality, n_ctx); for Ollama, `transport`
-    ("lean" or "httpx") and `deadline_s` build its transport.
+    ("lean" or "httpx"), `deadline_s` and `headers` build its transport.
     Imports are lazy so that choosing "sim" never touches llama.cpp."""
     if kind == "ollama":
         from app.backends.ollama import OllamaBackend
         from app.backends.transport import make_transport
 
         deadline_s = float(kw.pop("deadline_s", 600.0))
-        limits = kw.pop("limits", None)
-        kind_ = kw.pop("transport", "httpx")
-        transport = make_transport(kind_, ollama_base_url, client=client, deadline_s=deadline_s, limits=limits)
+        kind_of, headers, limits = kw.pop("transport", "httpx"), kw.pop("headers", None), kw.pop("limits", None)
+        transport = make_transport(
+            kind_of, ollama_base_url, client=client, deadline_s=deadline_s, headers=headers, limits=limits
+        )
         return OllamaBackend(transport, **kw)
     if kind == "sim":
         from app.backends.sim import SimBackend

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -252,8 +252,10 @@ class Http1Pool:
         connect_timeout_s: float = 5.0,
         user_agent: str = "ollama-swarm-router",
         ssl_context: ssl.SSLContext | None = None,
+        headers: Mapping[str, str] | None = None,
     ):
-        """`ssl_context` for https:// (default: the system's trust store, which SSL_CERT_FILE can point elsewhere)."""
+        """`ssl_context` for https:// (default: the system's trust store, which SSL_CERT_FILE can point elsewhere);
+        `headers` go on every request (e.g. Authorization for an Ollama behind a proxy; checked by the caller)."""
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"unsupported upstream URL {base_url!r}: need http://host[:port] or https://")
@@ -267,7 +269,8 @@ class Http1Pool:
         default_port = self.port == (443 if self.ssl else 80)
         host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 literal
         authority = host if default_port else f"{host}:{self.port}"
-        self._head = f"Host: {authority}\r\nUser-Agent: {user_agent}\r\nAccept: */*\r\n"
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+        self._head = f"Host: {authority}\r\nUser-Agent: {user_agent}\r\nAccept: */*\r\n{extra}"
         self._idle: list[_Connection] = []
         self._parked: set[_Connection] = set()
         self._closed = False

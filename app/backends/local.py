@@ -16,7 +16,7 @@ from typing import Any
 from app.backends.base import DEFAULT_KEEP_ALIVE, JSON, LoadedModel, Usage
 from app.backends.local_models import build_grammar, completion_prompt, resolve_model_path
 from app.backends.residency import GpuMemory, MemoryEvent, RunBackedInference, chunk
-from app.core.errors import BackendUnavailable, BadBackendResponse, ModelNotFound
+from app.core.errors import BackendUnavailable, BadBackendResponse, BadRequest, ModelNotFound
 from app.domain.models import Agent
 
 # Defaults when a request sets no num_predict: Ollama's is unlimited, which makes a 135M model ramble
@@ -151,6 +151,8 @@ class LocalBackend(RunBackedInference):
     async def _run(self, request: JSON, *, chat: bool, stream: bool) -> AsyncIterator[JSON]:
         model = self._check(str(request.get("model", "")))
         keep_alive = request.get("keep_alive")
+        if chat and request.get("tools"):
+            raise BadRequest(f"{model} does not support tools", "tools")  # as Ollama answers for such a model
         if not _has_prompt(request, chat):
             yield await self._load_or_unload(model, keep_alive, chat)
             return

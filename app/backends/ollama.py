@@ -1,31 +1,27 @@
-"""Ollama backend: native /api/* over an injected transport, num_ctx guard, keep_alive on every call."""
+"""Ollama backend: native /api/* and Ollama's own /v1 endpoints over an injected transport, fields passed through."""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from app.backends.base import DEFAULT_KEEP_ALIVE, JSON, LineBlock, LoadedModel, RawReply, Usage
-from app.backends.ollama_wire import loaded_model, models_list, ndjson_chunk, with_latest
+from app.backends.ollama_wire import loaded_model, models_list, ndjson_chunk
 from app.backends.transport import OllamaTransport
 from app.backends.upstream_limits import check_embeddings
 from app.core.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
 
-log = logging.getLogger(__name__)
-
-# Request key that allows a differing options.num_ctx through (i.e. the plan means to reload the model).
+# Accepted and dropped for callers written against the old num_ctx guard; a request's num_ctx always wins now.
 RELOAD_FLAG = "_reload"
 
 
 class OllamaBackend:
     """One Ollama server (one GPU), over an injected transport (backends/transport.py: deadlines, typed errors).
 
-    num_ctx: Ollama reloads a model whenever a load-time option differs from the running one, so this
-    backend remembers the num_ctx each model was loaded with (from the requests it sent and from
-    /api/ps `context_length`) and strips a differing `options.num_ctx` unless the request carries
-    `"_reload": True` (stripped before sending). The record of a model is dropped on unload and when
-    /api/ps no longer lists it, so call `loaded()` regularly (the orchestrator does, every step).
+    Pass-through: every field of a request reaches Ollama as given. The only additions: `stream` (the method
+    says which) and `keep_alive` when the request has none (the service's default). `options.num_ctx` is never
+    stripped or added: a request asking for a different context than the loaded model's makes Ollama reload the
+    model at that size, which is what the caller asked for.
     """
 
     def __init__(self, transport: OllamaTransport, *, keep_alive: str | int = DEFAULT_KEEP_ALIVE) -> None:
@@ -33,7 +29,6 @@ class OllamaBackend:
         self.base_url = transport.base_url
         self.name = self.base_url
         self.keep_alive = keep_alive
-        self._num_ctx: dict[str, int] = {}
 
     @property
     def deadline_s(self) -> float:
@@ -73,9 +68,7 @@ class OllamaBackend:
 
     async def loaded(self) -> list[LoadedModel]:
         entries = models_list(await self._request_json("GET", "/api/ps", None), "/api/ps")
-        models = [loaded_model(e) for e in entries]
-        self._sync_num_ctx(entries)
-        return models
+        return [loaded_model(e) for e in entries]
 
     async def show(self, model: str) -> JSON:
         return await self._post_json("/api/show", {"model": model})
@@ -96,10 +89,14 @@ class OllamaBackend:
 
     async def unload(self, model: str) -> None:
         await self._post_json("/api/generate", {"model": model, "keep_alive": 0})
-        self._num_ctx.pop(with_latest(model), None)
 
     async def manage(self, method: str, path: str, body: bytes) -> RawReply:
         return await self.transport.open_raw(method, path, body)
+
+    async def relay_compat(self, path: str, body: bytes) -> RawReply:
+        """Ollama serves /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses and /v1/messages
+        itself: the body goes there as is and the answer comes back unparsed."""
+        return await self.transport.open_raw("POST", path, body)
 
     async def ping(self) -> None:
         try:
@@ -114,33 +111,10 @@ class OllamaBackend:
 
     def _prepare(self, request: JSON, *, stream: bool) -> JSON:
         body = dict(request)
-        reload = bool(body.pop(RELOAD_FLAG, False))
+        body.pop(RELOAD_FLAG, None)
         body["stream"] = stream
         body.setdefault("keep_alive", self.keep_alive)
-        model = with_latest(str(body.get("model", "")))
-        options = body.get("options")
-        if isinstance(options, dict) and "num_ctx" in options:
-            wanted = int(options["num_ctx"])
-            current = self._num_ctx.get(model)
-            if current is not None and current != wanted and not reload:
-                log.info("keeping %s at num_ctx=%d (request asked %d, no reload flag)", model, current, wanted)
-                body["options"] = {k: v for k, v in options.items() if k != "num_ctx"}
-            else:
-                self._num_ctx[model] = wanted
         return body
-
-    def _sync_num_ctx(self, entries: list[JSON]) -> None:
-        resident: dict[str, int | None] = {}
-        for e in entries:
-            ctx = e.get("context_length")
-            name = with_latest(str(e.get("name") or e.get("model") or ""))
-            resident[name] = int(ctx) if isinstance(ctx, int) and ctx > 0 else None
-        for model in list(self._num_ctx):
-            if model not in resident:
-                del self._num_ctx[model]  # evicted: the next load may pick any num_ctx
-        for name, ctx in resident.items():
-            if ctx is not None:
-                self._num_ctx[name] = ctx
 
     # ---- HTTP plumbing ---------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from app.backends.base import JSON, LineBlock, LoadedModel, RawReply, chunk_lines
+from app.backends.compat import translate
 from app.core.errors import BadBackendResponse, Unsupported
 
 EventKind = Literal["load", "evict", "expire", "unload"]
@@ -238,6 +239,9 @@ class RunBackedInference:
     def _run(self, request: JSON, *, chat: bool, stream: bool) -> AsyncIterator[JSON]:
         raise NotImplementedError
 
+    async def embed(self, request: JSON) -> JSON:
+        raise NotImplementedError
+
     async def chat(self, request: JSON) -> JSON:
         return await collect(self._run(request, chat=True, stream=False))
 
@@ -252,6 +256,9 @@ class RunBackedInference:
 
     def relay_lines(self, request: JSON, *, chat: bool) -> AsyncGenerator[LineBlock, None]:
         return chunk_lines(self._run(request, chat=chat, stream=True))
+
+    async def relay_compat(self, path: str, body: bytes) -> RawReply:
+        return await translate(self, path, body)
 
     async def manage(self, method: str, path: str, body: bytes) -> RawReply:
         name = getattr(self, "name", type(self).__name__)

@@ -16,6 +16,7 @@ import numpy as np
 from app.backends.base import DEFAULT_KEEP_ALIVE, JSON, LoadedModel, RawReply, Usage, ndjson_line
 from app.backends.residency import GpuMemory, MemoryEvent, RunBackedInference, chunk
 from app.backends.schema_sample import SchemaSampler
+from app.backends.sim_tools import sim_tool_calls
 from app.core.errors import BadRequest, ModelNotFound
 from app.domain.models import Agent
 
@@ -160,7 +161,7 @@ class SimBackend(RunBackedInference):
             "template": "{{ .Prompt }}",
             "details": _details(),
             "model_info": {"general.architecture": "sim", "sim.context_length": agent.max_ctx},
-            "capabilities": ["completion"],
+            "capabilities": ["completion", "tools"] if agent.tools else ["completion"],
             "modified_at": "2025-01-01T00:00:00Z",
         }
 
@@ -212,6 +213,8 @@ class SimBackend(RunBackedInference):
         if not prompt:  # Ollama's empty-prompt load / unload request
             yield await self._load_or_unload(agent, request, chat, keep_alive)
             return
+        if chat and request.get("tools") and not agent.tools:
+            raise BadRequest(f"{agent.name} does not support tools", "tools")  # Ollama's 400 for such a model
         loaded, load_ms = await self._acquire(agent.name, keep_alive)
         lane = self._lanes.setdefault(agent.name, asyncio.Semaphore(self.num_parallel))
         try:
@@ -221,8 +224,9 @@ class SimBackend(RunBackedInference):
             raise
         self._running[agent.name] = self._running.get(agent.name, 0) + 1
         try:
-            text, reason = self._answer(agent, prompt, request)
-            n_prompt, n_eval = _tokens(full_prompt), _tokens(text)
+            calls = sim_tool_calls(request, random.Random(_digest(self.seed, agent.name, prompt))) if chat else []
+            text, reason = ("", "stop") if calls else self._answer(agent, prompt, request)
+            n_prompt, n_eval = _tokens(full_prompt), _tokens(text or json.dumps(calls))
             share = self._share(agent.name)
             prefill_s = n_prompt / (agent.tokens_per_s * _PREFILL_SPEEDUP * share)
             decode_s = n_eval / (agent.tokens_per_s * share)
@@ -230,9 +234,13 @@ class SimBackend(RunBackedInference):
             pieces = _split(text, 6) if stream else [text]
             for piece in pieces:
                 await self._sleep(decode_s / len(pieces))
-                if stream:
+                if stream and not calls:
                     yield chunk(agent.name, piece, chat, done=False)
+            if stream and calls:
+                yield {**chunk(agent.name, "", chat, done=False), "message": _calls_message(calls)}
             final = chunk(agent.name, "" if stream else text, chat, done=True)
+            if calls and not stream:
+                final["message"] = _calls_message(calls)
             final.update(
                 done_reason=reason,
                 total_duration=int((load_ms if loaded else 0.0) * 1e6 + (prefill_s + decode_s) * 1e9),
@@ -356,6 +364,10 @@ def _wrong(expected: Any, rng: random.Random) -> str:
     if isinstance(expected, dict | list):
         return json.dumps({"answer": "unknown"})
     return "I think the answer is " + " ".join(rng.choices(_FILLER, k=3))
+
+
+def _calls_message(calls: list[JSON]) -> JSON:
+    return {"role": "assistant", "content": "", "tool_calls": calls}
 
 
 def _details() -> JSON:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from typing import Literal, Protocol, runtime_checkable
 
 import httpx
@@ -16,6 +16,7 @@ from app.backends.http1 import ConnectFailed, Http1Error, Http1Pool, Http1Respon
 from app.backends.ollama_wire import ndjson_chunk, parse_object, status_error
 from app.backends.upstream_limits import LineSplitter, UpstreamLimits, too_big
 from app.core.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
+from app.core.upstream import upstream
 
 # A line holding NOT_DONE (and neither DONE nor ERROR) is an ordinary token chunk: relayed without parsing.
 # Ollama writes compact JSON; a line in any other spelling is parsed, so the fast path only skips work.
@@ -112,12 +113,13 @@ class LeanTransport(TransportErrors):
         *,
         deadline_s: float = 600.0,
         connect_timeout_s: float = 5.0,
+        headers: Mapping[str, str] | None = None,
         limits: UpstreamLimits | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.deadline_s = deadline_s
         self.limits = limits or UpstreamLimits()
-        self._pool = Http1Pool(self.base_url, connect_timeout_s=connect_timeout_s)
+        self._pool = Http1Pool(self.base_url, connect_timeout_s=connect_timeout_s, headers=headers)
 
     def _error(self, method: str, url: str, exc: TimeoutError | Http1Error) -> Exception:
         if isinstance(exc, TimeoutError):
@@ -225,11 +227,13 @@ class HttpxTransport(TransportErrors):
         *,
         deadline_s: float = 600.0,
         connect_timeout_s: float = 5.0,
+        headers: Mapping[str, str] | None = None,
         limits: UpstreamLimits | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.deadline_s = deadline_s
         self.limits = limits or UpstreamLimits()
+        self._headers = dict(headers or {})
         self._own_client = client is None
         self._client = client if client is not None else httpx.AsyncClient()
         # Pool timeout is generous: the shared client may be busy with other long streams.
@@ -246,7 +250,8 @@ class HttpxTransport(TransportErrors):
         url = self.base_url + path
         try:
             async with asyncio.timeout(self.deadline_s):
-                async with self._client.stream(method, url, json=body, timeout=self._timeout) as resp:
+                stream = self._client.stream(method, url, json=body, headers=self._headers, timeout=self._timeout)
+                async with stream as resp:
                     raw = await self.read_capped(resp.aiter_bytes(), url)
         except TimeoutError as exc:
             raise self.timed_out(method, url) from exc
@@ -262,7 +267,7 @@ class HttpxTransport(TransportErrors):
         deadline = asyncio.get_running_loop().time() + self.deadline_s
         try:
             async with asyncio.timeout_at(deadline):
-                cm = self._client.stream("POST", url, json=body, timeout=self._timeout)
+                cm = self._client.stream("POST", url, json=body, headers=self._headers, timeout=self._timeout)
                 resp = await cm.__aenter__()
         except TimeoutError as exc:
             raise self.timed_out("POST", url) from exc
@@ -302,7 +307,11 @@ class HttpxTransport(TransportErrors):
     async def open_raw(self, method: str, path: str, body: bytes) -> RawReply:
         url = self.base_url + path
         request = self._client.build_request(
-            method, url, content=body, headers={"content-type": "application/json"}, timeout=self._timeout
+            method,
+            url,
+            content=body,
+            headers={**self._headers, "content-type": "application/json"},
+            timeout=self._timeout,
         )
         try:
             async with asyncio.timeout(self.deadline_s):
@@ -337,9 +346,12 @@ def make_transport(
     *,
     client: httpx.AsyncClient | None = None,
     deadline_s: float = 600.0,
+    headers: Mapping[str, str] | None = None,
     limits: UpstreamLimits | None = None,
 ) -> OllamaTransport:
-    """The wiring's choice: "lean" (the service's default) or "httpx" (honours HTTP(S)_PROXY / NO_PROXY)."""
+    """The wiring's choice: "lean" (the service's default) or "httpx" (honours HTTP(S)_PROXY / NO_PROXY).
+    user:pass@ in `base_url` becomes an Authorization: Basic header; `headers` go on every call too (and win)."""
+    url, sent = upstream(base_url, headers)
     if kind == "lean":
-        return LeanTransport(base_url, deadline_s=deadline_s, limits=limits)
-    return HttpxTransport(client, base_url, deadline_s=deadline_s, limits=limits)
+        return LeanTransport(url, deadline_s=deadline_s, headers=sent, limits=limits)
+    return HttpxTransport(client, url, deadline_s=deadline_s, headers=sent, limits=limits)

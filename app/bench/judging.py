@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from app.backends.base import Backend
 from app.backends.sim import SimBackend
+from app.bench.config import BenchConfig
 from app.bench.judge import judge
+from app.bench.types import JobRecord
 from app.domain.models import Agent
 from app.execution.llm import bind_chat
-
-if TYPE_CHECKING:
-    from app.bench.runner import BenchConfig, JobRecord
 
 
 def output_rows(jobs: list[JobRecord]) -> list[dict[str, Any]]:
@@ -46,6 +45,7 @@ def output_rows(jobs: list[JobRecord]) -> list[dict[str, Any]]:
                     "score_detail": sr.detail if sr is not None else (res.error if res else ""),
                     "eval_tokens": res.eval_tokens if res else 0,
                     "judge_score": None,
+                    "judge_rationale": None,
                     "judge_error": None,
                 }
             )
@@ -75,4 +75,5 @@ async def judge_rows(
             continue
         verdict = await judge(chat, descriptions[(row["job"], row["subtask"])], row["output"] or "", row["expected"])
         row["judge_score"] = verdict.score
+        row["judge_rationale"] = verdict.rationale or None
         row["judge_error"] = verdict.error

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from app.backends.base import Backend
-from app.core.errors import ValidationFailed
+from app.core.errors import SwarmError, ValidationFailed
 from app.core.paths import config_file
 from app.domain.models import TASK_TYPES
 from app.routing.agents import parse_agents
@@ -67,9 +67,20 @@ async def auto_fast_catalog(backend: Backend, k: int) -> dict[str, Any]:
     if not tags:
         raise ValidationFailed(f"backend {backend.name} lists no installed chat models (/api/tags is empty)")
     chosen = sorted(tags, key=lambda t: (float(t.get("size") or 0), str(t.get("name"))))[:k]
-    catalog = {"agents": [agent_from_tag(t) for t in chosen]}
+    catalog = {"agents": [{**agent_from_tag(t), "tools": await _calls_tools(backend, t)} for t in chosen]}
     parse_agents(catalog, source="auto_fast")
     return catalog
+
+
+async def _calls_tools(backend: Backend, tag: dict[str, Any]) -> bool:
+    """Ollama's "tools" capability: in /api/tags on current Ollama, else from /api/show (False if unknown)."""
+    caps = tag.get("capabilities")
+    if not isinstance(caps, list):
+        try:
+            caps = (await backend.show(str(tag.get("name") or tag.get("model")))).get("capabilities")
+        except SwarmError:
+            return False
+    return isinstance(caps, list) and "tools" in caps
 
 
 def write_catalog(catalog: dict[str, Any], out: str | Path) -> Path:

@@ -9,6 +9,8 @@ from app.bench.agentic_bench import AgenticBench
 from app.bench.code_math_mix import CodeMathMix
 from app.bench.humaneval import HumanEval
 from app.bench.mbpp import MBPP
+from app.bench.mmlu import MMLU
+from app.bench.mt_bench import MTBench
 from app.bench.types import TASK_ORDER, Benchmark, Example
 from app.bench.workflowbench import WorkflowBench
 
@@ -20,6 +22,8 @@ _FACTORIES: dict[str, Callable[[], Benchmark]] = {
     "agentic_bench": AgenticBench,
     "humaneval": HumanEval,
     "mbpp": MBPP,
+    "mmlu": MMLU,
+    "mt_bench": MTBench,
 }
 
 

@@ -3,40 +3,28 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from app.bench.config import BenchConfig
+from app.bench.report_defs import DEFINITIONS
+from app.bench.report_seed import (
+    WALL_CLOCK_COMPARISON_FIELDS,
+    WALL_CLOCK_CSV_COLUMNS,
+    WALL_CLOCK_MODE_FIELDS,
+    comparison_fields,
+    job_rows,
+    mode_fields,
+    pareto_by_benchmark,
+)
 from app.bench.stats import grouped_front, mean, percentile, summary
+from app.bench.types import JobRecord
 from app.domain.models import Agent
-from app.routing.registry import EXACT
+from app.routing.registry import EXACT, PLANNER
 
-if TYPE_CHECKING:
-    from app.bench.runner import BenchConfig, JobRecord
-
-SCHEMA = "swarm-bench-report/1"
+SCHEMA = "swarm-bench-report/2"
 EPS = 1e-9
 PARETO_MAX = ("score",)
 PARETO_MIN = ("token_cost", "switch_ms", "peak_vram_gb")
-DEFINITIONS = {
-    "avg_score": "mean benchmark score over scored subtasks (failed or skipped subtasks score 0; code not executed "
-    "because code_eval is off only has a heuristic score, counted in score_methods but not averaged); ci95 is the "
-    "half-width of the 95% Student-t interval over those subtask scores",
-    "job_score": "per job, the mean of its subtask scores; its ci95 treats jobs as the independent units",
-    "oracle_gap": "per plan step: the exact optimum (route_exact, DP or MILP) re-solved on the same RoutingProblem "
-    "under the same estimates the mode was given, minus the objective of the plan the mode chose; 0 = optimal, "
-    "negative only for plans that break the VRAM budget (lp_relaxed rounding)",
-    "objective_per_step / solve_time_ms_per_step": "per plan step, never summed per job",
-    "switch": "models_swapped_in and switch ms are per job (sums over its steps); estimated = the catalog's "
-    "load_time_ms of the models that were loaded, measured = the backend's load_duration",
-    "peak_vram_gb": "resident VRAM from the backend's /api/ps before, during and after each step (helpers included)",
-    "vram_violation_rate": "fraction of jobs whose resident peak exceeded gpu_vram_gb",
-    "token_cost": "sum over subtasks of cost_per_token * eval_tokens / token_scale, per job",
-    "fallback_rate": "fraction of plan steps whose routing_source starts with 'fallback'",
-    "mode_order": "examples run in blocks of block_size; each block rotates the mode order (A B C, B C A, ...); "
-    "every mode of every block starts from the same backend state (everything unloaded, then the warm set) and "
-    "each mode starts from the same estimator snapshot, then learns only from its own benchmark scores",
-    "timing": "every wall-clock-dependent value sits under a key named 'timing'; the rest is deterministic for a "
-    "seed on the sim backend",
-}
 
 
 def _rows_of(rows: list[dict[str, Any]], mode: str, benchmark: str | None = None) -> list[dict[str, Any]]:
@@ -161,7 +149,7 @@ def score_metrics(rows: list[dict[str, Any]], benchmarks: list[str]) -> dict[str
         "job_score_mean": jobs["mean"],
         "job_score_ci95": jobs["ci95"],
         "score_methods": dict(sorted(Counter(str(r["score_method"]) for r in rows).items())),
-        "by_benchmark": by_bench,
+        "by_benchmark_detail": by_bench,
         "judge_avg_score": _m(judged),
         "judge_n": len(judged),
         "judge_failures": sum(1 for r in rows if r["judge_error"] and r["status"] == "done"),
@@ -234,6 +222,11 @@ def aggregates(rows: list[dict[str, Any]], jobs: list[JobRecord], config: BenchC
                     "switch_ms": _m([float(j.result.summary.get("estimated_switch_ms") or 0.0) for j in js], 3),
                     "peak_vram_gb": _m([float(j.result.summary.get("vram_peak_gb") or 0.0) for j in js], 4),
                     "models_swapped_in": _m([float(j.result.summary.get("models_swapped_in") or 0) for j in js]),
+                    "vram_violation_rate": _m([1.0 if j.result.summary.get("vram_violation") else 0.0 for j in js]),
+                    # Plans that put more than G on the GPU (the scheduler never lets one run that way).
+                    "planned_vram_violation_rate": _m(
+                        [1.0 if (j.result.summary.get("planned_vram_violation_gb") or 0) > EPS else 0.0 for j in js]
+                    ),
                 }
             )
     return out
@@ -246,27 +239,46 @@ def build_report(
     rows: list[dict[str, Any]],
     starts: list[dict[str, Any]],
     elapsed_s: float,
-) -> dict[str, Any]:
+    gpu_name: str = "",
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(report, per job x mode rows): the original report's fields under their original names and nesting, the
+    new ones beside them."""
     modes = config.modes
-    per_mode = {m: mode_metrics(m, jobs, rows, config.benchmarks) for m in modes}
+    out = config.output_dir
+    jrows = job_rows(jobs, rows, config, gpu_name)
+    per_mode = {m: {**mode_metrics(m, jobs, rows, config.benchmarks), **mode_fields(m, jrows, out)} for m in modes}
     others = [m for m in modes if m != EXACT]
     comparisons = {f"{EXACT}_vs_{m}": compare_modes(rows, EXACT, m) for m in others} if EXACT in modes else {}
-    agg = aggregates(rows, jobs, config)
-    return {
+    points = aggregates(rows, jobs, config)
+    report: dict[str, Any] = {
         "schema": SCHEMA,
+        "bench_dir": out,
+        "n_examples": len({j.example.id for j in jobs}),
+        "modes": per_mode,
+        "mode_order": modes,
         "config": config.model_dump(mode="json", exclude={"output_dir"}),
         "agents": [a.name for a in agents],
-        "modes": modes,
         "benchmarks": config.benchmarks,
-        "n_examples": len({j.example.id for j in jobs}),
         "mode_starts": starts,
-        "per_mode": per_mode,
-        "comparison_lp_vs_llm": comparisons.get("lp_vs_llm"),
         "comparisons": comparisons,
-        "aggregates": agg,
-        "pareto_data": agg,
+        **pareto_by_benchmark(points, config),
+        "pareto_points": points,
+        "pareto_points_frontier": grouped_front(points, "benchmark", PARETO_MAX, PARETO_MIN),
         "pareto_axes": {"maximize": list(PARETO_MAX), "minimize": list(PARETO_MIN)},
-        "pareto_frontier_indices": grouped_front(agg, "benchmark", PARETO_MAX, PARETO_MIN),
+        "report_csv": f"{out}/report.csv",
+        "report_modes_csv": f"{out}/report_modes.csv",
+        "report_pareto_csv": f"{out}/report_pareto.csv",
+        "outputs_jsonl": f"{out}/outputs.jsonl",
+        "artifacts_dir": f"{out}/runs/<mode>/artifacts",
+        "wall_clock_fields": {
+            "modes": list(WALL_CLOCK_MODE_FIELDS),
+            "comparison_lp_vs_llm": list(WALL_CLOCK_COMPARISON_FIELDS),
+            "report_csv": list(WALL_CLOCK_CSV_COLUMNS),
+        },
         "definitions": DEFINITIONS,
         "timing": {"elapsed_s": round(elapsed_s, 3)},
     }
+    if EXACT in modes and PLANNER in modes:
+        new = comparisons[f"{EXACT}_vs_{PLANNER}"]
+        report["comparison_lp_vs_llm"] = {**comparison_fields(per_mode, new), **new}
+    return report, jrows

@@ -9,21 +9,20 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import ConfigDict, Field, field_validator
+from typing import Any
 
 from app.backends.base import Backend
 from app.backends.sim import SimBackend
+from app.bench.config import BenchConfig, ProgressFn
 from app.bench.judging import judge_rows, output_rows
-from app.bench.registry import get_benchmark, list_benchmarks, load_examples
+from app.bench.mtbench_report import BENCH, mtbench_pairwise, write_judgements
+from app.bench.registry import get_benchmark, load_examples
 from app.bench.report import build_report
 from app.bench.report_io import write_report
 from app.bench.sandbox import network_isolation
 from app.bench.simkeys import register_examples
-from app.bench.types import Example, ScoreResult
+from app.bench.types import Example, JobRecord, ScoreResult
 from app.core.errors import InfeasibleError, ValidationFailed
-from app.domain.knobs import GpuVramGb, RoutingKnobs
 from app.domain.models import Agent, Plan, RoutingProblem, Subtask
 from app.execution.cpu import run_cpu
 from app.execution.orchestrator import Orchestrator
@@ -31,52 +30,10 @@ from app.execution.results import JobResult, JobSpec
 from app.execution.state import GpuState
 from app.execution.telemetry import Recorder
 from app.routing import Estimator
-from app.routing.registry import DEFAULT_COMPARE, CompareName, expand_compare
 from app.routing.router import route_exact
+from app.storage.repo import Repo
 
-ProgressFn = Callable[[str, str, int, int], None]  # (mode, benchmark, done, total)
-
-
-class BenchConfig(RoutingKnobs):
-    """Everything a benchmark run depends on (the routing knobs included); written verbatim to bench_config.json."""
-
-    model_config = ConfigDict(extra="forbid", frozen=False)
-
-    benchmarks: list[str] = Field(min_length=1)
-    compare: CompareName = DEFAULT_COMPARE
-    limit: int = Field(default=20, ge=1, le=500)
-    seed: int = Field(default=0, ge=0)
-    gpu_vram_gb: GpuVramGb = 8.0
-    mix: Literal["grouped", "interleave"] = "grouped"
-    code_eval: bool = False
-    judge: bool = False
-    judge_model: str | None = None
-    planner_model: str | None = None
-    dry_run: bool = False
-    warm: list[str] = Field(default_factory=list)
-    # Jobs per block; the mode order rotates from block to block (A B C, B C A, ...; A B then B A for two modes).
-    block_size: int = Field(default=10, ge=1)
-    freeze_estimator: bool = False
-    data_dir: str | None = None
-    keep_alive: str = "10m"
-    max_concurrency: int = Field(default=4, ge=1, le=64)
-    # Sim only: device memory. None = room for every agent at once, so the measured resident VRAM shows what the
-    # router decided (the budget G is what routers are told and what violations are measured against).
-    sim_device_gb: float | None = Field(default=None, gt=0)
-    time_scale: float = Field(default=0.0, ge=0)
-    output_dir: str = "runs/bench"
-
-    @field_validator("benchmarks")
-    @classmethod
-    def _known(cls, names: list[str]) -> list[str]:
-        bad = [n for n in names if n not in list_benchmarks()]
-        if bad:
-            raise ValueError(f"unknown benchmark {bad[0]!r}; known: {', '.join(list_benchmarks())}")
-        return list(dict.fromkeys(names))
-
-    @property
-    def modes(self) -> list[str]:
-        return expand_compare(self.compare)
+__all__ = ["BenchConfig", "BenchResult", "JobRecord", "ProgressFn", "run_bench"]
 
 
 class OracleTap(Estimator):
@@ -117,16 +74,6 @@ class _Fixed(Estimator):
 def _exact(problem: RoutingProblem, est: Any) -> float:
     plan: Plan = route_exact(problem, _Fixed(est))
     return float(plan.objective)
-
-
-@dataclass
-class JobRecord:
-    mode: str
-    block: int
-    example: Example
-    result: JobResult
-    scores: dict[str, ScoreResult]
-    optima: list[float | None]
 
 
 @dataclass
@@ -193,6 +140,9 @@ async def _run_job(
         horizon_depth=config.horizon_depth,
         gpu_vram_gb=config.gpu_vram_gb,
         planner_model=config.planner_model,
+        planner_timeout_s=config.planner_timeout_s,
+        router_model=config.router_model,
+        router_tau=config.router_tau,
         seed=_job_seed(config.seed, ex.id),
         synthesize=False,  # the benchmark scores subtasks; a synthesis call would only perturb GPU state
         score_fn=_score_fn(config, ex, scores),
@@ -227,9 +177,13 @@ async def run_bench(
     estimator: Estimator,
     progress: ProgressFn | None = None,
     gpu: GpuState | None = None,
+    repo: Repo | None = None,
+    tenant_id: str = "default",
 ) -> BenchResult:
     """Run every mode over the same examples; write all outputs into config.output_dir and return the report.
-    `gpu`: the service's GPU (its scheduler is shared with all other traffic); None = a private one on `backend`."""
+    `gpu`: the service's GPU (its scheduler is shared with all other traffic); None = a private one on `backend`.
+    With a repo, every telemetry event also lands in its event log (tagged with bench_id = the output folder name).
+    """
     started = time.perf_counter()
     out = Path(config.output_dir)
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
@@ -241,16 +195,21 @@ async def run_bench(
     taps = {m: _tap(snapshot, config.freeze_estimator) for m in config.modes}
     if gpu is None:  # the scheduler holds the resident set within G, whatever a router planned
         gpu = GpuState(backend, config.gpu_vram_gb)
+        if isinstance(backend, SimBackend) and backend.time_scale == 0:
+            # An instant simulator has no time: waits and idle spans are zero, so the scheduler's decisions (and
+            # the report) do not depend on how busy the machine running the benchmark is.
+            gpu.scheduler.clock = _no_time
     totals = {(m, b): sum(1 for e in examples if e.benchmark == b) for m in config.modes for b in config.benchmarks}
     done = dict.fromkeys(totals, 0)
     jobs: list[JobRecord] = []
     starts: list[dict[str, Any]] = []
+    recorders: dict[str, Recorder] = {}
     for block, order, idx in mode_schedule(config.modes, len(examples), config.block_size):
         for mode in order:
             loaded = await reset_backend(backend, config.warm, config.keep_alive)
             starts.append({"block": block, "mode": mode, "loaded": loaded})
             tap = taps[mode]
-            rec = Recorder(None, "bench", out / "runs" / mode / "telemetry.jsonl")
+            rec = recorders.setdefault(mode, _recorder(out, mode, repo, tenant_id))
             orch = Orchestrator(gpu, tap, rec, keep_alive=config.keep_alive, max_concurrency=config.max_concurrency)
             for i in idx:
                 ex = examples[i]
@@ -259,26 +218,43 @@ async def run_bench(
                 done[(mode, ex.benchmark)] += 1
                 if progress is not None:
                     progress(mode, ex.benchmark, done[(mode, ex.benchmark)], totals[(mode, ex.benchmark)])
+    return await _conclude(config, out, backend, agents, jobs, starts, started, recorders)
+
+
+async def _conclude(
+    config: BenchConfig,
+    out: Path,
+    backend: Backend,
+    agents: list[Agent],
+    jobs: list[JobRecord],
+    starts: list[dict[str, Any]],
+    started: float,
+    recorders: dict[str, Recorder],
+) -> BenchResult:
+    """After every mode ran: the optional judges (never during a mode: they would perturb its GPU state), the
+    report and every output file."""
     rows = output_rows(jobs)
     if config.judge:
         await judge_rows(rows, jobs, backend, agents, config)
+        keys = ("subtask", "model", "score", "judge_score", "judge_rationale", "judge_error")
+        for row in rows:  # the verdicts in telemetry too, rationale beside the score
+            await recorders[row["mode"]].event("judge", f"{row['mode']}-{row['job']}", {k: row[k] for k in keys})
     elapsed_s = time.perf_counter() - started
-    report = await run_cpu(_report, config, agents, jobs, rows, starts, elapsed_s, out)
+    # report building is CPU work: the bounded CPU executor, never the event loop (inline in a dry run's thread)
+    report, job_rows = await run_cpu(build_report, config, agents, jobs, rows, starts, elapsed_s, gpu_name=backend.name)
+    if config.mtbench_judge and BENCH in config.benchmarks:
+        fields, judgements = await mtbench_pairwise(rows, jobs, backend, agents, config)
+        report |= fields
+        write_judgements(out, judgements)
+    await run_cpu(write_report, out, report, rows, jobs, job_rows)
     return BenchResult(config, out, report, jobs, rows)
 
 
-def _report(
-    config: BenchConfig,
-    agents: list[Agent],
-    jobs: list[JobRecord],
-    rows: list[dict[str, Any]],
-    starts: list[dict[str, Any]],
-    elapsed_s: float,
-    out: Path,
-) -> dict[str, Any]:
-    report = build_report(config, agents, jobs, rows, starts, elapsed_s)
-    write_report(out, report, rows, jobs)
-    return report
+def _recorder(out: Path, mode: str, repo: Repo | None, tenant_id: str) -> Recorder:
+    """A mode's telemetry: its JSONL file and, with a repo, the database's event log (events only: bench jobs
+    have no `jobs` rows), every event tagged with the run and the mode."""
+    tags = {"bench_id": out.name, "routing_mode": mode}
+    return Recorder(repo, tenant_id, out / "runs" / mode / "telemetry.jsonl", events_only=True, tags=tags)
 
 
 def _write_inputs(out: Path, config: BenchConfig, examples: list[Example]) -> None:
@@ -286,3 +262,7 @@ def _write_inputs(out: Path, config: BenchConfig, examples: list[Example]) -> No
     with (out / "examples.jsonl").open("w", encoding="utf-8") as fh:
         for ex in examples:
             fh.write(json.dumps(ex.model_dump(mode="json"), sort_keys=True) + "\n")
+
+
+def _no_time() -> float:
+    return 0.0

@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from app.bench.choice import score_choice
 from app.bench.sandbox import SandboxLimits, describe, run_python
 from app.bench.types import BenchSubtask, CodeSpec, Example, ScoreResult
 
@@ -279,6 +280,8 @@ def score_subtask(
         return score_yes_no(output, sub.expected)
     if sub.scorer == "exact":
         return score_exact(output, sub.expected)
+    if sub.scorer == "choice":
+        return score_choice(output, str(sub.expected))
     assert sub.code_spec is not None  # guaranteed by BenchSubtask's validator
     return score_code(output, sub.code_spec, code_eval=code_eval, limits=limits)
 

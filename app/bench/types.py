@@ -1,16 +1,18 @@
-"""Benchmark records: scored subtasks, examples (DAG jobs), score results and the Benchmark protocol."""
+"""Benchmark records: scored subtasks, examples (DAG jobs), score results, job records and the Benchmark protocol."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.domain.models import TASK_TYPES, Subtask
+from app.execution.results import JobResult
 
-ScorerName = Literal["json", "numeric", "keywords", "yesno", "code", "exact", "judge_only"]
+ScorerName = Literal["json", "numeric", "keywords", "yesno", "code", "exact", "choice", "judge_only"]
 
 
 class CodeSpec(BaseModel):
@@ -115,6 +117,18 @@ class Benchmark(Protocol):
     def load(self, limit: int, seed: int, **opts: Any) -> list[Example]: ...
 
     def score(self, example: Example, outputs: Mapping[str, str], *, code_eval: bool) -> dict[str, ScoreResult]: ...
+
+
+@dataclass
+class JobRecord:
+    """One example run by one mode: the job's result, its subtask scores and the per-step exact optima."""
+
+    mode: str
+    block: int
+    example: Example
+    result: JobResult
+    scores: dict[str, ScoreResult]
+    optima: list[float | None]
 
 
 TASK_ORDER: dict[str, int] = {t: i for i, t in enumerate(TASK_TYPES)}

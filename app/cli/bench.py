@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 from app.cli.common import (
     MAX_HORIZON,
     add_backend_flags,
+    check_database,
     check_output_dir,
     check_output_file,
+    database_field,
     finite_nonneg_float,
     finite_positive_float,
     horizon_depth,
@@ -23,35 +25,55 @@ from app.cli.common import (
     non_empty,
     number_list,
     positive_int,
+    safe_name,
     settings_from,
 )
 from app.cli.helptext import helped
 from app.cli.knobs import add_compare_flag, add_knob_flags
 from app.cli.view import (
     BenchProgress,
-    SweepProgress,
     print_report,
-    print_sweep,
     progress_bars,
     stderr_console,
-    stdout_console,
 )
 
 if TYPE_CHECKING:  # the bench stack (numpy, the solvers, matplotlib) is imported by the commands, not by --help
     from app.backends.base import Backend
-    from app.bench.experiments import SweepSpec
     from app.bench.runner import BenchConfig
     from app.core.settings import Settings
     from app.domain.models import Agent
     from app.routing import Estimator
+    from app.storage.repo import Repo
 
 # app.bench.registry.list_benchmarks() and app.bench.presets.PRESETS, spelled out so that `swarm --help` does not
 # import the benchmarks (tests/cli/test_cli_help.py keeps them equal).
-BENCHMARKS = ("workflowbench", "code_math_mix", "agentic_bench", "humaneval", "mbpp")
+BENCHMARKS = ("workflowbench", "code_math_mix", "agentic_bench", "humaneval", "mbpp", "mmlu", "mt_bench")
 PRESETS = ("fast", "heavy", "auto_fast")
-SUITES = ("code_math_sweep", "workflow_sweep", "full_sweep")
+SUITES = ("code_math_sweep", "workflow_sweep", "full_sweep", "tau_sweep")
 MAX_LIMIT = 500  # BenchConfig.limit
 MAX_VRAM_GB = 4096.0  # BenchConfig.gpu_vram_gb
+
+
+def unit_float(text: str) -> float:
+    value = finite_nonneg_float(text)
+    if value > 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    return value
+
+
+def check_router_model(path: str | None) -> str | None:
+    """Read the router file now: a bad one is one line before any mode runs (the original failed mid-run)."""
+    if path is not None:
+        from app.routing.pref_router import load_model
+
+        load_model(path)
+    return path
+
+
+def safe_tag(text: str) -> str:
+    if not text.strip() or len(text) > 64 or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"a label of 1-64 characters without spaces, got {text!r}")
+    return text
 
 
 def vram_gb(text: str) -> float:
@@ -84,10 +106,40 @@ def _bench_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--freeze_estimator", action="store_true", help="no online learning during the run")
     p.add_argument(
+        "--estimator_tag",
+        type=safe_tag,
+        default="static",
+        help="label of the estimator state in reports and Pareto data (default: static)",
+    )
+    p.add_argument(
+        "--planner_timeout_s", type=finite_positive_float, help="timeout of each planner call in s (default: 120)"
+    )
+    p.add_argument(
         "--estimator_in", type=non_empty, help="start every mode from this estimator state (JSON; default: priors)"
     )
     p.add_argument("--output_dir", type=non_empty, help="output folder (default: <runs_dir>/<timestamp>_bench)")
-    p.add_argument("--data_dir", type=non_empty, help="dataset folder of the mbpp JSONL (default: none)")
+    p.add_argument(
+        "--data_dir", type=non_empty, help="dataset folder of the mbpp, mmlu and mt_bench files (default: none)"
+    )
+    p.add_argument(
+        "--mtbench_judge", action="store_true", help="judge mt_bench answers pairwise across modes (positions swapped)"
+    )
+    p.add_argument(
+        "--mtbench_judge_model",
+        type=non_empty,
+        help="pairwise judge model (default: --judge_model, else the smallest agent)",
+    )
+    p.add_argument(
+        "--router_model",
+        type=non_empty,
+        help="pref_router: trained router file from swarm train-router (default: none)",
+    )
+    p.add_argument(
+        "--router_tau",
+        type=unit_float,
+        default=0.5,
+        help="pref_router: strong model when P(strong) >= tau (default: 0.5)",
+    )
     p.add_argument(
         "--sim_device_gb", type=finite_positive_float, help="dry run: sim device memory (default: room for all agents)"
     )
@@ -100,14 +152,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _bench_flags(p)
     p.set_defaults(func=cmd_bench)
     e = sub.add_parser("experiment", help="sweep λ_switch x VRAM (x horizon) and aggregate the runs")
-    e.add_argument("--suite", choices=SUITES, required=True, help="which benchmarks the sweep runs")
+    e.add_argument(
+        "--suite",
+        choices=SUITES,
+        help="a named grid (tau_sweep: pref_router's τ, needs --router_model); without it the --benchmark list "
+        "(default code_math_mix) is swept",
+    )
+    e.add_argument("--exp_id", type=safe_name, help="experiment folder name under --runs_dir (default: a timestamp)")
     e.add_argument(
         "--lambda_switches",
         type=number_list(finite_nonneg_float),
-        default="0,0.2,0.5,1",
-        help="comma-separated λ_switch values (>= 0)",
+        help="comma-separated λ_switch values (>= 0; default 0,0.2,0.5,1, tau_sweep: --lambda_switch)",
     )
-    e.add_argument("--gpu_vrams", type=number_list(vram_gb), default="8,24", help="comma-separated VRAM budgets (GB)")
+    e.add_argument(
+        "--gpu_vrams", type=number_list(vram_gb), help="comma-separated VRAM budgets in GB (default 8,24; tau_sweep: G)"
+    )
+    e.add_argument(
+        "--router_taus", type=number_list(unit_float), default="0,0.25,0.5,0.75,1", help="tau_sweep: τ values"
+    )
     e.add_argument(
         "--horizons",
         type=number_list(horizon_depth),
@@ -119,7 +181,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     e.add_argument("--runs_dir", type=non_empty, help=helped("runs_dir", "root of <runs_dir>/<timestamp>_<suite>"))
     _bench_flags(e)
-    e.set_defaults(func=cmd_experiment, limit=6)
+    e.set_defaults(func=_cmd_experiment, limit=6)
+    _register_train_router(sub)
     w = sub.add_parser("write-agents", help="write an agent catalog: fast | heavy | auto_fast (from /api/tags)")
     w.add_argument(
         "--preset",
@@ -131,6 +194,27 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     w.add_argument("--k", type=positive_int, default=3, help="auto_fast: how many of the smallest installed models")
     add_backend_flags(w)
     w.set_defaults(func=cmd_write_agents)
+
+
+def _register_train_router(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    t = sub.add_parser("train-router", help="train pref_router: strong vs weak answers judged pairwise")
+    t.add_argument("--benchmark", action="append", required=True, choices=BENCHMARKS, help="benchmark (repeatable)")
+    t.add_argument("--data_dir", type=non_empty, help="dataset folder (mbpp, mmlu, mt_bench files)")
+    t.add_argument("--limit", type=int_range(1, 500), default=200, help="examples per benchmark")
+    t.add_argument("--strong_model", type=non_empty, help="default: the catalog's largest model")
+    t.add_argument("--weak_model", type=non_empty, help="default: the catalog's smallest model")
+    t.add_argument("--judge_model", type=non_empty, help="default: SWARM_MODELS__JUDGE, else the weak model")
+    t.add_argument("--embed", choices=["tfidf", "sbert"], default="tfidf", help="features: TF-IDF or MiniLM")
+    t.add_argument("--out_dir", type=non_empty, help="default: <runs_dir>/router_training/<timestamp>")
+    t.add_argument("--out_model", type=non_empty, default="router.json", help="model file (relative to --out_dir)")
+    add_backend_flags(t)
+    t.set_defaults(func=_cmd_train_router)
+
+
+def _cmd_train_router(args: argparse.Namespace) -> int:
+    from app.cli.train_router import cmd_train_router  # scikit-learn and the bench stack load only when it runs
+
+    return cmd_train_router(args)
 
 
 def bench_config(args: argparse.Namespace, settings: Settings, benchmarks: list[str], out: Path) -> BenchConfig:
@@ -153,6 +237,12 @@ def bench_config(args: argparse.Namespace, settings: Settings, benchmarks: list[
         warm=list(args.warm),
         block_size=args.block_size,
         freeze_estimator=args.freeze_estimator,
+        estimator_tag=args.estimator_tag,
+        mtbench_judge=args.mtbench_judge,
+        router_model=check_router_model(args.router_model),
+        router_tau=args.router_tau,
+        mtbench_judge_model=args.mtbench_judge_model,
+        planner_timeout_s=args.planner_timeout_s or 120.0,
         data_dir=args.data_dir,
         keep_alive=settings.keep_alive,
         max_concurrency=settings.max_concurrency,
@@ -162,7 +252,7 @@ def bench_config(args: argparse.Namespace, settings: Settings, benchmarks: list[
     )
 
 
-def _estimator(args: argparse.Namespace) -> Estimator:
+def estimator_from(args: argparse.Namespace) -> Estimator:
     from app.routing import Estimator
 
     if not args.estimator_in:
@@ -172,17 +262,28 @@ def _estimator(args: argparse.Namespace) -> Estimator:
 
 
 @asynccontextmanager
-async def _target(settings: Settings) -> AsyncIterator[tuple[Backend | None, list[Agent]]]:
-    """(backend, agents): None for the sim (each run builds a private one), else the runtime's GPU backend."""
+async def bench_target(settings: Settings) -> AsyncIterator[tuple[Backend | None, list[Agent], Repo]]:
+    """(backend, agents, repo): None for the sim (each run builds a private one), else the runtime's GPU backend;
+    the repo is the database every telemetry event also lands in."""
     from app.execution.runtime import open_runtime
     from app.routing import load_agents
+    from app.storage import db
+    from app.storage.repo import Repo
 
     if settings.backend == "sim":
-        yield None, load_agents(settings.default_agents_file())
+        engine = db.make_engine(settings.database_url)
+        try:
+            await asyncio.to_thread(db.upgrade, engine)
+            repo = Repo(engine)
+            await asyncio.to_thread(repo.ensure_default_tenant)
+            yield None, load_agents(settings.default_agents_file()), repo
+        finally:
+            engine.dispose()
         return
     runtime = await open_runtime(settings)
     try:
-        yield runtime.pool.default.backend, runtime.agents
+        await asyncio.to_thread(runtime.repo.ensure_default_tenant)
+        yield runtime.pool.default.backend, runtime.agents, runtime.repo
     finally:
         await runtime.aclose()
 
@@ -192,9 +293,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.output_dir:
         out = check_output_dir(args.output_dir, "--output_dir")
     else:
-        out = check_output_dir(settings.runs_dir, _runs_dir_field(args)) / f"{time.strftime('%Y%m%d-%H%M%S')}_bench"
+        out = check_output_dir(settings.runs_dir, runs_dir_field(args)) / f"{time.strftime('%Y%m%d-%H%M%S')}_bench"
     config = bench_config(args, settings, list(dict.fromkeys(args.benchmark)), out)
-    estimator = _estimator(args)
+    estimator = estimator_from(args)
+    check_database(settings.database_url, database_field(args))
     report = asyncio.run(_bench(config, settings, estimator))
     print_report(report)
     stderr_console().print(f"[bold]outputs[/] {out}")
@@ -204,7 +306,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 async def _bench(config: BenchConfig, settings: Settings, estimator: Estimator) -> dict[str, Any]:
     from app.bench.runner import private_sim, run_bench
 
-    async with _target(settings) as (backend, agents):
+    async with bench_target(settings) as (backend, agents, repo):
         with progress_bars() as bar:
             result = await run_bench(
                 config,
@@ -212,60 +314,19 @@ async def _bench(config: BenchConfig, settings: Settings, estimator: Estimator) 
                 agents=agents,
                 estimator=estimator,
                 progress=BenchProgress(bar),
+                repo=repo,
             )
     return result.report
 
 
-def _runs_dir_field(args: argparse.Namespace) -> str:
+def runs_dir_field(args: argparse.Namespace) -> str:
     return "--runs_dir" if getattr(args, "runs_dir", None) else "SWARM_RUNS_DIR"
 
 
-def cmd_experiment(args: argparse.Namespace) -> int:
-    from app.bench.experiments import SweepSpec, sweep_dir
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from app.cli.experiment import cmd_experiment  # the sweep's machinery loads only when a sweep runs
 
-    settings = settings_from(args)
-    horizons = args.horizons or ([1, 3] if args.suite == "full_sweep" else [settings.routing.horizon_depth])
-    base = bench_config(args, settings, list(BENCHMARKS[:1]), Path("."))
-    runs_dir = check_output_dir(args.runs_dir or settings.runs_dir, _runs_dir_field(args))
-    spec = SweepSpec(
-        suite=args.suite,
-        lambda_switches=list(args.lambda_switches),
-        gpu_vrams=list(args.gpu_vrams),
-        horizons=list(horizons),
-        benchmarks=list(dict.fromkeys(args.benchmark)) if args.benchmark else None,
-        base=base,
-        output_root=str(runs_dir),
-    )
-    root = check_output_dir(args.output_dir, "--output_dir") if args.output_dir else sweep_dir(spec)
-    estimator = _estimator(args)
-    result = asyncio.run(_experiment(spec, settings, estimator, root))
-    print_sweep(result, stdout_console())
-    stderr_console().print(f"[bold]index[/] {root / 'index.json'}")
-    return 0
-
-
-async def _experiment(spec: SweepSpec, settings: Settings, estimator: Estimator, root: Path) -> dict[str, Any]:
-    from app.bench.experiments import run_experiment
-    from app.bench.runner import private_sim
-
-    async with _target(settings) as (backend, agents):
-
-        def backend_for(cfg: BenchConfig) -> Backend:
-            return backend or private_sim(cfg, agents)
-
-        with progress_bars() as bar:
-            bars = SweepProgress(bar)
-            result = await run_experiment(
-                spec,
-                backend_for=backend_for,
-                agents=agents,
-                estimator=estimator,
-                root=root,
-                progress=bars,
-                on_run=bars.on_run,
-            )
-            bars.finish()
-    return result
+    return cmd_experiment(args)
 
 
 def cmd_write_agents(args: argparse.Namespace) -> int:
@@ -289,6 +350,6 @@ async def _auto_fast(settings: Settings, k: int, out: str) -> Path:
     if settings.backend == "sim":
         agents = load_agents(settings.default_agents_file())
         return write_catalog(await auto_fast_catalog(SimBackend(agents, settings.gpu_vram_gb), k), out)
-    async with _target(settings) as (backend, _):
+    async with bench_target(settings) as (backend, _, _repo):
         assert backend is not None
         return write_catalog(await auto_fast_catalog(backend, k), out)

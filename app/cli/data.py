@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -106,7 +107,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     filters = {"job_id": args.job_id, "event_type": args.event_type, "since": since}
     tenant_id = _tenant_id(repo, args.tenant)
     if args.out == "-":
-        n = write_jsonl(repo, sys.stdout, tenant_id, **filters)
+        try:
+            n = write_jsonl(repo, sys.stdout, tenant_id, **filters)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # The reader stopped early (`| head`): that is how pipes end, not an error. Point stdout at devnull so
+            # the interpreter's final flush does not complain either.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
     else:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, "w", encoding="utf-8") as fh:

@@ -30,7 +30,7 @@ def build_sim_app(backend: Backend) -> FastAPI:
     from fastapi import FastAPI
 
     from app.api.gateway import Gateway
-    from app.api.routes import ollama, openai
+    from app.api.routes import anthropic, ollama, openai
 
     app = FastAPI(title="Ollama Swarm Router: simulated Ollama", version="0.1.0", docs_url=None, redoc_url=None)
     app.state.gateway = Gateway(backend)
@@ -45,6 +45,7 @@ def build_sim_app(backend: Backend) -> FastAPI:
 
     app.include_router(ollama.router)
     app.include_router(openai.router)
+    app.include_router(anthropic.router)
     return app
 
 

@@ -81,7 +81,7 @@ def print_report(report: dict[str, Any]) -> None:
     for head, _ in cols:
         table.add_column(head, justify="right")
     table.add_column("solve ms/step", justify="right")
-    for m in report["per_mode"].values():
+    for m in report["modes"].values():
         cells = [fmt(m.get(key)) for _, key in cols]
         table.add_row(*cells, fmt(m["timing"].get("solve_time_ms_per_step_mean")))
     out = stdout_console()

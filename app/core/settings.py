@@ -18,6 +18,7 @@ from pydantic_settings import (
 
 from app.core.errors import ConfigError
 from app.core.paths import config_file
+from app.core.upstream import check_headers, redact_url
 from app.domain.knobs import GpuVramGb, RoutingKnobs
 from app.routing.registry import DEFAULT_MODE, ModeName
 
@@ -69,7 +70,9 @@ class Settings(BaseSettings):
 
     # auto: Ollama when it answers at start-up, else the embedded llama.cpp models, else the simulator.
     backend: BackendKind = "auto"
-    ollama_base_url: str = "http://localhost:11434"
+    ollama_base_url: str = "http://localhost:11434"  # user:pass@ in it becomes an Authorization: Basic header
+    # Headers sent on every call to that Ollama (JSON in SWARM_OLLAMA_HEADERS), e.g. {"Authorization": "Bearer ..."}.
+    ollama_headers: dict[str, str] = Field(default_factory=dict, repr=False)
     # Overall deadline of one backend call; cold loads get no read timeout, only this.
     backend_deadline_s: float = Field(default=600.0, gt=0)
     keep_alive: str = "10m"
@@ -119,6 +122,11 @@ class Settings(BaseSettings):
             raise ValueError(f"must be an http(s) URL like http://localhost:11434, got {value!r}")
         return value.rstrip("/")
 
+    @field_validator("ollama_headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_headers(value)
+
     @field_validator("keep_alive")
     @classmethod
     def _keep_alive(cls, value: str) -> str:
@@ -147,6 +155,12 @@ class Settings(BaseSettings):
         if path:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
         return tuple(sources)
+
+    def public_dump(self) -> dict[str, Any]:
+        """The settings as run summaries may record them: no admin key, no upstream headers, no URL credentials."""
+        data: dict[str, Any] = self.model_dump(mode="json", exclude={"admin_key", "ollama_headers"})
+        data["ollama_base_url"] = redact_url(self.ollama_base_url)
+        return data
 
     def default_agents_file(self) -> Path:
         """The agents file in force: explicit, else the preset matching the backend."""

@@ -12,6 +12,20 @@ TaskType = Literal["code", "reasoning", "math", "creative", "extraction", "summa
 TASK_TYPES: tuple[str, ...] = get_args(TaskType)
 
 _ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
+MAX_ORIGINAL_DIFFICULTY = 10.0  # the original decomposer accepted up to 10 on its 1..5 scale
+
+
+def unit_difficulty(value: float) -> float:
+    """Difficulty on the internal 0 (easy) .. 1 (hard) scale. A value above 1 is on the original tool's 1 (easy)
+    .. 5 (hard) scale and maps to (d - 1) / 4, capped at 1; 0..1 is taken as the internal scale as is."""
+    if value > 1.0:
+        if value > MAX_ORIGINAL_DIFFICULTY:
+            raise ValueError(
+                f"difficulty {value:g} is outside 0..1 (internal scale) and 1..5 (original scale, up to "
+                f"{MAX_ORIGINAL_DIFFICULTY:g} accepted)"
+            )
+        return min(1.0, (value - 1.0) / 4.0)
+    return value
 
 
 class Agent(BaseModel):
@@ -29,6 +43,8 @@ class Agent(BaseModel):
     tokens_per_s: float = Field(default=40.0, gt=0, le=1e6)
     # Output length relative to the subtask's estimate (a verbose model writes more).
     token_multiplier: float = Field(default=1.0, gt=0, le=1000)
+    # Can call tools (Ollama's "tools" capability): model="auto" routes requests that offer tools only to these.
+    tools: bool = False
 
     @field_validator("capabilities")
     @classmethod
@@ -56,6 +72,13 @@ class Subtask(BaseModel):
     deps: list[str] = Field(default_factory=list)
     # Tokens of the parents' outputs that the prompt will carry (set by the orchestrator for dependent nodes).
     input_tokens: int = Field(default=0, ge=0, le=1_000_000)
+
+    @field_validator("difficulty", mode="before")
+    @classmethod
+    def _original_scale(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool) and value == value:  # NaN stays invalid
+            return unit_difficulty(float(value))
+        return value
 
     @property
     def context_tokens(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from app.core.errors import InfeasibleError
 from app.domain.models import Agent
 from app.domain.status import JobStatus
 from app.execution.sched_plan import ModelSpec
@@ -41,6 +42,12 @@ def helper_candidates(
         return a.capability(task_type) + (PREFERRED_BONUS if a.name == preferred else 0.0)
 
     scored = {a.name: score(a) for a in agents if a.vram_gb <= fits_gb + 1e-9}
+    if not scored:
+        smallest = min(agents, key=lambda a: a.vram_gb)
+        raise InfeasibleError(
+            f"no feasible routing under G={fits_gb:g} GB: no model fits in GPU memory; "
+            f"the smallest model is {smallest.name} ({smallest.vram_gb:g} GB)"
+        )
     return dict(sorted(scored.items(), key=lambda kv: -kv[1]))
 
 
@@ -66,7 +73,5 @@ class JobCalls:
         if self.life.status == JobStatus.QUEUED:
             await self.life.start()
         payload = {"call": label, "kind": kind, "model": lease.model, "waited_s": round(lease.waited_s, 4)}
-        if lease.load_ms:
-            payload["load_ms"] = round(lease.load_ms, 3)
         await self.rec.event("dispatched", self.job_id, payload)
         return lease

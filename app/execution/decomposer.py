@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.core.errors import DagError
-from app.domain.models import TASK_TYPES, Subtask
+from app.domain.models import MAX_ORIGINAL_DIFFICULTY, TASK_TYPES, Subtask, unit_difficulty
 from app.execution.dag import TaskDAG
 from app.execution.llm import ChatFn
 from app.routing.planner import extract_json
@@ -142,7 +142,7 @@ def parse(content: str, query: str) -> list[Subtask]:
                     "description": fields.get("description") or query,
                     "deps": list(dict.fromkeys(str(d) for d in deps if str(d) in earlier)),
                     "estimated_tokens": int(min(max(int(raw.get("estimated_tokens") or 256), 16), 4096)),
-                    "difficulty": float(min(max(float(raw.get("difficulty") or 0.5), 0.0), 1.0)),
+                    "difficulty": _difficulty(raw.get("difficulty")),
                 }
             )
         )
@@ -164,3 +164,11 @@ async def decompose(query: str, chat: ChatFn | None) -> Decomposition:
         return heuristic(query, f"decomposer output unusable: {str(exc)[:200]}")
     except Exception as exc:  # backend failures must not kill the job: fall back and say why
         return heuristic(query, f"decomposer call failed: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _difficulty(value: Any) -> float:
+    """A model's difficulty: 0..1, or the original 1..5 scale (mapped by unit_difficulty); clamped, never fatal."""
+    try:
+        return unit_difficulty(min(max(float(value if value is not None else 0.5), 0.0), MAX_ORIGINAL_DIFFICULTY))
+    except (TypeError, ValueError):
+        return 0.5

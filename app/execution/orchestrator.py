@@ -20,10 +20,10 @@ from app.execution.prompts import PARENT_CHARS, subtask_messages, synthesis_mess
 from app.execution.results import JobResult, JobSpec, SubtaskResult
 from app.execution.scheduler import Lease
 from app.execution.state import GpuState
-from app.execution.steps import StepLog, StepObservation, StepRecord, summarize
+from app.execution.steps import StepLog, StepObservation, StepRecord, job_costs, job_start, summarize
 from app.execution.telemetry import Recorder
-from app.routing import Estimator, route, route_sync
-from app.routing.registry import needs_chat
+from app.routing import ChatFn, Estimator, route, route_sync
+from app.routing.registry import RouteContext, needs_chat
 from app.storage.models import PlanStepRecord, SubtaskRecord
 
 
@@ -51,6 +51,8 @@ class Orchestrator:
         results: dict[str, SubtaskResult] = {}
         log = StepLog()
         plan_source = spec.plan_source
+        loaded_before = list(self.gpu.loaded_names)  # as last read from the backend (no extra call here)
+        await self.rec.event("job_start", spec.job_id, job_start(spec, loaded_before))
         try:
             subtasks, plan_source = await self._subtasks(spec, log)
             dag = TaskDAG(subtasks)
@@ -65,8 +67,11 @@ class Orchestrator:
             raise
         except Exception as exc:
             msg = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            return await self._finish(life, spec, results, log, JobStatus.FAILED, msg, None, started, plan_source)
-        return await self._finish(life, spec, results, log, status, error, final, started, plan_source)
+            result = await self._finish(life, spec, results, log, JobStatus.FAILED, msg, None, started, plan_source)
+        else:
+            result = await self._finish(life, spec, results, log, status, error, final, started, plan_source)
+        await self.rec.event("job_costs", spec.job_id, job_costs(spec, result.summary, loaded_before))
+        return result
 
     async def _helper(self, spec: JobSpec, label: str, explicit: str | None, preferred: str | None = None) -> Lease:
         """A helper call (decomposer, planner, synthesiser) leases whichever capable model the scheduler binds:
@@ -138,11 +143,13 @@ class Orchestrator:
             async with await self._helper(spec, "planner", spec.planner_model) as lease:
                 model = lease.model
                 chat = bind_chat(self.gpu.backend, model, self.keep_alive)
-                plan = await route(problem, self.estimator, spec.mode, chat=chat, planner_model=model, seed=spec.seed)
+                plan = await route(
+                    problem, self.estimator, spec.mode, ctx=route_context(spec, chat=chat, planner=model)
+                )
                 await self._helper_done(log)
             return plan
         # HiGHS and the exact DP are CPU work: keep the event loop free.
-        return await run_cpu(_route_sync, problem, self.estimator, spec.mode, spec.seed)
+        return await run_cpu(route_sync, problem, self.estimator, spec.mode, ctx=route_context(spec))
 
     async def _step(
         self,
@@ -196,8 +203,6 @@ class Orchestrator:
                     await self._run_subtask(spec, dag, sid, a, results, failed=exc)
                     return
                 async with lease:
-                    if lease.load_ms:
-                        loads[lease.model] = loads.get(lease.model, 0.0) + lease.load_ms
                     await self._run_subtask(spec, dag, sid, a, results)
 
         await asyncio.gather(*(one(sid) for sid in ready))
@@ -375,5 +380,13 @@ def decision(step: int, plan: Plan, ready: list[str]) -> dict[str, Any]:
     }
 
 
-def _route_sync(problem: RoutingProblem, estimator: Estimator, mode: str, seed: int) -> Plan:
-    return route_sync(problem, estimator, mode, seed=seed)
+def route_context(spec: JobSpec, *, chat: ChatFn | None = None, planner: str | None = None) -> RouteContext:
+    """What the job's router needs beyond the problem (the registry's RouteContext), from the job spec."""
+    return RouteContext(
+        chat=chat,
+        planner_model=planner,
+        seed=spec.seed,
+        planner_timeout_s=spec.planner_timeout_s,
+        router_model=spec.router_model,
+        router_tau=spec.router_tau,
+    )

@@ -25,6 +25,9 @@ class JobSpec:
     horizon_depth: int = 1
     gpu_vram_gb: float | None = None  # None = the GPU's capacity
     planner_model: str | None = None
+    planner_timeout_s: float = 120.0
+    router_model: str | None = None  # pref_router's trained file and threshold
+    router_tau: float = 0.5
     decomposer_model: str | None = None
     synth_model: str | None = None
     seed: int = 0

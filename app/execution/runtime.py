@@ -16,6 +16,7 @@ from app.backends.base import Backend
 from app.backends.upstream_limits import UpstreamLimits
 from app.core.private_files import private_dir
 from app.core.settings import Settings
+from app.core.upstream import same_origin, upstream
 from app.domain.models import Agent
 from app.execution.cpu import BenchSlots, CpuPool, install_cpu_pool
 from app.execution.state import BackendPool
@@ -112,7 +113,8 @@ async def resolve_backend_kind(settings: Settings, http: httpx.AsyncClient) -> s
     if settings.backend != "auto":
         return settings.backend
     try:
-        resp = await http.get(settings.ollama_base_url + "/api/version", timeout=2.0)
+        url, headers = upstream(settings.ollama_base_url, settings.ollama_headers)
+        resp = await http.get(url + "/api/version", headers=headers, timeout=2.0)
         if resp.status_code == 200:
             return "ollama"
     except httpx.HTTPError:
@@ -138,6 +140,7 @@ def build_backend(settings: Settings, kind: str, http: httpx.AsyncClient, agents
             "deadline_s": settings.backend_deadline_s,
             "keep_alive": settings.keep_alive,
             "transport": settings.ollama_transport,
+            "headers": settings.ollama_headers,
             "limits": upstream_limits(settings),
         },
         "local": {"data_dir": settings.data_dir},
@@ -160,11 +163,14 @@ def remote_ollama(settings: Settings, http: httpx.AsyncClient, url: str) -> Back
     from app.backends.ollama import OllamaBackend
     from app.backends.transport import make_transport
 
+    # The configured headers go only to the configured Ollama's origin, never to another host.
+    headers = settings.ollama_headers if same_origin(url, settings.ollama_base_url) else None
     transport = make_transport(
         settings.ollama_transport,
         url,
         client=http,
         deadline_s=settings.backend_deadline_s,
+        headers=headers,
         limits=upstream_limits(settings),
     )
     return OllamaBackend(transport, keep_alive=settings.keep_alive)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from app.core.errors import BackendError, GpuSaturated, InfeasibleError, QueueFull
+from app.core.errors import GpuSaturated, InfeasibleError, QueueFull
 from app.domain.knobs import RoutingParams
 from app.execution.sched_plan import ModelSpec, QueuedDemand, choose_resident
 
@@ -57,7 +57,6 @@ class Lease:
     model: str
     tenant: str = ""
     waited_s: float = 0.0
-    load_ms: float = 0.0  # a load the scheduler did for this call (charged to the first call it served)
     released: bool = False
 
     def release(self) -> None:
@@ -130,7 +129,6 @@ class GpuScheduler:
         self._tick: asyncio.TimerHandle | None = None
         self._drained = asyncio.Event()
         self._known = False
-        self._pending_load: dict[str, float] = {}  # model -> load ms, charged to the next call dispatched to it
         self._planned: dict[int, str] = {}  # waiter id -> the model the last swap decision chose for it
         self._settled = False  # the last decision was to wait: no new one until something changes
 
@@ -321,7 +319,7 @@ class GpuScheduler:
         start = max(self.vtime.get(req.tenant, 0.0), floor)
         self.vtime[req.tenant] = start + req.est_tokens / max(req.weight, 1e-6)
         waited = now - arrival
-        lease = Lease(self, model, req.tenant, waited_s=waited, load_ms=self._pending_load.pop(model, 0.0))
+        lease = Lease(self, model, req.tenant, waited_s=waited)
         self._emit(SchedEvent("dispatch", model, now, req.kind, req.tenant, round(waited, 4)))
         return lease
 
@@ -364,18 +362,11 @@ class GpuScheduler:
                 self._emit(SchedEvent("evict", model, self.clock(), reason))
             await self.refresh()
             for model in load:
-                self.loading.add(model)
-                try:
-                    usage = await self.backend.load(model, self.keep_alive)
-                except BackendError as exc:
-                    self._fail_model(model, exc)
-                    continue
-                finally:
-                    self.loading.discard(model)
-                self._pending_load[model] = usage.load_ms
-                self._observe_load(model, usage.load_ms)
-                self._emit(SchedEvent("load", model, self.clock(), reason, load_ms=round(usage.load_ms, 3)))
-            await self.refresh()
+                # Reserved, not loaded here: the first call dispatched to it loads it (Ollama loads on demand and
+                # queues that model's other calls behind the load), and reports the load in its load_duration.
+                self.resident[model] = self._spec(model).vram_gb
+                self._emit(SchedEvent("load", model, self.clock(), reason))
+            self.max_resident_gb = max(self.max_resident_gb, sum(self.resident.values()))
         finally:
             self.draining.difference_update(evict)
         self._pump()
@@ -403,20 +394,6 @@ class GpuScheduler:
             evict.append(model)
             kept -= self.resident[model]
         return evict
-
-    def _fail_model(self, model: str, exc: BackendError) -> None:
-        """A model that cannot be loaded (not installed, too large, backend down): the calls that can only run on
-        it get the backend's error; the others stop considering it."""
-        self._emit(SchedEvent("load_failed", model, self.clock(), exc.message))
-        for w in list(self.queue):
-            if model not in w.req.candidates:
-                continue
-            if len(w.req.candidates) > 1:
-                w.req.candidates = {m: u for m, u in w.req.candidates.items() if m != model}
-                continue
-            self.queue.remove(w)
-            if not w.future.done():
-                w.future.set_exception(exc)
 
     def _demands(self, now: float) -> list[QueuedDemand]:
         out = []
@@ -452,11 +429,6 @@ class GpuScheduler:
 
     def _spec(self, model: str) -> ModelSpec:
         return self.specs.get(model) or ModelSpec(vram_gb=self.resident.get(model, 0.0), load_ms=5000.0)
-
-    def _observe_load(self, model: str, load_ms: float) -> None:
-        spec = self._spec(model)
-        if load_ms > 0:
-            self.specs[model] = ModelSpec(spec.vram_gb, 0.7 * spec.load_ms + 0.3 * load_ms)
 
     def evictions_since(self, mark: int) -> list[str]:
         """Models evicted since `emitted` was `mark` (as far as the kept events reach)."""

@@ -124,6 +124,56 @@ class StepLog:
         return [e.model_dump() for e in self.entries]
 
 
+def role_fields(results: dict[str, SubtaskResult]) -> dict[str, Any]:
+    """The original telemetry's role fields: a subtask's task type is its role; a role agent is 'role|model'."""
+    ran = [r for r in results.values() if r.model and r.status != SubtaskStatus.PENDING]
+    models = sorted({r.model or "" for r in ran})
+    pairs = sorted({f"{r.task_type}|{r.model}" for r in ran})
+    return {
+        "active_models": models,
+        "active_roles": sorted({r.task_type for r in ran}),
+        "active_role_agents": pairs,
+        "n_distinct_models": len(models),
+        "n_role_agents": len(pairs),
+    }
+
+
+def job_start(spec: JobSpec, loaded_before: list[str]) -> dict[str, Any]:
+    """The original `job_start` event: the job's routing configuration and the GPU state it starts from."""
+    return {
+        "routing_mode": spec.mode,
+        "query": spec.query,
+        "n_subtasks": len(spec.subtasks or []),
+        "lambda_token": spec.params.lambda_token,
+        "lambda_switch": spec.params.lambda_switch,
+        "token_scale": spec.params.token_scale,
+        "switch_t_scale_ms": spec.params.switch_t_scale_ms,
+        "gpu_vram_gb": spec.gpu_vram_gb,
+        "horizon_depth": spec.horizon_depth,
+        "loaded_models_before": loaded_before,
+    }
+
+
+def job_costs(spec: JobSpec, summary: dict[str, Any], loaded_before: list[str]) -> dict[str, Any]:
+    """The original `job_costs` event: the job's costs under the original names, after the job ran."""
+    keys = ("active_models", "active_roles", "active_role_agents", "n_distinct_models", "n_role_agents", "job_score")
+    return {
+        "routing_mode": spec.mode,
+        "lambda_token": spec.params.lambda_token,
+        "lambda_switch": spec.params.lambda_switch,
+        "token_scale": spec.params.token_scale,
+        "switch_t_scale_ms": spec.params.switch_t_scale_ms,
+        "gpu_vram_gb": spec.gpu_vram_gb,
+        "loaded_models_before": loaded_before,
+        "models_swapped_in": summary["models_swapped_in"],
+        "estimated_switch_cost_ms": summary["estimated_switch_ms"],
+        "sum_token_cost": summary["token_cost"],
+        "vram_used_gb": summary["vram_peak_gb"],
+        "vram_violation": summary["vram_violation"],
+        **{k: summary[k] for k in keys},
+    }
+
+
 def summarize(
     spec: JobSpec, results: dict[str, SubtaskResult], log: StepLog, wall_ms: float, gpu: GpuState
 ) -> dict[str, Any]:
@@ -162,6 +212,7 @@ def summarize(
         "planner_latency_ms": round(sum((e.planner or {}).get("latency_ms", 0.0) for e in entries), 3),
         "sum_subtask_latency_ms": round(sum(r.latency_ms for r in results.values()), 3),
         "wall_ms": round(wall_ms, 3),
+        **role_fields(results),
         "job_score": mean(scores) if scores else None,
         "success_rate": len(done) / len(results) if results else 0.0,
     }

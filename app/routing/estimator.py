@@ -213,7 +213,8 @@ class Estimator:
             frozen=frozen,
         )
         for row in data.get("quality", []):
-            key = (str(row["agent"]), str(row["task_type"]))
+            # "subtask_type": the original tool's QualityEstimator JSON, read as is.
+            key = (str(row["agent"]), str(row["task_type"] if "task_type" in row else row["subtask_type"]))
             if key[1] not in _TYPE_INDEX or not 0.0 <= float(row["quality"]) <= 1.0:
                 raise ValueError(f"bad quality row {row!r}")
             est.quality[key] = float(row["quality"])

@@ -25,6 +25,9 @@ class RouteContext:
     planner_model: str | None = None
     seed: int = 0
     single_model: str | None = None
+    planner_timeout_s: float = 120.0
+    router_model: str | None = None  # pref_router: the trained router file
+    router_tau: float = 0.5
 
 
 class Router:
@@ -36,6 +39,8 @@ class Router:
     selectable: ClassVar[bool] = True
     # It plans with an LLM: callers must pass RouteContext.chat, and `solve` cannot be used.
     needs_chat: ClassVar[bool] = False
+    # It needs a trained model file (RouteContext.router_model): `--compare all` runs it only when one is given.
+    needs_model_file: ClassVar[bool] = False
 
     def solve(self, problem: RoutingProblem, estimator: Estimator, ctx: RouteContext) -> Plan:
         raise ValueError(f"mode {self.name!r} needs a chat function: use `await route(..., chat=...)`")
@@ -75,7 +80,10 @@ class PlannerRouter(Router):
 
         if ctx.chat is None:
             raise ValueError(f"mode {self.name!r} requires a chat function")
-        return await plan_with_llm(problem, estimator.estimates(problem), ctx.chat, planner_model=ctx.planner_model)
+        est = estimator.estimates(problem)
+        return await plan_with_llm(
+            problem, est, ctx.chat, planner_model=ctx.planner_model, timeout_s=ctx.planner_timeout_s
+        )
 
 
 class GreedyRouter(Router):
@@ -116,6 +124,25 @@ class SingleRouter(GreedyRouter):
         return single_assign(est, ctx.single_model)
 
 
+class PrefRouter(Router):
+    name = "pref_router"
+    summary = "a trained strong-vs-weak preference classifier: strong when P(strong preferred) >= tau"
+    needs_model_file = True
+
+    def solve(self, problem: RoutingProblem, estimator: Estimator, ctx: RouteContext) -> Plan:
+        from app.core.errors import ValidationFailed
+        from app.routing.pref_router import load_model, pref_assign
+        from app.routing.router import route_heuristic
+
+        if not ctx.router_model:
+            raise ValidationFailed(f"router_model: mode {self.name!r} needs a trained router file (swarm train-router)")
+        model = load_model(ctx.router_model)
+        texts = [s.description for s in problem.subtasks]
+        return route_heuristic(
+            problem, estimator, self.name, lambda est: pref_assign(est, texts, model, ctx.router_tau)
+        )
+
+
 class OracleRouter(Router):
     name = "oracle"
     summary = "brute force over every assignment (tests and reports)"
@@ -129,8 +156,8 @@ class OracleRouter(Router):
 
 ROUTERS: dict[str, Router] = {
     r.name: r
-    for r in (ExactRouter(), RelaxedRouter(), PlannerRouter(), GreedyRouter(), RandomRouter(), SingleRouter(),
-              OracleRouter())
+    for r in (ExactRouter(), RelaxedRouter(), PlannerRouter(), GreedyRouter(), RandomRouter(), PrefRouter(),
+              SingleRouter(), OracleRouter())
 }  # fmt: skip
 ROUTING_MODES: tuple[str, ...] = tuple(ROUTERS)
 SELECTABLE: tuple[str, ...] = tuple(name for name, r in ROUTERS.items() if r.selectable)
@@ -152,6 +179,10 @@ def get_router(name: str) -> Router:
 
 def needs_chat(name: str) -> bool:
     return get_router(name).needs_chat
+
+
+def needs_model_file(name: str) -> bool:
+    return get_router(name).needs_model_file
 
 
 def expand_compare(compare: str) -> list[str]:

@@ -60,10 +60,16 @@ def route_heuristic(
 
 
 def route_sync(
-    problem: RoutingProblem, estimator: Estimator, mode: str, *, seed: int = 0, single_model: str | None = None
+    problem: RoutingProblem,
+    estimator: Estimator,
+    mode: str,
+    *,
+    seed: int = 0,
+    single_model: str | None = None,
+    ctx: RouteContext | None = None,
 ) -> Plan:
     """Every mode that needs no LLM; blocking (HiGHS), so async callers run it in a worker thread."""
-    return get_router(mode).solve(problem, estimator, RouteContext(seed=seed, single_model=single_model))
+    return get_router(mode).solve(problem, estimator, ctx or RouteContext(seed=seed, single_model=single_model))
 
 
 async def route(
@@ -75,9 +81,19 @@ async def route(
     planner_model: str | None = None,
     seed: int = 0,
     single_model: str | None = None,
+    planner_timeout_s: float = 120.0,
+    ctx: RouteContext | None = None,
 ) -> Plan:
-    """Route a horizon. Non-llm modes run synchronously here (move the call to a thread if the loop matters)."""
-    ctx = RouteContext(chat=chat, planner_model=planner_model, seed=seed, single_model=single_model)
+    """Route a horizon (`ctx`, when given, replaces the keyword arguments after `mode`). Non-llm modes run
+    synchronously here (move the call to a thread if the loop matters)."""
+    if ctx is None:
+        ctx = RouteContext(
+            chat=chat,
+            planner_model=planner_model,
+            seed=seed,
+            single_model=single_model,
+            planner_timeout_s=planner_timeout_s,
+        )
     return await get_router(mode).route(problem, estimator, ctx)
 
 

@@ -24,7 +24,7 @@ from app.routing import load_agents
 from app.storage import db
 from app.storage.repo import Repo
 from tests.api.conftest import router_settings, serve
-from tests.api.fake_ollama import FakeOllama
+from tests.api.scripted_ollama import FakeOllama
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from app.api import errors
 from app.api.fastpath import HOT_PATHS, HotRoutes, hot_table
-from app.api.routes import ollama, openai
+from app.api.routes import anthropic, ollama, openai
 from app.core.errors import ValidationFailed
 from app.main import create_app
 from tests.api.conftest import Stack, router_settings, stack
@@ -24,7 +24,7 @@ CHAT = {"model": "gemma2:2b", "messages": [{"role": "user", "content": "hi"}], "
 
 
 def test_table_holds_exactly_the_request_only_hot_routes() -> None:
-    table = hot_table([ollama.router, openai.router])
+    table = hot_table([ollama.router, openai.router, anthropic.router])
     assert {path for _, path in table} == HOT_PATHS and {m for m, _ in table} == {"POST"}
     other = APIRouter()
 

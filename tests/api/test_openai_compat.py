@@ -176,7 +176,7 @@ def test_sim_server_speaks_v1_too(live: Stack) -> None:
 
 
 def test_valid_tools_pass_through_unchanged() -> None:
-    from app.api.openai_format import chat_request
+    from app.backends.openai_compat import chat_request
 
     tools = [
         {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}},

@@ -15,7 +15,7 @@ import pytest
 
 from app.main import create_app
 from tests.api.conftest import router_settings, serve
-from tests.api.fake_ollama import FakeOllama
+from tests.api.scripted_ollama import FakeOllama
 
 CHAT = {"model": "gemma2:2b", "messages": [{"role": "user", "content": "hi"}]}
 GEN = {"model": "gemma2:2b", "prompt": "hi"}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.backends.base import Backend, Usage
-from app.core.errors import BackendUnavailable, ModelNotFound
+from app.core.errors import BackendUnavailable, BadRequest, ModelNotFound
 from app.routing.agents import load_agents
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "agents_local.json"
@@ -110,3 +110,28 @@ async def test_stream_concurrency_unload_and_unknown_model(one_model_budget: Bac
     assert await backend.loaded() == []
     with pytest.raises(ModelNotFound, match="model 'llama9' not found"):
         await backend.chat(ask("llama9", "x"))
+
+
+async def _body(reply: object) -> bytes:
+    return b"".join([piece async for piece in reply.body])  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+async def test_compatible_calls_are_translated_for_the_real_models(one_model_budget: Backend) -> None:
+    """No /v1 endpoints of its own: OpenAI, Responses and Anthropic calls go through the native ones."""
+    ask_ = {"model": SMOL, "messages": [{"role": "user", "content": "Name a colour."}], "max_tokens": 8}
+    whole = json.loads(
+        await _body(await one_model_budget.relay_compat("/v1/chat/completions", json.dumps(ask_).encode()))
+    )
+    assert whole["choices"][0]["message"]["content"] and whole["usage"]["completion_tokens"] > 0
+    streamed = await _body(
+        await one_model_budget.relay_compat("/v1/messages", json.dumps({**ask_, "stream": True}).encode())
+    )
+    kinds = [line[7:] for line in streamed.decode().splitlines() if line.startswith("event: ")]
+    assert kinds[0] == "message_start" and kinds[-2:] == ["message_delta", "message_stop"]
+    body = {"model": SMOL, "input": "Name a colour.", "max_output_tokens": 8}
+    response = json.loads(await _body(await one_model_budget.relay_compat("/v1/responses", json.dumps(body).encode())))
+    assert response["object"] == "response" and response["output"][0]["content"][0]["text"]
+    tools = {**ask_, "tools": [{"type": "function", "function": {"name": "f"}}]}
+    with pytest.raises(BadRequest, match="does not support tools"):
+        await one_model_budget.relay_compat("/v1/chat/completions", json.dumps(tools).encode())

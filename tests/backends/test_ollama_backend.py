@@ -314,36 +314,20 @@ async def test_load_without_metrics_falls_back_to_wall_time(backend: OllamaBacke
 
 
 @respx.mock
-async def test_num_ctx_of_loaded_model_is_not_changed_without_reload_flag(backend: OllamaBackend) -> None:
+async def test_a_requests_num_ctx_always_reaches_ollama(backend: OllamaBackend) -> None:
+    """The request's own num_ctx wins on every call (Ollama reloads the model at that size if it must)."""
     route = respx.post(f"{BASE}/api/chat").respond(json=CHAT_FINAL)
+    respx.get(f"{BASE}/api/ps").respond(json=PS)
     msg = [{"role": "user", "content": "hi"}]
-    await backend.chat({"model": "llama3.2", "messages": msg, "options": {"num_ctx": 4096}})
-    assert sent(route)["options"] == {"num_ctx": 4096}
-    await backend.chat({"model": "llama3.2", "messages": msg, "options": {"num_ctx": 8192, "temperature": 0}})
-    assert sent(route)["options"] == {"temperature": 0}
-    await backend.chat({"model": "llama3.2", "messages": msg, "options": {"num_ctx": 8192}, "_reload": True})
+    for ctx in (2048, 8192, 16384):
+        await backend.loaded()
+        await backend.chat({"model": "llama3.2", "messages": msg, "options": {"num_ctx": ctx, "temperature": 0}})
+        assert sent(route)["options"] == {"num_ctx": ctx, "temperature": 0}
+    await backend.chat({"model": "llama3.2", "messages": msg, "options": {"num_ctx": 4096}, "_reload": True})
     body = sent(route)
-    assert body["options"] == {"num_ctx": 8192} and "_reload" not in body
-    # Now loaded at 8192, so 8192 passes and 4096 is stripped.
-    await backend.chat({"model": "llama3.2", "messages": msg, "options": {"num_ctx": 4096}})
-    assert sent(route)["options"] == {}
-
-
-@respx.mock
-async def test_num_ctx_record_follows_ps_and_unload(backend: OllamaBackend) -> None:
-    chat = respx.post(f"{BASE}/api/chat").respond(json=CHAT_FINAL)
-    respx.post(f"{BASE}/api/generate").respond(json={"done": True})
-    ps = respx.get(f"{BASE}/api/ps").respond(json=PS)  # mistral resident at 4096
-    await backend.loaded()
-    await backend.chat({"model": "mistral", "messages": [], "options": {"num_ctx": 2048}})
-    assert sent(chat)["options"] == {}
-    await backend.unload("mistral")
-    await backend.chat({"model": "mistral", "messages": [], "options": {"num_ctx": 2048}})
-    assert sent(chat)["options"] == {"num_ctx": 2048}
-    ps.respond(json={"models": []})  # evicted behind our back: the record must go
-    await backend.loaded()
-    await backend.chat({"model": "mistral", "messages": [], "options": {"num_ctx": 1024}})
-    assert sent(chat)["options"] == {"num_ctx": 1024}
+    assert body["options"] == {"num_ctx": 4096} and "_reload" not in body
+    await backend.chat({"model": "llama3.2", "messages": msg})
+    assert "options" not in sent(route)  # never added either
 
 
 @respx.mock

@@ -129,10 +129,10 @@ async def test_relay_lines_are_the_upstream_bytes(backend: OllamaBackend) -> Non
     assert len(finals) == 1 and blocks[-1][1] is finals[0] and finals[0]["eval_count"] == 2
 
 
-async def test_num_ctx_of_a_loaded_model_is_kept(backend: OllamaBackend) -> None:
-    await backend.chat(ask("ctx-model", options={"num_ctx": 2048}))
-    await backend.chat(ask("ctx-model", options={"num_ctx": 8192}))
-    assert "num_ctx" not in SEEN[-1]["options"]
+async def test_a_requests_num_ctx_reaches_ollama_on_every_call(backend: OllamaBackend) -> None:
+    for ctx in (2048, 8192, 16384):
+        await backend.chat(ask("ctx-model", options={"num_ctx": ctx}))
+        assert SEEN[-1]["options"]["num_ctx"] == ctx
     await backend.chat(ask("ctx-model", options={"num_ctx": 8192}, _reload=True))
     assert SEEN[-1]["options"]["num_ctx"] == 8192 and "_reload" not in SEEN[-1]
 

@@ -14,7 +14,15 @@ DATA = Path(__file__).parent / "data"
 
 
 def test_every_benchmark_is_registered_and_loads() -> None:
-    assert list_benchmarks() == ["workflowbench", "code_math_mix", "agentic_bench", "humaneval", "mbpp"]
+    assert list_benchmarks() == [
+        "workflowbench",
+        "code_math_mix",
+        "agentic_bench",
+        "humaneval",
+        "mbpp",
+        "mmlu",
+        "mt_bench",
+    ]
     for name in list_benchmarks():
         bench = get_benchmark(name)
         assert isinstance(bench, Benchmark) and bench.name == name
@@ -24,7 +32,7 @@ def test_every_benchmark_is_registered_and_loads() -> None:
 
 def test_unknown_benchmark_lists_known_names() -> None:
     with pytest.raises(ValueError, match=r"workflowbench.*mbpp"):
-        get_benchmark("mmlu")
+        get_benchmark("gsm8k")
     with pytest.raises(ValueError, match="mix"):
         load_examples(["code_math_mix"], 3, 0, mix="shuffled")  # type: ignore[arg-type]
 

@@ -51,18 +51,20 @@ def test_dry_run_bench_end_to_end(client: tuple[TestClient, SimBackend]) -> None
     assert body["progress"] == 1.0
     report = body["report"]
     assert isinstance(report, dict)
-    assert report["modes"] == ["lp", "llm"] and report["n_examples"] == 8
+    assert report["mode_order"] == ["lp", "llm"] and list(report["modes"]) == ["lp", "llm"]
+    assert report["n_examples"] == 8
     assert report["config"]["lambda_switch"] == 0.5
     cmp = report["comparison_lp_vs_llm"]
     assert cmp["jobs_compared"] + cmp["jobs_unscored"] == 8 and cmp["jobs_compared"] >= 4
-    assert set(report["per_mode"]["lp"]["by_benchmark"]) == {"code_math_mix", "workflowbench"}
+    assert set(report["modes"]["lp"]["by_benchmark"]) == {"code_math_mix", "workflowbench"}
     assert sim.events == []  # dry_run never touched the service's GPU
     csv_resp = c.get(f"/bench/{run_id}/report.csv")
-    assert csv_resp.status_code == 200 and csv_resp.text.startswith("mode,n,avg_score")
-    assert [line.split(",")[0] for line in csv_resp.text.strip().splitlines()[1:]] == ["lp", "llm"]
+    assert csv_resp.status_code == 200 and csv_resp.text.startswith("routing_mode,benchmark,example_id,job_id")
+    modes = [line.split(",")[0] for line in csv_resp.text.strip().splitlines()[1:]]
+    assert sorted(modes) == ["llm"] * 8 + ["lp"] * 8  # one row per job and mode
     jsonl = c.get(f"/bench/{run_id}/outputs.jsonl")
     assert jsonl.status_code == 200
-    assert len(jsonl.text.strip().splitlines()) == 2 * report["per_mode"]["lp"]["n_subtasks"]
+    assert len(jsonl.text.strip().splitlines()) == 2 * report["modes"]["lp"]["n_subtasks"]
     assert all('"mode"' in line for line in jsonl.text.strip().splitlines())
 
 
@@ -120,3 +122,15 @@ def test_preflight_rejects_before_starting(
     c, _ = client
     resp = c.post("/bench", json=body)
     assert resp.status_code == 422 and needle in resp.json()["error"]["message"]
+
+
+def test_pref_router_over_http_needs_a_router_file(client: tuple[TestClient, SimBackend]) -> None:
+    c, _ = client
+    resp = c.post("/bench", json={"benchmarks": ["code_math_mix"], "compare": "pref_router", "dry_run": True})
+    assert resp.status_code == 422 and "router_model" in resp.text, resp.text
+    ok = c.post("/bench", json={"benchmarks": ["code_math_mix"], "compare": "all", "limit": 1, "dry_run": True,
+                               "estimator_tag": "trained"})  # fmt: skip
+    assert ok.status_code == 202, ok.text
+    body = _wait(c, ok.json()["id"])
+    assert body["status"] == "succeeded" and "pref_router" not in body["report"]["modes"]  # `all` without a router
+    assert {p["quality_estimator_type"] for p in body["report"]["pareto_data"]["all"]} == {"trained"}

@@ -17,6 +17,7 @@ FILES = [
     "outputs.jsonl",
     "report.json",
     "report.csv",
+    "report_modes.csv",
     "report_timing.json",
     "report_timing.csv",
     "report_pareto.csv",
@@ -55,14 +56,14 @@ def test_writes_every_file(runs: tuple[Path, Path]) -> None:
         summary = json.loads((out / "runs" / mode / "summary.json").read_text())
         assert len(summary["jobs"]) == 40
     report = json.loads((out / "report.json").read_text())
-    assert report["modes"] == MODES and report["n_examples"] == 40
-    for metrics in report["per_mode"].values():
+    assert report["mode_order"] == MODES and set(report["modes"]) == set(MODES) and report["n_examples"] == 40
+    for metrics in report["modes"].values():
         for key in ("n", "avg_score", "ci95", "score_std", "score_min", "score_max", "by_benchmark",
                     "avg_models_swapped_in", "estimated_switch_ms_mean", "avg_active_model_count", "peak_vram_gb",
                     "vram_violation_rate", "tokens_mean", "token_cost_mean", "score_per_token_cost",
                     "objective_per_step_mean", "fallback_rate", "oracle_gap_per_step_mean"):  # fmt: skip
             assert key in metrics, key
-        timing = json.loads((out / "report_timing.json").read_text())["per_mode"][metrics["mode"]]["timing"]
+        timing = json.loads((out / "report_timing.json").read_text())["modes"][metrics["mode"]]["timing"]
         for key in ("measured_switch_ms_mean", "wall_ms_mean", "sum_subtask_latency_ms_mean"):
             assert key in timing
         assert set(metrics["by_benchmark"]) == {"workflowbench", "code_math_mix"}
@@ -70,23 +71,51 @@ def test_writes_every_file(runs: tuple[Path, Path]) -> None:
     cmp = report["comparison_lp_vs_llm"]
     assert cmp["jobs_won"] + cmp["jobs_lost"] + cmp["jobs_tied"] + cmp["jobs_unscored"] == 40
     assert cmp["jobs_unscored"] < 10  # only single code subtasks without --code_eval
-    assert len(report["pareto_data"]) == 3 * 5 and report["pareto_frontier_indices"]
+    assert len(report["pareto_points"]) == 3 * 5 and report["pareto_points_frontier"]
+    assert {b: len(p) for b, p in report["pareto_data"].items()} == {"workflowbench": 5, "code_math_mix": 5, "all": 5}
     rows = [json.loads(line) for line in (out / "outputs.jsonl").read_text().splitlines()]
     assert {r["mode"] for r in rows} == set(MODES)
     assert {"mode", "job", "subtask", "output", "expected", "score", "model", "judge_score"} <= set(rows[0])
-    with (out / "report.csv").open() as fh:
+    with (out / "report_modes.csv").open() as fh:
         assert [r["mode"] for r in csv.DictReader(fh)] == MODES
+    with (out / "report.csv").open() as fh:
+        per_job = list(csv.DictReader(fh))
+    assert sorted({(r["routing_mode"], r["example_id"]) for r in per_job}) == sorted(
+        {(m, r["job"]) for r in rows for m in MODES}
+    )
+    assert len(per_job) == 5 * 40
     with (out / "report_pareto.csv").open() as fh:
         assert len(list(csv.DictReader(fh))) == 15
 
 
+def _without_clock(out: Path) -> tuple[dict[str, object], list[dict[str, str]]]:
+    """report.json and report.csv without the original tool's wall-clock fields (listed in the report) and without
+    the fields naming the output folder: what two same-seed runs must agree on exactly."""
+    report = json.loads((out / "report.json").read_text())
+    clock = report["wall_clock_fields"]
+    assert clock["modes"] and clock["report_csv"]
+    for metrics in report["modes"].values():
+        for key in clock["modes"]:
+            assert key in metrics
+            metrics.pop(key)
+        metrics.pop("run_dir")
+    for key in clock["comparison_lp_vs_llm"]:
+        report["comparison_lp_vs_llm"].pop(key)
+    for key in ("bench_dir", "report_csv", "report_modes_csv", "report_pareto_csv", "outputs_jsonl", "artifacts_dir"):
+        assert str(out) in report.pop(key)
+    with (out / "report.csv").open() as fh:
+        rows = [{k: v for k, v in r.items() if k not in clock["report_csv"]} for r in csv.DictReader(fh)]
+    return report, rows
+
+
 def test_same_seed_same_report(runs: tuple[Path, Path]) -> None:
     a, b = runs
-    # the whole report file is byte-identical; wall-clock values live in report_timing.json
-    assert (a / "report.json").read_bytes() == (b / "report.json").read_bytes()
-    assert (a / "report.csv").read_bytes() == (b / "report.csv").read_bytes()
+    # everything but the wall-clock fields and the output folder's name is identical
+    assert _without_clock(a) == _without_clock(b)
+    assert (a / "report_modes.csv").read_bytes() == (b / "report_modes.csv").read_bytes()
+    assert (a / "report_pareto.csv").read_bytes() == (b / "report_pareto.csv").read_bytes()
     ta = json.loads((a / "report_timing.json").read_text())
-    assert ta["timing"]["elapsed_s"] > 0 and ta["per_mode"]["lp"]["timing"]
+    assert ta["timing"]["elapsed_s"] > 0 and ta["modes"]["lp"]["timing"]
     assert (a / "outputs.jsonl").read_text() == (b / "outputs.jsonl").read_text()
     assert (a / "examples.jsonl").read_text() == (b / "examples.jsonl").read_text()
 

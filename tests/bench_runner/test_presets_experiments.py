@@ -44,6 +44,8 @@ def test_auto_fast_priors_grow_with_size() -> None:
     assert reasoning == sorted(reasoning) and reasoning[0] < reasoning[-1]
     assert [a["load_time_ms"] for a in agents] == sorted(a["load_time_ms"] for a in agents)
     assert size_prior(0.3) < size_prior(4.0) < size_prior(16.0) <= 0.9
+    # the tool-calling flag comes from Ollama's capabilities (/api/show here; the sim lists "tools" per agent)
+    assert [a["tools"] for a in agents] == [False, True, True, False]
 
 
 def _spec(suite: str, tmp_path: Path, **kw: object) -> SweepSpec:

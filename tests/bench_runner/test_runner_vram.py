@@ -31,17 +31,17 @@ def test_lp_never_exceeds_budget_lp_relaxed_does(heavy_g8: BenchResult) -> None:
     lp = [j for j in heavy_g8.jobs if j.mode == "lp"]
     relaxed = [j for j in heavy_g8.jobs if j.mode == "lp_relaxed"]
     assert lp and all(step["vram_peak_gb"] <= 8.0 + 1e-9 for j in lp for step in j.result.steps)
-    assert heavy_g8.report["per_mode"]["lp"]["vram_violation_rate"] == 0.0
-    assert heavy_g8.report["per_mode"]["lp"]["peak_vram_gb"] <= 8.0
+    assert heavy_g8.report["modes"]["lp"]["vram_violation_rate"] == 0.0
+    assert heavy_g8.report["modes"]["lp"]["peak_vram_gb"] <= 8.0
     # lp_relaxed plans co-residency beyond G (the original tool's bug); the GPU scheduler never lets it happen.
     assert max(step["vram_violation_gb"] for j in relaxed for step in j.result.steps) > 0.0
-    assert heavy_g8.report["per_mode"]["lp_relaxed"]["planned_vram_violation_rate"] > 0.0
+    assert heavy_g8.report["modes"]["lp_relaxed"]["planned_vram_violation_rate"] > 0.0
     assert all(step["vram_peak_gb"] <= 8.0 + 1e-9 for j in relaxed for step in j.result.steps)
-    assert heavy_g8.report["per_mode"]["lp_relaxed"]["vram_violation_rate"] == 0.0
+    assert heavy_g8.report["modes"]["lp_relaxed"]["vram_violation_rate"] == 0.0
 
 
 def test_oracle_gap_zero_for_lp_positive_for_random(heavy_g8: BenchResult) -> None:
-    per = heavy_g8.report["per_mode"]
+    per = heavy_g8.report["modes"]
     assert per["lp"]["oracle_steps"] == per["lp"]["n_steps"] > 0
     assert abs(per["lp"]["oracle_gap_per_step_mean"]) < 1e-6
     assert per["lp"]["oracle_gap_per_step_max"] < 1e-6
@@ -116,3 +116,36 @@ def test_judge_scores_beside_benchmark_scores_and_failures_are_recorded(heavy_g8
     assert all(r["score"] is not None for r in rows)  # the benchmark score is untouched
     asyncio.run(judge_rows(rows, heavy_g8.jobs, private_sim(heavy_g8.config, agents), agents, heavy_g8.config))
     assert all(r["judge_error"] is None and 0.0 <= r["judge_score"] <= 1.0 for r in rows)
+
+
+def test_pareto_plot_marks_the_budget_and_its_breakers(heavy_g8: BenchResult) -> None:
+    from matplotlib.collections import PathCollection
+    from matplotlib.container import ErrorbarContainer
+
+    from app.bench.plots import dodge, meta_figure, pareto_figure
+
+    report = heavy_g8.report
+    fig = pareto_figure(report)
+    assert "G = 8 GB" in fig._suptitle.get_text()  # type: ignore[union-attr]
+    token_ax, switch_ax, vram_ax = fig.axes[:3]
+    assert "(ms)" in switch_ax.get_xlabel() and "(GB)" in vram_ax.get_xlabel()
+    assert "95%" in token_ax.get_ylabel()
+    points = [p for p in report["pareto_points"] if p["score"] is not None]
+    assert sum(isinstance(c, ErrorbarContainer) for c in token_ax.containers) == len(points)
+    assert any(line.get_xdata()[0] == 8.0 for line in vram_ax.get_lines())  # the budget line
+    broke = [p for p in points if p["vram_violation_rate"] > 0 or p["planned_vram_violation_rate"] > 0]
+    assert broke and {p["mode"] for p in broke} == {"lp_relaxed"}
+    rings = [c for c in vram_ax.collections if isinstance(c, PathCollection) and c.get_sizes()[0] == 260]
+    assert len(rings) == len(broke)
+    assert sum(t.get_text() == "over G" for t in vram_ax.texts) == len(broke)
+    # points at the same place are spread apart instead of hiding each other
+    assert len(set(dodge([1.0, 1.0, 1.0, 5.0], [0.5, 0.5, 0.5, 0.5], 4.0))) == 4
+    entries = [
+        {"benchmark_name": "b", "routing_mode": m, "lambda_switch": ls, "gpu_vram_gb": g, "horizon_depth": 1,
+         "mean_score": 0.5, "mean_switch_cost_est": 100.0, "vram_violation_rate": 0.0}
+        for m in ("lp", "llm") for ls in (0.0, 0.5, 1.0) for g in (8.0, 24.0)
+    ]  # fmt: skip
+    meta = meta_figure(entries)
+    grid_ax = meta.axes[0]
+    assert [t.get_text() for t in grid_ax.get_xticklabels()] == ["0", "0.5", "1"]
+    assert len(grid_ax.texts) == 3 * 2  # one annotated cell per configuration

@@ -80,6 +80,8 @@ def test_every_dashboard_metric_is_exported(tmp_path: Path) -> None:
         # traffic that touches every collector: a cold load, tokens, an auto-routed call, a proxy error
         assert client.post("/api/chat", json={"model": "phi4:14b", "messages": chat, "stream": False}).is_success
         assert client.post("/v1/chat/completions", json={"model": "auto", "messages": chat}).is_success
+        for model in ("llama3.1:8b", "qwen2.5-coder:7b", "phi4:14b"):  # beyond 24 GB together: the scheduler evicts
+            assert client.post("/api/chat", json={"model": model, "messages": chat, "stream": False}).is_success
         assert client.post("/api/chat", json={"model": "nope:1b", "messages": chat}).status_code == 404
         text = client.get("/metrics").text
     exported = {s.name for family in text_string_to_metric_families(text) for s in family.samples}

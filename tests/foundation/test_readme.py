@@ -160,9 +160,9 @@ def check_results_table(text: str, block: Block, report: dict[str, Any]) -> None
     end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[start:end]]
     head, body = rows[0], rows[2:]
-    assert {r[0].split()[0] for r in body} == set(report["per_mode"]), "one row per mode of the run"
+    assert {r[0].split()[0] for r in body} == set(report["modes"]), "one row per mode of the run"
     for row in body:
-        mode = report["per_mode"][row[0].split()[0]]
+        mode = report["modes"][row[0].split()[0]]
         score, ci = row[head.index("score ± 95% CI")].split(" ± ")
         assert (score, ci) == (f"{mode['avg_score']:.3f}", f"{mode['ci95']:.3f}"), row
         for column, (key, digits) in RESULT_COLUMNS.items():

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from app.core.errors import ValidationFailed
 from app.domain.knobs import KnobOverrides, RoutingKnobs, knob_description
 from app.domain.models import Agent
 from app.routing import Estimator, route_sync
@@ -28,7 +29,10 @@ from app.storage.models import Job
 APP = Path(__file__).resolve().parents[2] / "app"
 REGISTRY = APP / "routing" / "registry.py"
 # (file, literal) pairs that are not routing modes.
-NOT_MODES = {("bench/sandbox.py", "random")}  # the allowed-import list names Python's `random` module
+NOT_MODES = {
+    ("bench/sandbox.py", "random"),  # the allowed-import list names Python's `random` module
+    ("bench/artifacts.py", "oracle"),  # the original tool's artifact field `oracle` (per-subtask best models)
+}
 STORAGE_DEFAULT = ("storage/models.py", DEFAULT_MODE)  # storage may not import routing: checked equal below
 
 
@@ -80,6 +84,10 @@ def test_every_router_runs_through_one_interface(heavy: list[Agent]) -> None:
     for name, router in ROUTERS.items():
         if router.needs_chat:
             with pytest.raises(ValueError, match="needs a chat function"):
+                route_sync(problem, Estimator(), name)
+            continue
+        if router.needs_model_file:  # pref_router end to end: tests/bench_runner/test_pref_router.py
+            with pytest.raises(ValidationFailed, match="needs a trained router file"):
                 route_sync(problem, Estimator(), name)
             continue
         plan = route_sync(problem, Estimator(), name, single_model=heavy[0].name)

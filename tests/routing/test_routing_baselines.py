@@ -84,9 +84,9 @@ def test_route_single_fast_path(heavy: list[Agent]) -> None:
 
 
 def test_unknown_mode_names_the_allowed_ones(heavy: list[Agent]) -> None:
-    with pytest.raises(ValueError, match="allowed: lp, lp_relaxed, llm, greedy, random, single, oracle"):
+    with pytest.raises(ValueError, match="allowed: lp, lp_relaxed, llm, greedy, random, pref_router, single, oracle"):
         route_sync(_code_job(heavy), Estimator(), "milp")
-    assert ROUTING_MODES == ("lp", "lp_relaxed", "llm", "greedy", "random", "single", "oracle")
+    assert ROUTING_MODES == ("lp", "lp_relaxed", "llm", "greedy", "random", "pref_router", "single", "oracle")
 
 
 @pytest.mark.parametrize("mode", ["lp", "lp_relaxed", "greedy", "random", "oracle"])

@@ -18,17 +18,19 @@ from app.bench.registry import list_benchmarks
 from app.bench.runner import BenchConfig, BenchResult, preflight, private_sim, run_bench
 from app.core.errors import NotFound
 from app.domain.knobs import KnobOverrides
-from app.domain.models import Agent
 from app.domain.status import JobStatus
 from app.execution.cpu import INLINE
 from app.execution.runtime import Runtime
 from app.routing import Estimator
-from app.routing.registry import DEFAULT_COMPARE, CompareName, expand_compare
+from app.routing.registry import DEFAULT_COMPARE, CompareName
 from app.storage.models import BenchRun
 from app.storage.repo import new_id
 
 router = APIRouter(tags=["bench"])
 log = logging.getLogger("swarm")
+
+
+DATA_BENCHMARKS = {"mbpp", "mmlu", "mt_bench"}  # read their files from the service's data_dir
 
 
 class BenchRequest(KnobOverrides):
@@ -44,6 +46,9 @@ class BenchRequest(KnobOverrides):
     judge_model: str | None = Field(default=None, max_length=200)
     dry_run: bool = False
     warm: list[str] = Field(default_factory=list, max_length=16)
+    estimator_tag: str = Field(default="static", min_length=1, max_length=64)
+    mtbench_judge: bool = False
+    mtbench_judge_model: str | None = Field(default=None, max_length=200)
 
     @field_validator("benchmarks")
     @classmethod
@@ -73,7 +78,10 @@ def to_config(body: BenchRequest, runtime: Runtime, ctx: TenantCtx, output_dir: 
         planner_model=s.models.planner,
         dry_run=body.dry_run,
         warm=body.warm,
-        data_dir=str(s.data_dir) if "mbpp" in body.benchmarks else None,
+        data_dir=str(s.data_dir) if set(body.benchmarks) & DATA_BENCHMARKS else None,
+        estimator_tag=body.estimator_tag,
+        mtbench_judge=body.mtbench_judge,
+        mtbench_judge_model=body.mtbench_judge_model,
         keep_alive=s.keep_alive,
         max_concurrency=s.max_concurrency,
         time_scale=s.sim_time_scale,  # dry runs pace their private simulator like the service's
@@ -86,7 +94,7 @@ class _Progress:
     fraction stops short of 1 until the run has succeeded: after the last job come judging and the report."""
 
     def __init__(self, config: BenchConfig) -> None:
-        self.cells = {(m, b): (0, config.limit) for m in expand_compare(config.compare) for b in config.benchmarks}
+        self.cells = {(m, b): (0, config.limit) for m in config.modes for b in config.benchmarks}
 
     def __call__(self, mode: str, benchmark: str, done: int, total: int) -> None:
         self.cells[(mode, benchmark)] = (done, total)
@@ -113,18 +121,28 @@ def _progress_map(runtime: Runtime) -> dict[str, Any]:
     return runtime.bench_progress
 
 
-def _run_private(config: BenchConfig, agents: list[Agent], estimator: Estimator, progress: _Progress) -> BenchResult:
+def _run_private(config: BenchConfig, ctx: TenantCtx, estimator: Estimator, progress: _Progress) -> BenchResult:
     """dry_run: a private simulated GPU with the tenant's catalog, on its own event loop in a worker thread, so
     neither the real GPU nor the service's loop (sync scoring, code_eval subprocesses) is disturbed."""
-    backend = private_sim(config, agents)
+    backend = private_sim(config, ctx.agents)
     INLINE.set(True)  # this thread is the run's own: its solves and report run here, not on the shared pool
-    return asyncio.run(run_bench(config, backend=backend, agents=agents, estimator=estimator, progress=progress))
+    return asyncio.run(
+        run_bench(
+            config,
+            backend=backend,
+            agents=ctx.agents,
+            estimator=estimator,
+            progress=progress,
+            repo=ctx.runtime.repo,
+            tenant_id=ctx.tenant.id,
+        )
+    )
 
 
 async def _run(runtime: Runtime, ctx: TenantCtx, config: BenchConfig, progress: _Progress) -> BenchResult:
     if config.dry_run:
         snapshot = Estimator.from_dict(runtime.estimator.to_dict())
-        return await runtime.bench_pool.run(_run_private, config, ctx.agents, snapshot, progress)
+        return await runtime.bench_pool.run(_run_private, config, ctx, snapshot, progress)
     # the benchmark's calls go through the tenant's GPU scheduler, beside all other traffic
     result = await run_bench(
         config,
@@ -133,6 +151,8 @@ async def _run(runtime: Runtime, ctx: TenantCtx, config: BenchConfig, progress: 
         estimator=runtime.estimator,
         progress=progress,
         gpu=ctx.gpu,
+        repo=runtime.repo,
+        tenant_id=ctx.tenant.id,
     )
     await ctx.gpu.refresh()
     return result

@@ -79,7 +79,8 @@ async def _infer(request: Request, *, chat: bool) -> Response:
 
     options = body.get("options")
     max_tokens = options.get("num_predict") if isinstance(options, dict) else None
-    call = await gateway_of(request).begin(request, "ollama", model, text, max_tokens)
+    tools = chat and bool(body.get("tools"))
+    call = await gateway_of(request).begin(request, "ollama", model, text, max_tokens, tools=tools)
     if call.routed:
         body["model"] = call.model
         raw = dumps(body)
@@ -202,20 +203,20 @@ async def show(request: Request) -> Response:
         gateway = gateway_of(request)
         backend = await gateway.backend_for(request)
         if model == AUTO and gateway.supports_auto:
-            return _json(_auto_show())
+            return _json(_auto_show(await gateway.can_call_tools(request)))
         return _json(await backend.show(model))
 
     return await _guard(request, work)
 
 
-def _auto_show() -> JSON:
+def _auto_show(tools: bool) -> JSON:
     return {
         "modelfile": "# model=auto: each request is routed to a catalog model by the Ollama Swarm Router",
         "parameters": "",
         "template": "",
         "details": AUTO_DETAILS,
         "model_info": {"general.architecture": "router"},
-        "capabilities": ["completion"],
+        "capabilities": ["completion", "tools"] if tools else ["completion"],
     }
 
 

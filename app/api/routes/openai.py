@@ -1,40 +1,25 @@
-"""OpenAI-compatible proxy (/v1/*): OpenAI requests become Ollama-native backend calls; OpenAI's error shape."""
+"""OpenAI-compatible proxy (/v1/*): chat, completions, embeddings and the Responses API relayed to the backend in
+OpenAI's own format (Ollama's /v1 endpoints, or the in-process backends' translation); OpenAI's error shape."""
 
 from __future__ import annotations
 
-import base64
-import os
-import struct
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.api.compat_check import check_embed_input, check_messages, check_text
-from app.api.disconnect import close_stream
-from app.api.errors import openai_error, openai_error_body
-from app.api.gateway import AUTO, Call, gateway_of
+from app.api.compat_check import check_embed_input, check_openai_chat, check_responses, check_text
+from app.api.compat_relay import relay
+from app.api.errors import openai_error
+from app.api.gateway import AUTO, gateway_of
 from app.api.jsonio import dumps, last_user_text, parse_body
-from app.api.openai_format import (
-    chat_request,
-    finish_reason,
-    model_of,
-    number,
-    options_of,
-    stream_flags,
-    tool_calls,
-    usage,
-)
-from app.api.relay import RelayResponse
 from app.backends.base import JSON
-from app.core.errors import BadBackendResponse, BadRequest, ModelNotFound, SwarmError
+from app.backends.openai_compat import model_of, options_of, stream_flags
+from app.core.errors import BadRequest, ModelNotFound, SwarmError
 
 router = APIRouter(prefix="/v1", tags=["openai"])
-
-STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 async def _guard(request: Request, work: Callable[[], Awaitable[Response]]) -> Response:
@@ -49,22 +34,60 @@ def _json(body: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(dumps(body), media_type="application/json", headers=headers)
 
 
-def _sse(obj: Any) -> bytes:
-    return b"data: " + dumps(obj) + b"\n\n"
+async def _forward(
+    request: Request, path: str, family: str, text: Callable[[JSON], str], limit_key: tuple[str, ...]
+) -> Response:
+    """Check the body, pick the model (model="auto"), send the body on with only `model` changed (and, for an
+    OpenAI stream, `stream_options.include_usage` so the tokens can be charged; that extra chunk is dropped)."""
+    raw = await request.body()
+    body = parse_body(raw)
+    model = model_of(body)
+    if path == "/v1/responses":
+        stream = check_responses(body)
+        drop = False
+    else:
+        if path == "/v1/chat/completions":
+            check_openai_chat(body)
+        elif path == "/v1/completions":
+            check_text(_prompt_text(body), "prompt")
+            options_of(body)
+        stream, include_usage = stream_flags(body)
+        drop = stream and not include_usage and path != "/v1/embeddings"
+    limit = next((body[k] for k in limit_key if body.get(k) is not None), None)
+    gateway = gateway_of(request)
+    call = await gateway.begin(request, "openai", model, lambda: text(body), limit, tools=bool(body.get("tools")))
+    if call.routed:
+        body["model"] = call.model
+    if drop:
+        body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    if call.routed or drop:
+        raw = dumps(body)
+    return await relay(request, call, path, raw, family, stream=stream, drop_usage=drop)
 
 
-def _envelope(kind: str, call: Call) -> JSON:
-    prefix = "cmpl" if kind == "text_completion" else "chatcmpl"
-    return {"id": f"{prefix}-{os.urandom(12).hex()}", "object": kind, "created": int(time.time()), "model": call.model}
+def _responses_text(body: JSON) -> str:
+    raw = body.get("input")
+    if isinstance(raw, str):
+        return raw
+    messages = [
+        {"role": m.get("role"), "content": m.get("content")} for m in raw or [] if isinstance(m, dict) and "role" in m
+    ]
+    for m in messages:
+        if isinstance(m["content"], list):
+            m["content"] = [{"text": p.get("text", "")} for p in m["content"] if isinstance(p, dict)]
+    return last_user_text(messages)
 
 
-def chat_message(native: JSON) -> JSON:
-    msg: JSON = {"role": "assistant", "content": native.get("content") or ""}
-    if native.get("thinking"):
-        msg["reasoning"] = native["thinking"]
-    if native.get("tool_calls"):
-        msg["tool_calls"] = tool_calls(native["tool_calls"])
-    return msg
+def _prompt_text(body: JSON) -> Any:
+    """The prompt as one string (a list of strings joined); anything else as given, for check_text to refuse."""
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
+        return " ".join(prompt)
+    return prompt
+
+
+def _embed_text(body: JSON) -> str:
+    return " ".join(check_embed_input(body.get("input")))
 
 
 # ---- endpoints ---------------------------------------------------------------------------------------------
@@ -72,155 +95,39 @@ def chat_message(native: JSON) -> JSON:
 
 @router.post("/chat/completions")
 async def chat_completions(request: Request) -> Response:
-    async def work() -> Response:
-        body = parse_body(await request.body())
-        model = model_of(body)
-        check_messages(body.get("messages"))
-        native = chat_request(body, model)
-        stream, include_usage = stream_flags(body)
-        limit = native["options"].get("num_predict")
-        call = await gateway_of(request).begin(
-            request, "openai", model, lambda: last_user_text(body["messages"]), limit
-        )
-        native["model"] = call.model
-        if not stream:
-            native["stream"] = False
-            final = await call.complete(request, call.backend.chat(native))
-            out = _envelope("chat.completion", call)
-            choice = {
-                "index": 0,
-                "message": chat_message(final.get("message") or {}),
-                "finish_reason": finish_reason(final),
-            }
-            out.update(system_fingerprint="fp_swarm", choices=[choice], usage=usage(final))
-            return _json(out, call.headers())
-        return await _sse_response(
-            request, call, call.backend.chat_stream(native), "chat.completion.chunk", include_usage
-        )
-
-    return await _guard(request, work)
+    work = _forward(
+        request,
+        "/v1/chat/completions",
+        "openai",
+        lambda b: last_user_text(b.get("messages")),
+        ("max_completion_tokens", "max_tokens"),
+    )
+    return await _guard(request, lambda: work)
 
 
 @router.post("/completions")
 async def completions(request: Request) -> Response:
-    async def work() -> Response:
-        body = parse_body(await request.body())
-        model = model_of(body)
-        prompt = body.get("prompt")
-        if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
-            prompt = prompt[0]
-        prompt = check_text(prompt, "prompt")
-        native: JSON = {"model": model, "prompt": prompt, "options": options_of(body)}
-        if isinstance(body.get("suffix"), str):
-            native["suffix"] = body["suffix"]
-        stream, include_usage = stream_flags(body)
-        call = await gateway_of(request).begin(
-            request, "openai", model, lambda: prompt, native["options"].get("num_predict")
-        )
-        native["model"] = call.model
-        if not stream:
-            native["stream"] = False
-            final = await call.complete(request, call.backend.generate(native))
-            out = _envelope("text_completion", call)
-            choice = {"text": final.get("response") or "", "index": 0, "finish_reason": finish_reason(final)}
-            out.update(system_fingerprint="fp_swarm", choices=[choice], usage=usage(final))
-            return _json(out, call.headers())
-        return await _sse_response(
-            request, call, call.backend.generate_stream(native), "text_completion", include_usage
-        )
-
-    return await _guard(request, work)
-
-
-async def _sse_response(
-    request: Request, call: Call, stream: AsyncIterator[JSON], kind: str, include_usage: bool
-) -> Response:
-    first = await call.first(request, stream)
-    headers = {**call.headers(), **STREAM_HEADERS}
-    events = _events(call, first, stream, _envelope(kind, call), include_usage)
-    return RelayResponse(events, headers, "text/event-stream")
-
-
-def _choice(envelope: JSON, chunk: JSON | None, first: bool, finish: str | None) -> JSON | None:
-    """One streamed choice for a native chunk (or the closing one when `finish` is set)."""
-    if envelope["object"] == "text_completion":
-        text = "" if chunk is None else chunk.get("response") or ""
-        return {"text": text, "index": 0, "finish_reason": finish} if text or finish else None
-    delta: JSON = {}
-    msg = (chunk or {}).get("message") or {}
-    if first:
-        delta["role"] = "assistant"
-    if msg.get("content") or first:
-        delta["content"] = msg.get("content") or ""
-    if msg.get("thinking"):
-        delta["reasoning"] = msg["thinking"]
-    if msg.get("tool_calls"):
-        delta["tool_calls"] = tool_calls(msg["tool_calls"])
-    return {"index": 0, "delta": delta, "finish_reason": finish} if delta or finish else None
-
-
-async def _events(
-    call: Call, first: JSON, stream: AsyncIterator[JSON], envelope: JSON, include_usage: bool
-) -> AsyncIterator[tuple[bytes, bool]]:
-    """SSE events as (bytes, is_last); the closing events go out as one last block."""
-    try:
-        chunk: JSON | None = first
-        is_first = True
-        while chunk is not None and not chunk.get("done"):
-            if (choice := _choice(envelope, chunk, is_first, None)) is not None:
-                call.saw(1)
-                yield _sse({**envelope, "choices": [choice]}), False
-                is_first = False
-            chunk = await anext(stream, None)
-        if chunk is None:
-            raise BadBackendResponse("the backend stream ended before a done=true chunk")
-        call.finish(chunk)
-        tail = []
-        if (choice := _choice(envelope, chunk, is_first, None)) is not None:
-            tail.append(_sse({**envelope, "choices": [choice]}))
-        tail.append(_sse({**envelope, "choices": [_choice(envelope, None, False, finish_reason(chunk))]}))
-        if include_usage:
-            tail.append(_sse({**envelope, "choices": [], "usage": usage(chunk)}))
-        tail.append(b"data: [DONE]\n\n")
-        yield b"".join(tail), True
-    except SwarmError as exc:
-        call.gateway.observe_error(exc)
-        # openai-python raises APIError on a data payload with an "error" key (the status is 200 by now).
-        yield _sse({"error": openai_error_body(exc, 500)}), True
-    finally:
-        call.settle()
-        call.release()
-        await close_stream(stream)
+    return await _guard(request, lambda: _forward(request, "/v1/completions", "openai", _prompt_text, ("max_tokens",)))
 
 
 @router.post("/embeddings")
 async def embeddings(request: Request) -> Response:
     async def work() -> Response:
         body = parse_body(await request.body())
-        model = model_of(body)
-        inputs = check_embed_input(body.get("input"))
-        encoding = body.get("encoding_format", "float")
-        if encoding not in ("float", "base64"):
+        check_embed_input(body.get("input"))
+        if body.get("encoding_format", "float") not in ("float", "base64"):
             raise BadRequest("encoding_format: must be 'float' or 'base64'", "encoding_format")
-        native: JSON = {"model": model, "input": inputs}
-        if (dims := number(body, "dimensions", 1, 65536, integer=True)) is not None:
-            native["dimensions"] = dims
-        call = await gateway_of(request).begin(request, "openai", model, lambda: " ".join(inputs))
-        native["model"] = call.model
-        result = await call.complete(request, call.backend.embed(native))
-        data = [
-            {"object": "embedding", "index": i, "embedding": _b64(v) if encoding == "base64" else v}
-            for i, v in enumerate(result.get("embeddings") or [])
-        ]
-        n = int(result.get("prompt_eval_count") or 0)
-        out = {"object": "list", "data": data, "model": call.model, "usage": {"prompt_tokens": n, "total_tokens": n}}
-        return _json(out, call.headers())
+        return await _forward(request, "/v1/embeddings", "openai", _embed_text, ())
 
     return await _guard(request, work)
 
 
-def _b64(vector: list[float]) -> str:
-    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+@router.post("/responses")
+async def responses(request: Request) -> Response:
+    """OpenAI's Responses API, stateless (the whole conversation in `input`), streamed or not."""
+    return await _guard(
+        request, lambda: _forward(request, "/v1/responses", "responses", _responses_text, ("max_output_tokens",))
+    )
 
 
 @router.get("/models")

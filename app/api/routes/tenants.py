@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from app.api.deps import AdminDep, RuntimeDep, TenantDep, get_resolver
 from app.api.schemas import TenantCreate
 from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.upstream import redact_url
 from app.routing import load_agents
 from app.storage.models import Tenant
 
@@ -22,7 +23,7 @@ def tenant_view(t: Tenant) -> dict[str, Any]:
         "id": t.id,
         "name": t.name,
         "key_prefix": t.key_prefix,
-        "backend_url": t.backend_url,
+        "backend_url": redact_url(t.backend_url),
         "gpu_vram_gb": t.gpu_vram_gb,
         "agents": [a["name"] for a in t.agents] if t.agents else None,
         "agents_file": t.agents_file,

@@ -35,8 +35,8 @@ export async function benchListPage(page) {
 const f3 = (v) => (typeof v === "number" ? v.toFixed(3) : "–");
 
 function modeTable(report, G) {
-  const rows = report.modes.map((m) => {
-    const r = report.per_mode[m];
+  const rows = report.mode_order.map((m) => {
+    const r = report.modes[m];
     const violated = (r.vram_violation_rate || 0) > 0 || (r.planned_vram_violation_rate || 0) > 0 || r.peak_vram_gb > G + 1e-9;
     return {
       attrs: { "data-mode": m, class: violated ? "violation-row" : "" },
@@ -64,9 +64,9 @@ const AXES = [
 ];
 
 function pareto(report, G, benchmark) {
-  const color = new Map(report.modes.map((m, i) => [m, PALETTE[i % PALETTE.length]]));
-  const pts = report.pareto_data.filter((p) => p.benchmark === benchmark && p.score !== null);
-  const violated = (m) => (report.per_mode[m].vram_violation_rate || 0) > 0 || (report.per_mode[m].planned_vram_violation_rate || 0) > 0;
+  const color = new Map(report.mode_order.map((m, i) => [m, PALETTE[i % PALETTE.length]]));
+  const pts = (report.pareto_data[benchmark] || []).filter((p) => p.score !== null);
+  const violated = (m) => (report.modes[m].vram_violation_rate || 0) > 0 || (report.modes[m].planned_vram_violation_rate || 0) > 0;
   const panels = AXES.map(([key, title, xLabel]) =>
     scatter({
       title: `${title} (${benchmark})`,
@@ -80,7 +80,7 @@ function pareto(report, G, benchmark) {
     "div",
     {},
     h("div", { class: "plots" }, panels),
-    legend(report.modes.map((m) => ({ label: `${m}${violated(m) ? " (⚠ planned or used more than G)" : ""}`, color: color.get(m) }))),
+    legend(report.mode_order.map((m) => ({ label: `${m}${violated(m) ? " (⚠ planned or used more than G)" : ""}`, color: color.get(m) }))),
     h("p", { class: "muted small" }, "Up and left is better. Error bars: 95% confidence interval of the score. ⚠ marks a mode whose plans or runs exceeded the VRAM budget G. Modes with identical results are drawn side by side."),
   );
 }

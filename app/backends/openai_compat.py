@@ -1,9 +1,9 @@
-"""OpenAI ↔ Ollama translation for the /v1 proxy: request validation (errors name the field), options, replies."""
+"""OpenAI requests → Ollama-native ones, for backends without Ollama's own /v1 (sim, embedded llama.cpp): checked
+field by field (errors name the field), nothing the backend can use dropped."""
 
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from app.backends.base import JSON
@@ -128,7 +128,33 @@ def chat_request(body: JSON, model: str) -> JSON:
         native["format"] = fmt
     if tools := tools_of(body):
         native["tools"] = tools
+    if body.get("tool_choice") is not None:
+        native["tool_choice"] = body["tool_choice"]
+    if (think := think_of(body)) is not None:
+        native["think"] = think
+    for key in ("logprobs", "top_logprobs"):
+        if body.get(key) is not None:
+            native[key] = body[key]
     return native
+
+
+# OpenAI's efforts as Ollama maps them onto `think` (Ollama also takes "ultra" and "max").
+EFFORT_THINK: dict[str, bool | str] = {
+    **{"none": False, "minimal": "low", "low": "low", "medium": "medium", "high": "high"},
+    **{"xhigh": "max", "ultra": "max", "max": "max"},
+}
+
+
+def think_of(body: JSON) -> Any:
+    """reasoning_effort / reasoning.effort → native `think` (as Ollama maps it)."""
+    reasoning = body.get("reasoning")
+    effort = body.get("reasoning_effort") or (reasoning.get("effort") if isinstance(reasoning, dict) else None)
+    if effort is None:
+        return None
+    if effort not in EFFORT_THINK:
+        field = "reasoning_effort" if "reasoning_effort" in body else "reasoning.effort"
+        raise BadRequest(f"{field}: must be one of {', '.join(EFFORT_THINK)}, got {effort!r}", field)
+    return EFFORT_THINK[effort]
 
 
 def tools_of(body: JSON) -> list[Any] | None:
@@ -163,24 +189,3 @@ def stream_flags(body: JSON) -> tuple[bool, bool]:
 def usage(final: JSON) -> JSON:
     prompt, completion = int(final.get("prompt_eval_count") or 0), int(final.get("eval_count") or 0)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-
-
-def finish_reason(final: JSON) -> str:
-    if (final.get("message") or {}).get("tool_calls"):
-        return "tool_calls"
-    return "length" if final.get("done_reason") == "length" else "stop"
-
-
-def tool_calls(calls: list[Any]) -> list[JSON]:
-    out = []
-    for i, call in enumerate(calls):
-        fn = call.get("function") or {}
-        out.append(
-            {
-                "id": call.get("id") or f"call_{os.urandom(4).hex()}",
-                "index": i,
-                "type": "function",
-                "function": {"name": fn.get("name", ""), "arguments": json.dumps(fn.get("arguments") or {})},
-            }
-        )
-    return out

@@ -1,0 +1,147 @@
+"""Relaying OpenAI-, Responses- and Anthropic-format calls: the backend's answer goes to the client as it comes
+(Backend.relay_compat), while the usage it reports is read on the way for accounting (Call.finish)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from app.api.disconnect import close_stream, until_disconnect
+from app.api.gateway import Call
+from app.api.relay import RelayResponse
+from app.backends.base import JSON
+from app.backends.compat import error_event
+from app.core.errors import SwarmError, Unsupported
+
+STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+Family = str  # "openai" | "responses" | "anthropic": where each API reports usage
+
+
+def _native(prompt: Any, completion: Any) -> JSON:
+    return {"prompt_eval_count": int(prompt or 0), "eval_count": int(completion or 0)}
+
+
+def usage_of(family: Family, obj: Any) -> JSON | None:
+    """Native-shaped token counts from one whole answer (or one streamed event), None when it carries none."""
+    if not isinstance(obj, dict):
+        return None
+    if family in ("responses", "anthropic"):
+        key = "response" if family == "responses" else "message"
+        inner = obj.get(key)
+        usage = (inner if isinstance(inner, dict) else obj).get("usage")
+        return _native(usage.get("input_tokens"), usage.get("output_tokens")) if isinstance(usage, dict) else None
+    usage = obj.get("usage")
+    return _native(usage.get("prompt_tokens"), usage.get("completion_tokens")) if isinstance(usage, dict) else None
+
+
+@dataclass
+class SseMeter:
+    """Reads usage off an SSE stream without changing a byte of it, except (drop_usage) the usage-only chunk
+    the router asked for on the client's behalf."""
+
+    family: Family
+    drop_usage: bool = False
+    usage: JSON = field(default_factory=lambda: _native(0, 0))
+    _pending: bytes = b""
+
+    def feed(self, piece: bytes) -> bytes:
+        self._pending += piece
+        cut = self._pending.rfind(b"\n\n") + 2
+        if cut < 2:
+            return b""
+        events, self._pending = self._pending[:cut], self._pending[cut:]
+        return b"".join(self._event(e + b"\n\n") for e in events.split(b"\n\n") if e.strip())
+
+    def flush(self) -> bytes:
+        rest, self._pending = self._pending, b""
+        return rest
+
+    def _event(self, event: bytes) -> bytes:
+        for line in event.splitlines():
+            if not line.startswith(b"data:") or line[5:].strip() == b"[DONE]":
+                continue
+            try:
+                obj = json.loads(line[5:])
+            except ValueError:
+                continue
+            self._count(obj)
+            if self.drop_usage and isinstance(obj, dict) and obj.get("choices") == [] and "usage" in obj:
+                return b""
+        return event
+
+    def _count(self, obj: Any) -> None:
+        found = usage_of(self.family, obj)
+        if found is None:
+            return
+        for key, value in found.items():  # Anthropic splits input (message_start) and output (message_delta)
+            if value or self.family != "anthropic":
+                self.usage[key] = value
+
+
+async def relay(
+    request: Request,
+    call: Call,
+    path: str,
+    body: bytes,
+    family: Family,
+    *,
+    stream: bool,
+    drop_usage: bool = False,
+) -> Response:
+    """Send the call on, relay the answer: an error status or a whole answer as one body, a stream as it comes."""
+    reply = await call.relay(request, path, body)
+    if reply.status >= 400 or not stream:
+        data = b"".join([piece async for piece in _read(request, call, reply.body)])
+        if reply.status == 404 and "json" not in (reply.media_type or ""):
+            # An older Ollama without this endpoint answers with its router's plain-text 404.
+            raise Unsupported(f"the upstream Ollama does not serve {path}: update Ollama (see the README)")
+        if reply.status < 400:
+            try:
+                call.finish(usage_of(family, json.loads(data)) or _native(0, 0))
+            except ValueError:
+                call.finish(_native(0, 0))
+        else:
+            call.gateway.observe_error(f"upstream_{reply.status}")
+        return Response(data, reply.status, headers=call.headers(), media_type=reply.media_type)
+    first = await call.first(request, reply.body)
+    meter = SseMeter(family, drop_usage)
+    headers = {**call.headers(), **STREAM_HEADERS}
+    return RelayResponse(
+        _blocks(call, meter, first, reply.body, path), headers, reply.media_type or "text/event-stream"
+    )
+
+
+async def _read(request: Request, call: Call, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        while (piece := await until_disconnect(request, call.upstream(anext(body, None)))) is not None:
+            yield piece
+    finally:
+        call.release()
+        await close_stream(body)
+
+
+async def _blocks(
+    call: Call, meter: SseMeter, first: bytes, body: AsyncIterator[bytes], path: str
+) -> AsyncIterator[tuple[bytes, bool]]:
+    try:
+        piece: bytes | None = first
+        while piece is not None:
+            if out := meter.feed(piece):
+                call.saw(out.count(b"data:"))  # a cut stream is charged the events relayed
+                yield out, False
+            piece = await anext(body, None)
+        if rest := meter.flush():
+            yield rest, False
+        call.finish(meter.usage)
+    except SwarmError as exc:
+        call.gateway.observe_error(exc)
+        yield meter.flush() + error_event(path, exc), True
+    finally:
+        call.settle()
+        call.release()  # the model's slot is free whichever way the stream ended
+        await close_stream(body)
