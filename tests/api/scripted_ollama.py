@@ -51,6 +51,7 @@ class FakeOllama:
             Route("/api/chat", self.infer, methods=["POST"]),
             Route("/api/generate", self.infer, methods=["POST"]),
             Route("/api/embed", self.embed, methods=["POST"]),
+            Route("/v1/chat/completions", self.openai_chat, methods=["POST"]),
             Route("/api/ps", self.ps, methods=["GET"]),
             Route("/api/tags", self.tags, methods=["GET"]),
             Route("/api/version", self.version, methods=["GET"]),
@@ -106,6 +107,50 @@ class FakeOllama:
             yield b"[" * 100_000 + b"]" * 100_000 + b"\n"
             return
         yield (json.dumps(final) + "\n").encode()
+
+    async def openai_chat(self, request: Request) -> Response:
+        """Ollama's own OpenAI-compatible endpoint (the router relays /v1 to it), with the same faults."""
+        body = json.loads(await request.body())
+        self.loaded.add(str(body.get("model", "m")))
+        usage: Any = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+        if self.fault == "hostile":
+            usage = {"prompt_tokens": "lots", "completion_tokens": [1]}
+        if not body.get("stream"):
+            early = await self._common()
+            if early is not None:
+                return early
+            msg = {"role": "assistant", "content": "hello world"}
+            choice = {"index": 0, "message": msg, "finish_reason": "stop"}
+            return JSONResponse({"id": "c", "object": "chat.completion", "choices": [choice], "usage": usage})
+        if self.fault in ("404", "500", "invalid_json", "stall"):
+            early = await self._common()
+            if early is not None:
+                return early
+        return StreamingResponse(self._events(usage), media_type="text/event-stream")
+
+    async def _events(self, usage: Any) -> AsyncIterator[bytes]:
+        def event(obj: Any) -> bytes:
+            return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+        count = 200 if self.fault == "slow_tokens" else 2
+        for i in range(count):
+            yield event(
+                {
+                    "id": "c",
+                    "object": "chat.completion.chunk",
+                    "choices": [{"index": 0, "delta": {"content": f"t{i} "}}],
+                }
+            )
+            if self.fault == "slow_tokens":
+                await asyncio.sleep(0.05)
+        if self.fault == "mid_stream_break":
+            raise MidStreamBreak("connection dropped")
+        if self.fault == "huge":
+            for _ in range(HUGE_BYTES // 65536 + 1):
+                yield b"x" * 65536
+            return
+        yield event({"id": "c", "object": "chat.completion.chunk", "choices": [], "usage": usage})
+        yield b"data: [DONE]\n\n"
 
     async def embed(self, request: Request) -> Response:
         early = await self._common()
