@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -40,9 +41,12 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await open_runtime(cfg, backend)
         set_sandbox_mode(cfg.sandbox)
-        interrupted = runtime.repo.mark_unfinished_interrupted("service restarted before the job finished")
+        interrupted = runtime.repo.mark_unfinished_interrupted(
+            "service restarted before the job finished", owner_id=runtime.owner_id, stale_after_s=_stale_s(cfg)
+        )
         if interrupted:
-            log.warning("marked %d unfinished job(s) from a previous run as interrupted", interrupted)
+            log.warning("marked %d unfinished job(s) of a stopped process as interrupted", interrupted)
+        heartbeat = asyncio.create_task(_heartbeat(runtime), name="owner-heartbeat")
         runtime.repo.ensure_default_tenant()
         if runtime.repo.keyed_tenant_count() == 0 and cfg.host not in LOOPBACK:
             log.warning("no tenants configured: the open 'default' tenant is reachable on %s", cfg.host)
@@ -55,6 +59,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
         try:
             yield
         finally:
+            heartbeat.cancel()
             await _shutdown(runtime)  # closing the runtime flushes proxied tokens still waiting for their write
 
     app = FastAPI(
@@ -92,6 +97,29 @@ def _watch_schedulers(app: FastAPI, runtime: Runtime) -> None:
     runtime.pool.on_gpu.append(attach)
     for gpu in runtime.pool.all():
         attach(gpu)
+
+
+def _stale_s(cfg: Settings) -> float:
+    return cfg.owner_heartbeat_s * cfg.owner_stale_after
+
+
+async def _heartbeat(runtime: Runtime) -> None:
+    """Stamp this process's running jobs, and sweep those of processes that stopped stamping theirs."""
+    cfg = runtime.settings
+    while True:
+        await asyncio.sleep(cfg.owner_heartbeat_s)
+        try:
+            await asyncio.to_thread(runtime.repo.heartbeat, runtime.owner_id)
+            swept = await asyncio.to_thread(
+                runtime.repo.mark_unfinished_interrupted,
+                "the process running the job stopped",
+                owner_id=runtime.owner_id,
+                stale_after_s=_stale_s(cfg),
+            )
+            if swept:
+                log.warning("marked %d job(s) of a stopped process as interrupted", swept)
+        except Exception:  # a busy or briefly unreachable database must not end the heartbeat
+            log.exception("owner heartbeat failed")
 
 
 async def _shutdown(runtime: Runtime) -> None:

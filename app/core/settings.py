@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     http_keep_alive_s: int = Field(default=5, ge=1, le=3600)
     http_max_connections: int = Field(default=1000, ge=1, le=1_000_000)
     http_max_head_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # several processes on one database: how often a process stamps its running jobs, and after how many
+    # missed stamps another process may sweep them to `interrupted`
+    owner_heartbeat_s: float = Field(default=5.0, gt=0, le=3600)
+    owner_stale_after: int = Field(default=6, ge=2, le=1000)
     # code_eval isolation: auto (bubblewrap, else root + unshare), bwrap, unshare, or unsafe (explicit opt-in)
     sandbox: Literal["auto", "bwrap", "unshare", "unsafe"] = "auto"
     host: str = "127.0.0.1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,8 @@ async def create_job_row(runtime: Runtime, tenant_id: str, spec: JobSpec) -> Job
     job = Job(
         id=spec.job_id,
         tenant_id=tenant_id,
+        owner_id=runtime.owner_id,
+        heartbeat_at=time.time(),
         status=JobStatus.QUEUED,
         query=spec.query,
         routing=spec.mode,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import os
+import secrets
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +76,8 @@ class Runtime:
     tenants: TenantCache = field(default_factory=TenantCache)
     bench_progress: dict[str, Any] = field(default_factory=dict)  # run id -> live progress of /bench runs
     usage: UsageSink = field(init=False)
+    # This process, as the owner of the jobs it runs (several processes may share one database).
+    owner_id: str = field(default_factory=lambda: f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}")
     cpu: CpuPool = field(init=False)
     bench_pool: CpuPool = field(init=False)
     bench_slots: BenchSlots = field(init=False)

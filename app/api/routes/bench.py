@@ -207,6 +207,8 @@ async def start_bench(body: BenchRequest, ctx: TenantDep, runtime: RuntimeDep) -
     row = BenchRun(
         id=run_id,
         tenant_id=ctx.tenant.id,
+        owner_id=runtime.owner_id,
+        heartbeat_at=time.time(),
         status=JobStatus.QUEUED,
         config=config.model_dump(mode="json"),
         output_dir=config.output_dir,
