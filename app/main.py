@@ -18,6 +18,7 @@ from app.api.fastpath import HotRoutes
 from app.api.gateway import TenantGateway
 from app.api.metrics import install_metrics, metrics_of, scheduler_listener
 from app.api.middleware import BodyLimit
+from app.api.openapi_doc import install_openapi
 from app.api.routes import anthropic, bench, gpus, health, jobs, metrics, ollama, openai, route, telemetry, tenants
 from app.api.routes.ui import install_dashboard
 from app.api.tenancy import TenantResolver
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
     install_metrics(app)
     errors.install(app)
+    install_openapi(app)
     for module in (health, route, jobs, bench, tenants, telemetry, metrics, openai, anthropic, ollama, gpus):
         app.include_router(module.router)
     install_offline_docs(app)

@@ -134,6 +134,30 @@ def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _leaf_routes(routes: list[Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """(prefix, route) for every route, through included routers (FastAPI wraps them)."""
+    out: list[tuple[str, Any]] = []
+    for route in routes:
+        sub = getattr(route, "original_router", None)
+        if sub is not None:
+            extra = getattr(getattr(route, "include_context", None), "prefix", "") or ""
+            out += _leaf_routes(list(sub.routes), prefix + extra)
+        else:
+            out.append((prefix, route))
+    return out
+
+
+def allowed_methods(request: Request) -> set[str]:
+    """Every method some route serves at this request's path."""
+    path = request.url.path
+    methods: set[str] = set()
+    for prefix, route in _leaf_routes(list(request.app.routes)):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and path.startswith(prefix) and regex.match(path[len(prefix) :]):
+            methods |= set(getattr(route, "methods", None) or ())
+    return methods or {"GET"}
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(e.SwarmError)
     async def _swarm(_: Request, exc: e.SwarmError) -> JSONResponse:
@@ -158,7 +182,10 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body(message, "invalid_request_error", "invalid_input", details=details), 422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names the first matching route's methods; the path serves all these
+            headers["Allow"] = ", ".join(sorted(allowed_methods(request)))
         return JSONResponse(
-            error_body(str(exc.detail), "http_error", exc.status_code), exc.status_code, headers=exc.headers
+            error_body(str(exc.detail), "http_error", exc.status_code), exc.status_code, headers=headers
         )

@@ -68,6 +68,8 @@ class TenantCreate(BaseModel):
     def _url(cls, value: str | None) -> str | None:
         if value is None:
             return None
+        if not value.isascii():
+            raise ValueError("must be an ASCII URL (write an international host name in punycode)")
         try:
             parsed = urlparse(value)
             port = parsed.port  # raises ValueError when out of range

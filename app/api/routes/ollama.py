@@ -236,4 +236,6 @@ async def _manage(request: Request, path: str) -> Response:
     """Relayed to the caller's backend byte for byte (status, body, content type), streamed (a pull's progress)."""
     backend = await gateway_of(request).admin_backend(request, path)
     reply = await backend.manage(request.method, path, await request.body())
-    return StreamingResponse(reply.body, reply.status, media_type=reply.media_type, headers=STREAM_HEADERS)
+    # the body is Ollama's; an upstream failure is a bad gateway for our caller, never our own 500
+    status = reply.status if reply.status < 500 else 502
+    return StreamingResponse(reply.body, status, media_type=reply.media_type, headers=STREAM_HEADERS)
