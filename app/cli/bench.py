@@ -36,6 +36,7 @@ from app.cli.view import (
     progress_bars,
     stderr_console,
 )
+from app.execution.cpu import INLINE
 
 if TYPE_CHECKING:  # the bench stack (numpy, the solvers, matplotlib) is imported by the commands, not by --help
     from app.backends.base import Backend
@@ -297,6 +298,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     config = bench_config(args, settings, list(dict.fromkeys(args.benchmark)), out)
     estimator = estimator_from(args)
     check_database(settings.database_url, database_field(args))
+    INLINE.set(True)  # a CLI run owns its process: solves and the report run in order, on its own loop
     report = asyncio.run(_bench(config, settings, estimator))
     print_report(report)
     stderr_console().print(f"[bold]outputs[/] {out}")

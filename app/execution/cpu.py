@@ -59,10 +59,15 @@ def cpu_pool() -> CpuPool:
 
 
 def install_cpu_pool(pool: CpuPool) -> None:
-    old = _default.get("cpu")
+    """The pool run_cpu uses from now on (a previous one stays usable by whoever holds it)."""
     _default["cpu"] = pool
-    if old is not None and old is not pool:
-        old.shutdown()
+
+
+def uninstall_cpu_pool(pool: CpuPool) -> None:
+    """Shut `pool` down; run_cpu falls back to a fresh default pool if it was the installed one."""
+    if _default.get("cpu") is pool:
+        _default.pop("cpu")
+    pool.shutdown()
 
 
 # True inside a dry-run benchmark's private event loop: it already owns a worker thread, so its solves run inline.

@@ -21,7 +21,7 @@ from app.core.private_files import private_dir
 from app.core.settings import Settings
 from app.core.upstream import same_origin, upstream
 from app.domain.models import Agent
-from app.execution.cpu import BenchSlots, CpuPool, install_cpu_pool
+from app.execution.cpu import BenchSlots, CpuPool, install_cpu_pool, uninstall_cpu_pool
 from app.execution.state import BackendPool
 from app.execution.usage import UsageSink
 from app.execution.usage_journal import UsageJournal
@@ -104,6 +104,7 @@ class Runtime:
         await self.http.aclose()
         self.repo.engine.dispose()
         self.bench_pool.shutdown()
+        uninstall_cpu_pool(self.cpu)
 
 
 def http_client() -> httpx.AsyncClient:
