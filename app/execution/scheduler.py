@@ -57,12 +57,13 @@ class Lease:
     model: str
     tenant: str = ""
     waited_s: float = 0.0
+    started: float | None = None  # scheduler clock at dispatch
     released: bool = False
 
     def release(self) -> None:
         if not self.released:
             self.released = True
-            self.scheduler._release(self.model, self.tenant)
+            self.scheduler._release(self.model, self.tenant, self.started)
 
     async def __aenter__(self) -> Lease:
         return self
@@ -119,6 +120,10 @@ class GpuScheduler:
         self.loading: set[str] = set()
         self.last_used: dict[str, float] = {}
         self.recent: dict[str, dict[str, float]] = {}  # model -> tenant -> when its last call there ended
+        self.running: dict[str, Counter[str]] = {}  # model -> tenant -> calls in flight
+        self.call_s: dict[str, float] = {}  # model -> how long its calls take (moving average), for drains
+        # Seconds of real load time per second of catalog load time (a time-scaled simulator loads faster).
+        self.load_scale = float(getattr(backend, "time_scale", 1.0))
         self.specs: dict[str, ModelSpec] = {}
         self.vtime: dict[str, float] = {}  # tenant -> virtual time (fair queuing)
         self.events: list[SchedEvent] = []
@@ -153,7 +158,8 @@ class GpuScheduler:
         lease = self.try_acquire(req)
         if lease is not None:
             return lease
-        self._admit(req)
+        if req.kind not in ("job", "helper"):
+            self.admit(req.tenant)
         self.specs.update(req.specs)
         too_big = [m for m in req.candidates if self._spec(m).vram_gb > self.capacity_gb + 1e-9]
         if len(too_big) == len(req.candidates):
@@ -230,16 +236,24 @@ class GpuScheduler:
 
     # ---- admission and release --------------------------------------------------------------------------
 
-    def _admit(self, req: CallRequest) -> None:
+    def admit(self, tenant: str) -> None:
+        """Back-pressure: QueueFull (429) when the tenant has max_queue_per_tenant calls waiting here, GpuSaturated
+        (503) when the GPU has max_queue. Proxied calls are checked on arrival, jobs when they are submitted (a
+        running job's own calls are never refused: it was admitted)."""
         retry = max(1.0, min(60.0, self.cfg.max_wait_s / 4))
         if len(self.queue) >= self.cfg.max_queue:
             raise GpuSaturated(f"the GPU's queue is full ({len(self.queue)} calls waiting); retry later", retry)
-        mine = sum(1 for w in self.queue if w.req.tenant == req.tenant)
+        mine = sum(1 for w in self.queue if w.req.tenant == tenant)
         if mine >= self.cfg.max_queue_per_tenant:
-            raise QueueFull(f"tenant {req.tenant!r} already has {mine} calls waiting on this GPU; retry later", retry)
+            raise QueueFull(f"tenant {tenant!r} already has {mine} calls waiting on this GPU; retry later", retry)
 
-    def _release(self, model: str, tenant: str = "") -> None:
-        self.recent.setdefault(model, {})[tenant] = self.clock()
+    def _release(self, model: str, tenant: str = "", started: float | None = None) -> None:
+        now = self.clock()
+        if started is not None:
+            took = now - started
+            self.call_s[model] = took if model not in self.call_s else 0.8 * self.call_s[model] + 0.2 * took
+        self.recent.setdefault(model, {})[tenant] = now
+        self.running.get(model, Counter())[tenant] -= 1
         self._settled = False
         self.inflight[model] -= 1
         if self.inflight[model] <= 0:
@@ -275,8 +289,15 @@ class GpuScheduler:
         self._pump()
 
     def _priority(self, w: Waiter, now: float) -> tuple[int, float, float]:
-        forced = now - w.arrival >= self.cfg.max_wait_s
-        return (0 if forced else 1, self.vtime.get(w.req.tenant, 0.0), w.arrival)
+        return (0 if self._forced(w, now) else 1, self.vtime.get(w.req.tenant, 0.0), w.arrival)
+
+    def _forced(self, w: Waiter, now: float) -> bool:
+        """A call whose wait would pass max_wait_s by the time its model is in (a drain of the calls in flight, then
+        its load) forces the model in next."""
+        model = max(w.req.candidates.items(), key=lambda kv: kv[1])[0]
+        drain = max((self.call_s.get(m, 0.0) for m in self.resident if self.inflight[m]), default=0.0)
+        lead = drain + self._spec(model).load_ms / 1e3 * self.load_scale + 2 * self.cfg.tick_s
+        return now - w.arrival >= max(0.0, self.cfg.max_wait_s - lead)
 
     def _free(self, model: str) -> bool:
         return (
@@ -312,6 +333,7 @@ class GpuScheduler:
     def _grant(self, req: CallRequest, model: str, arrival: float) -> Lease:
         now = self.clock()
         self.inflight[model] += 1
+        self.running.setdefault(model, Counter())[req.tenant] += 1
         self.last_used[model] = now
         # Fair queuing: a tenant's virtual time advances by its calls' size over its weight; an idle tenant
         # restarts at the queue's floor, so it cannot bank time while away.
@@ -319,7 +341,7 @@ class GpuScheduler:
         start = max(self.vtime.get(req.tenant, 0.0), floor)
         self.vtime[req.tenant] = start + req.est_tokens / max(req.weight, 1e-6)
         waited = now - arrival
-        lease = Lease(self, model, req.tenant, waited_s=waited)
+        lease = Lease(self, model, req.tenant, waited_s=waited, started=now)
         self._emit(SchedEvent("dispatch", model, now, req.kind, req.tenant, round(waited, 4)))
         return lease
 
@@ -401,7 +423,7 @@ class GpuScheduler:
         for w in self.queue:
             wait = now - w.arrival
             bonus = self.cfg.wait_weight * wait
-            forced = wait >= self.cfg.max_wait_s
+            forced = self._forced(w, now)
             fair = w.req.weight / math.sqrt(per_tenant[w.req.tenant])
             # Every call is worth 1 on its best candidate (the caller already weighed the models); a lesser
             # candidate is worth its utility gap less.
@@ -417,13 +439,19 @@ class GpuScheduler:
         tenant that used it within hold_s and has nothing queued now (a tenant waiting for another model has moved
         on). Calls in flight are not counted: they finish before an eviction anyway (the model is drained)."""
         waiting = {w.req.tenant for w in self.queue}
+        # A returning client is worth as much as everyone now waiting: its model stays until the client stops
+        # coming back (hold_s) or a wait reaches max_wait_s, so each model serves a burst instead of one call.
+        weight = self.cfg.hold_value * (1 + len(self.queue))
         out = {}
         for m in self.resident:
             hold = 0.0
             if self.cfg.hold_s > 0:
-                for tenant, at in self.recent.get(m, {}).items():
-                    if tenant not in waiting:
-                        hold += self.cfg.hold_value * max(0.0, 1.0 - (now - at) / self.cfg.hold_s)
+                busy = {t for t, n in self.running.get(m, Counter()).items() if n > 0}
+                for tenant in busy | set(self.recent.get(m, {})):
+                    if tenant in waiting:
+                        continue
+                    idle = 0.0 if tenant in busy else now - self.recent[m][tenant]
+                    hold += weight * max(0.0, 1.0 - idle / self.cfg.hold_s)
             out[m] = hold
         return out
 

@@ -47,6 +47,7 @@ def test_a_tenant_over_its_queue_gets_429_with_retry_after_in_each_shape(slow_ro
     time.sleep(0.3)  # the second call waits: the tenant's one queued call
     native = httpx.post(slow_router + "/api/chat", json={"model": "llama3.1:8b", **CHAT}, timeout=30)
     v1 = httpx.post(slow_router + "/v1/chat/completions", json={"model": "llama3.1:8b", **CHAT}, timeout=30)
+    job = httpx.post(slow_router + "/jobs", json={"query": "Name a planet."}, timeout=30)
     for t in threads:
         t.join()
     assert codes == [200, 200]  # the running and the queued call both complete
@@ -54,6 +55,7 @@ def test_a_tenant_over_its_queue_gets_429_with_retry_after_in_each_shape(slow_ro
     assert set(native.json()) == {"error"} and "retry later" in native.json()["error"]
     assert v1.status_code == 429 and int(v1.headers["retry-after"]) >= 1
     assert v1.json()["error"]["code"] == "queue_full" and "x-should-retry" not in v1.headers
+    assert job.status_code == 429 and job.json()["error"]["code"] == "queue_full" and job.headers["retry-after"]
 
 
 def test_a_client_that_leaves_is_removed_from_the_queue(slow_router: str) -> None:

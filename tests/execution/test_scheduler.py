@@ -218,6 +218,33 @@ async def test_a_model_that_cannot_fit_is_refused_at_once() -> None:
     lease.release()
 
 
+class OrderRecorder(Recorder):
+    """Records the order of job status changes and scheduler events."""
+
+    def __init__(self) -> None:
+        super().__init__(None, "t")
+        self.seen: list[str] = []
+
+    async def update_job(self, job_id: str, **fields: Any) -> None:
+        if "status" in fields:
+            self.seen.append(f"status:{fields['status']}")
+
+    async def event(self, event_type: str, job_id: str | None, payload: dict[str, Any]) -> None:
+        if event_type in ("queued", "dispatched"):
+            self.seen.append(event_type)
+
+
+async def test_a_job_is_queued_until_its_first_call_is_dispatched() -> None:
+    sim = SimBackend(HEAVY, 8.0)
+    gpu = GpuState(sim, 8.0, settings())
+    rec = OrderRecorder()
+    subs = [Subtask(id="a", task_type="extraction", description="extract the year: 1999")]
+    result = await Orchestrator(gpu, Estimator(), rec).run(JobSpec(job_id="j", agents=HEAVY[:2], subtasks=subs))
+    assert result.status == "succeeded"
+    assert rec.seen[:3] == ["queued", "status:running", "dispatched"]  # running from the first dispatch on
+    assert rec.seen[-1] == "status:succeeded"
+
+
 def test_agents_fixture_is_the_heavy_catalog() -> None:
     assert [a.name for a in HEAVY] == ["gemma2:2b", "qwen2.5-coder:7b", "llama3.1:8b", "phi4:14b"]
     assert isinstance(HEAVY[0], Agent)

@@ -62,6 +62,7 @@ async def submit(
     body: JobRequest, ctx: TenantDep, runtime: RuntimeDep, jobs: JobsDep, wait: bool = False
 ) -> JSONResponse:
     ctx.check_budget()
+    ctx.gpu.scheduler.admit(ctx.tenant.id)  # 429 / 503 with Retry-After while the GPU's queue is full
     if body.subtasks:
         TaskDAG(body.subtasks)  # reject cycles / unknown deps before anything is stored
     allowed = narrow(ctx.gpu_vram_gb, ctx.agents, body.gpu_vram_gb, body.agents)
