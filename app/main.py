@@ -26,7 +26,7 @@ from app.backends.base import Backend
 from app.bench.isolation import set_mode as set_sandbox_mode
 from app.core.settings import Settings, load_settings
 from app.execution.manager import JobManager
-from app.execution.runtime import Runtime, open_runtime
+from app.execution.runtime import Runtime, dead_local_owners, open_runtime
 from app.execution.state import GpuState
 
 log = logging.getLogger("swarm")
@@ -42,8 +42,12 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await open_runtime(cfg, backend)
         set_sandbox_mode(cfg.sandbox)
+        dead = dead_local_owners(runtime.repo.unfinished_owners(), runtime.owner_id)
         interrupted = runtime.repo.mark_unfinished_interrupted(
-            "service restarted before the job finished", owner_id=runtime.owner_id, stale_after_s=_stale_s(cfg)
+            "service restarted before the job finished",
+            owner_id=runtime.owner_id,
+            stale_after_s=_stale_s(cfg),
+            dead_owners=dead,
         )
         if interrupted:
             log.warning("marked %d unfinished job(s) of a stopped process as interrupted", interrupted)

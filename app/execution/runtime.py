@@ -84,6 +84,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         s = self.settings
+        LIVE_OWNERS.add(self.owner_id)
         self.usage = UsageSink(self.repo, journal=UsageJournal(Path(s.data_dir) / "usage"))
         self.cpu = CpuPool(s.cpu_workers, s.cpu_max_queue)
         install_cpu_pool(self.cpu)
@@ -99,12 +100,38 @@ class Runtime:
             await self.usage.record(tenant_id, tokens)
 
     async def aclose(self) -> None:
+        LIVE_OWNERS.discard(self.owner_id)
         await self.usage.aclose()
         await self.pool.aclose()
         await self.http.aclose()
         self.repo.engine.dispose()
         self.bench_pool.shutdown()
         uninstall_cpu_pool(self.cpu)
+
+
+LIVE_OWNERS: set[str] = set()  # the runtimes open in this process
+
+
+def dead_local_owners(owners: list[str], mine: str) -> list[str]:
+    """Owners (host:pid:tag) on this host whose process is gone: their jobs need no heartbeat timeout."""
+    host = socket.gethostname()[:40]
+    dead = []
+    for owner in owners:
+        rest = owner.split(":")
+        if owner == mine or len(rest) != 3 or rest[0] != host or not rest[1].isdigit():
+            continue
+        pid = int(rest[1])
+        if pid == os.getpid():
+            if owner not in LIVE_OWNERS:
+                dead.append(owner)  # an earlier, closed runtime of this very process
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            dead.append(owner)
+        except PermissionError:
+            pass
+    return dead
 
 
 def http_client() -> httpx.AsyncClient:

@@ -151,8 +151,22 @@ class Repo:
             rows = s.exec(query.order_by(col(Job.created_at).desc()).offset(offset).limit(limit))
             return list(rows), int(s.exec(count).one())
 
+    def unfinished_owners(self) -> list[str]:
+        """The owners of unfinished jobs and bench runs."""
+        with self.session() as s:
+            owners: set[str] = set()
+            for table in (Job, BenchRun):
+                rows = s.exec(select(table.owner_id).where(col(table.status).in_(UNFINISHED)).distinct())
+                owners.update(o for o in rows if o)
+            return sorted(owners)
+
     def mark_unfinished_interrupted(
-        self, reason: str, *, owner_id: str | None = None, stale_after_s: float | None = None
+        self,
+        reason: str,
+        *,
+        owner_id: str | None = None,
+        stale_after_s: float | None = None,
+        dead_owners: Sequence[str] = (),
     ) -> int:
         """Jobs left queued/running by a process that is gone are marked, never silently lost. With `owner_id`,
         only those of another owner whose heartbeat is older than `stale_after_s` (or that have no owner): a
@@ -165,7 +179,8 @@ class Repo:
                     cutoff = now() - (stale_after_s or 0.0)
                     stale = or_(col(table.heartbeat_at).is_(None), col(table.heartbeat_at) < cutoff)
                     other = and_(col(table.owner_id) != owner_id, stale)
-                    gone = and_(gone, or_(col(table.owner_id).is_(None), other))
+                    dead = col(table.owner_id).in_(list(dead_owners))
+                    gone = and_(gone, or_(col(table.owner_id).is_(None), other, dead))
                 result = s.execute(
                     update(table)
                     .where(gone)

@@ -237,5 +237,5 @@ async def _manage(request: Request, path: str) -> Response:
     backend = await gateway_of(request).admin_backend(request, path)
     reply = await backend.manage(request.method, path, await request.body())
     # the body is Ollama's; an upstream failure is a bad gateway for our caller, never our own 500
-    status = reply.status if reply.status < 500 else 502
+    status = 502 if reply.status == 500 else reply.status
     return StreamingResponse(reply.body, status, media_type=reply.media_type, headers=STREAM_HEADERS)
