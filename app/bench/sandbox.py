@@ -227,7 +227,8 @@ def _execute(cmd: list[str], work: Path, lim: SandboxLimits, isolation: str, shi
                 _kill_group(proc)
                 if rc is None:
                     rc = proc.wait()
-                sweep(work)
+                if isolation.startswith("unsafe"):  # a pid namespace already took everything down with it
+                    sweep(work)
     except OSError as exc:
         return SandboxResult(False, False, None, f"spawn_failed: {exc}", "", "", 0.0, isolation)
     if over_disk:

@@ -70,6 +70,9 @@ def test_hostile_code_scores_zero_quickly(use_unshare: bool, monkeypatch: pytest
         assert result.score == 0.0, (name, result)
         assert time.monotonic() - started < 10, name
     assert score_code("def f(x):\n    return 2 * x", SPEC, code_eval=True, limits=FAST).score == 1.0
+    deadline = time.monotonic() + 5  # killed at the limit; a dying pid namespace takes a moment to be reaped
+    while _leftovers(made) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert made and _leftovers(made) == []
 
 
