@@ -57,6 +57,9 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
             log.warning("no tenants configured: the open 'default' tenant is reachable on %s", cfg.host)
         # Every long-lived object is built here and handed out by api/deps.py.
         app.state.runtime = runtime
+        runtime.start_catalog_watch()
+        await runtime.load_estimator()  # learning survives restarts: state per catalog in the database
+        runtime.start_persisting(cfg.estimator_save_s)
         app.state.tenants = TenantResolver(runtime)
         app.state.jobs = JobManager(runtime)
         app.state.gateway = TenantGateway(app.state.tenants, runtime.usage, metrics_of(app))

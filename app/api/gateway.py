@@ -16,11 +16,12 @@ from fastapi import Request
 from app.api.disconnect import close_stream, until_disconnect
 from app.api.metrics import T0_KEY, Metrics
 from app.api.tenancy import TenantCtx, TenantResolver
-from app.backends.base import JSON, Backend, RawReply
+from app.backends.base import JSON, Backend, RawReply, Usage
 from app.core.errors import BadBackendResponse, BadRequest, Forbidden, InfeasibleError, SwarmError
 from app.domain.models import Agent, Subtask
 from app.execution.calls import catalog_specs
 from app.execution.decomposer import classify, estimate_difficulty
+from app.execution.orchestrator import observe_usage
 from app.execution.sched_plan import ModelSpec
 from app.execution.scheduler import CallRequest, Lease
 from app.execution.state import GpuState
@@ -34,6 +35,7 @@ T = TypeVar("T")
 AUTO = "auto"
 ROUTED_HEADER = "x-swarm-routed-model"
 OVERHEAD_HEADER = "x-swarm-overhead-ms"
+SKIPPED_HEADER = "x-swarm-skipped-models"  # model="auto": catalog models left out because they are not installed
 LOADED_TTL_S = 1.0  # how stale the routed-over loaded set may be
 
 
@@ -52,6 +54,7 @@ class Call:
     lease: Lease | None = None  # the GPU scheduler's dispatch of this call; released when the call ends
     chunks: int = 0  # token chunks relayed so far (a cut stream is charged these)
     finished: bool = False
+    skipped: tuple[str, ...] = ()  # model="auto": catalog models left out because they are not installed
 
     def release(self) -> None:
         if self.lease is not None:
@@ -86,7 +89,10 @@ class Call:
         ms = self.overhead_ms()
         if self.gateway.metrics is not None:
             self.gateway.metrics.child(self.gateway.metrics.overhead, self.api).observe(ms / 1e3)
-        return {ROUTED_HEADER: self.model, OVERHEAD_HEADER: f"{ms:.3f}"}
+        headers = {ROUTED_HEADER: self.model, OVERHEAD_HEADER: f"{ms:.3f}"}
+        if self.skipped:
+            headers[SKIPPED_HEADER] = ",".join(self.skipped)
+        return headers
 
     def finish(self, final: JSON) -> None:
         """Account a final response (tokens, loads, the tenant's budget); the model's slot is free again."""
@@ -152,6 +158,9 @@ class Gateway:
     async def admin_backend(self, request: Request, path: str) -> Backend:
         return self._backend
 
+    async def models_changed(self, backend: Backend) -> None:
+        """A pull or delete went through: nothing to re-read without a catalog."""
+
     async def can_call_tools(self, request: Request) -> bool:
         """Whether model="auto" can serve a request with tools (some catalog model calls them)."""
         return False
@@ -209,18 +218,29 @@ class TenantGateway(Gateway):
         ctx = await self._tenant(request)
         ctx.check_budget()
         routed = model == AUTO
-        candidates = await self._route(ctx, text(), max_tokens, tools) if routed else {model: 1.0}
-        req = CallRequest(ctx.tenant.id, candidates, self._specs(ctx.agents), kind="proxy", label=api)
+        agents = ctx.agents
+        skipped: tuple[str, ...] = ()
+        if routed:
+            candidates, agents, skipped = await self._route(ctx, text(), max_tokens, tools)
+        else:
+            await self.runtime.catalog.check_model(ctx.gpu.backend, model)
+            candidates = {model: 1.0}
+        req = CallRequest(ctx.tenant.id, candidates, self._specs(agents), kind="proxy", label=api)
         scheduler = ctx.gpu.scheduler
         lease = scheduler.try_acquire(req)
         if lease is None:
             lease = await until_disconnect(request, scheduler.acquire(req))
-        return Call(self, ctx.gpu.backend, lease.model, routed, api, t0, ctx.tenant, lease=lease)
+        return Call(self, ctx.gpu.backend, lease.model, routed, api, t0, ctx.tenant, lease=lease, skipped=skipped)
+
+    async def models_changed(self, backend: Backend) -> None:
+        await self.runtime.catalog.refresh(backend)
 
     def _specs(self, agents: list[Agent]) -> dict[str, ModelSpec]:
         """The catalog's sizes and load times for the scheduler, built once per catalog list."""
         hit = self._spec_cache.get(id(agents))
         if hit is None or hit[0] is not agents:
+            if len(self._spec_cache) > 64:  # installed-model lists change with each inventory re-read
+                self._spec_cache.clear()
             hit = (agents, catalog_specs(agents))
             self._spec_cache[id(agents)] = hit
         return hit[1]
@@ -240,14 +260,22 @@ class TenantGateway(Gateway):
 
     def account(self, call: Call, final: JSON) -> None:
         super().account(call, final)
+        observe_usage(self.runtime.estimator, call.model, Usage.from_response(final))
         if call.tenant is not None:
             tokens = int(final.get("prompt_eval_count") or 0) + int(final.get("eval_count") or 0)
             self.usage.add(call.tenant, tokens)
 
-    async def _route(self, ctx: TenantCtx, text: str, max_tokens: Any, tools: bool = False) -> dict[str, float]:
-        """model="auto": every model that can serve the request with its utility before switch cost, best first
-        (only tool-calling models when the request has tools); the scheduler binds one at dispatch, charging the
-        switch cost of whatever is not resident then."""
+    async def _route(
+        self, ctx: TenantCtx, text: str, max_tokens: Any, tools: bool = False
+    ) -> tuple[dict[str, float], list[Agent], tuple[str, ...]]:
+        """model="auto": every installed model that can serve the request with its utility before switch cost, best
+        first (only tool-calling models when the request has tools; the scheduler binds one at dispatch, charging
+        the switch cost of whatever is not resident then); the installed agents; the catalog models skipped because
+        they are not installed."""
+        rec = await self.runtime.catalog.current(ctx.gpu.backend, ctx.agents)
+        if rec.none_installed:
+            raise rec.no_model_error(ctx.gpu.backend.name)
+        installed = rec.routable if (rec.missing or rec.offered) else ctx.agents
         loaded = await self._loaded(ctx.gpu)
         task_type = classify(text)
         default_tokens = 512 if task_type in ("code", "creative") else 256
@@ -261,10 +289,11 @@ class TenantGateway(Gateway):
             estimated_tokens=min(tokens, 1_000_000),
             difficulty=estimate_difficulty(text[:20_000]),
         )
-        agents = [a for a in ctx.agents if a.tools] if tools else ctx.agents
+        agents = [a for a in installed if a.tools] if tools else installed
         if not agents:
             raise BadRequest(
-                'tools: no model in the catalog can call tools (set "tools": true in the agents file)', "tools"
+                'tools: no model in the catalog can call tools (set "tools": true in the agents file)',
+                "tools",
             )
         names = {a.name for a in agents}
         resident = [n for n in (_catalog_name(m, names) for m in loaded) if n is not None]
@@ -281,7 +310,7 @@ class TenantGateway(Gateway):
         ranked = sorted(((c.utility + lam * c.switch_cost, c.agent) for c in cells if c.feasible), reverse=True)
         if self.metrics is not None:
             self.metrics.observe_solve(time.perf_counter() - started, "fast_path")
-        return {name: utility for utility, name in ranked}
+        return {name: utility for utility, name in ranked}, installed, tuple(rec.missing)
 
     async def _loaded(self, gpu: GpuState) -> list[str]:
         """The GPU's loaded set, at most LOADED_TTL_S old; a stale set is served while a refresh runs."""

@@ -7,7 +7,7 @@ import hashlib
 import json
 import math
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ import numpy as np
 from app.backends.base import DEFAULT_KEEP_ALIVE, JSON, LoadedModel, RawReply, Usage, ndjson_line
 from app.backends.residency import GpuMemory, MemoryEvent, RunBackedInference, chunk
 from app.backends.schema_sample import SchemaSampler
+from app.backends.sim_pull import model_of, pull_lines
 from app.backends.sim_tools import sim_tool_calls
 from app.core.errors import BadRequest, ModelNotFound
 from app.domain.models import Agent
@@ -62,6 +63,7 @@ class SimBackend(RunBackedInference):
         default_keep_alive: str | int = "5m",
         name: str = "sim",
         num_parallel: int = 4,
+        installed: Collection[str] | None = None,
     ) -> None:
         if num_parallel < 1:
             raise ValueError("num_parallel must be at least 1")
@@ -75,6 +77,8 @@ class SimBackend(RunBackedInference):
         self.true_quality = true_quality or {}
         self.memory = GpuMemory(gpu_vram_gb, default_keep_alive=default_keep_alive)
         self._expected: list[_Expected] = []
+        # Models on "disk": every catalog model unless a subset is given (the rest must be pulled first).
+        self.installed_names = set(self.agents) if installed is None else {self._agent_of(n).name for n in installed}
 
     # ---- test / study hooks ----------------------------------------------------------------------
 
@@ -128,30 +132,36 @@ class SimBackend(RunBackedInference):
                 "details": _details(),
             }
             for a in self.agents.values()
+            if a.name in self.installed_names
         ]
 
     async def loaded(self) -> list[LoadedModel]:
         return await self.memory.snapshot()
 
     async def manage(self, method: str, path: str, body: bytes) -> RawReply:
-        """The sim's models are all 'installed': pulling one succeeds at once, an unknown one fails like Ollama."""
-        if path != "/api/pull":
+        """/api/pull installs a catalog model (progress lines like Ollama's), /api/delete removes one; an unknown
+        model fails like Ollama."""
+        if path not in ("/api/pull", "/api/delete"):
             return await super().manage(method, path, body)
+        request, model = model_of(body)
         try:
-            request = json.loads(body or b"{}")
-        except ValueError as exc:
-            raise BadRequest(f"invalid JSON body: {exc}") from None
-        model = request.get("model") or request.get("name") if isinstance(request, dict) else None
-        if not isinstance(model, str) or not model.strip():
-            raise BadRequest("model is required", "model")
-        try:
-            await self.show(model)
+            agent = self._agent_of(model)
         except ModelNotFound:
+            if path == "/api/delete":
+                return _reply(404, "application/json", ndjson_line({"error": f"model '{model}' not found"}))
             return _reply(500, "application/json", b'{"error":"pull model manifest: file does not exist"}')
+        if path == "/api/delete":
+            if agent.name not in self.installed_names:
+                return _reply(404, "application/json", ndjson_line({"error": f"model '{model}' not found"}))
+            self.installed_names.discard(agent.name)
+            await self.memory.unload(agent.name)
+            return _reply(200, "application/json", b"")
+        self.installed_names.add(agent.name)
         if request.get("stream", True) is False:
             return _reply(200, "application/json", b'{"status":"success"}')
-        lines = b"".join(ndjson_line({"status": s}) for s in ("pulling manifest", "writing manifest", "success"))
-        return _reply(200, "application/x-ndjson", lines)
+        return _reply(
+            200, "application/x-ndjson", b"".join(ndjson_line(c) for c in pull_lines(agent.name, agent.vram_gb))
+        )
 
     async def show(self, model: str) -> JSON:
         agent = self._agent(model)
@@ -183,6 +193,13 @@ class SimBackend(RunBackedInference):
     # ---- internals -------------------------------------------------------------------------------
 
     def _agent(self, model: str) -> Agent:
+        """An installed model (what inference, show and load accept), else ModelNotFound like Ollama."""
+        agent = self._agent_of(model)
+        if agent.name not in self.installed_names:
+            raise ModelNotFound(model)
+        return agent
+
+    def _agent_of(self, model: str) -> Agent:
         for candidate in (model, f"{model}:latest", model.removesuffix(":latest")):
             if candidate in self.agents:
                 return self.agents[candidate]

@@ -11,6 +11,7 @@ from app.bench.judge import judge
 from app.bench.types import JobRecord
 from app.domain.models import Agent
 from app.execution.llm import bind_chat
+from app.routing import Estimator
 
 
 def output_rows(jobs: list[JobRecord]) -> list[dict[str, Any]]:
@@ -57,11 +58,17 @@ def judge_model_for(config: BenchConfig, agents: list[Agent]) -> str:
 
 
 async def judge_rows(
-    rows: list[dict[str, Any]], jobs: list[JobRecord], backend: Backend, agents: list[Agent], config: BenchConfig
+    rows: list[dict[str, Any]],
+    jobs: list[JobRecord],
+    backend: Backend,
+    agents: list[Agent],
+    config: BenchConfig,
+    estimators: dict[str, Estimator] | None = None,
 ) -> None:
     """Judge every finished subtask after all modes ran (so judging never perturbs a mode's GPU state).
 
-    Judge scores sit beside the benchmark scores and never feed the estimator. Failures land in judge_error.
+    Judge scores sit beside the benchmark scores, with the judge's rationale; each one is a scored result for the
+    mode's own estimator (`estimators`, by mode; a frozen one ignores it). Failures land in judge_error.
     """
     if isinstance(backend, SimBackend):
         # The judge prompt quotes the task, so the sim's answer keys would answer it with the task's own answer;
@@ -69,6 +76,7 @@ async def judge_rows(
         backend = SimBackend(agents, backend.memory.capacity_gb, seed=backend.seed, name="sim-judge")
     chat = bind_chat(backend, judge_model_for(config, agents), config.keep_alive)
     descriptions = {(j.example.id, s.id): s.description for j in jobs for s in j.example.subtasks}
+    difficulty = {(j.example.id, s.id): s.difficulty for j in jobs for s in j.example.subtasks}
     for row in rows:
         if row["status"] != "done":
             row["judge_error"] = f"not judged: subtask {row['status']}"
@@ -77,3 +85,8 @@ async def judge_rows(
         row["judge_score"] = verdict.score
         row["judge_rationale"] = verdict.rationale or None
         row["judge_error"] = verdict.error
+        learner = (estimators or {}).get(row["mode"])
+        if learner is not None and verdict.score is not None and row["model"]:
+            learner.observe_score(
+                row["model"], row["task_type"], verdict.score, difficulty=difficulty[(row["job"], row["subtask"])]
+            )

@@ -30,6 +30,7 @@ from app.execution.results import JobResult, JobSpec
 from app.execution.state import GpuState
 from app.execution.telemetry import Recorder
 from app.routing import Estimator
+from app.routing.registry import EXACT
 from app.routing.router import route_exact
 from app.storage.repo import Repo
 
@@ -83,6 +84,11 @@ class BenchResult:
     report: dict[str, Any]
     jobs: list[JobRecord] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    estimators: dict[str, Estimator] = field(default_factory=dict)  # each mode's estimator after the run
+
+    def trained(self) -> Estimator:
+        """The estimator to save after a run: the exact router's, else the first mode's."""
+        return self.estimators.get(EXACT) or self.estimators[self.config.modes[0]]
 
 
 def mode_schedule(modes: list[str], n_examples: int, block_size: int) -> list[tuple[int, list[str], range]]:
@@ -218,7 +224,7 @@ async def run_bench(
                 done[(mode, ex.benchmark)] += 1
                 if progress is not None:
                     progress(mode, ex.benchmark, done[(mode, ex.benchmark)], totals[(mode, ex.benchmark)])
-    return await _conclude(config, out, backend, agents, jobs, starts, started, recorders)
+    return await _conclude(config, out, backend, agents, jobs, starts, started, recorders, dict(taps))
 
 
 async def _conclude(
@@ -230,12 +236,13 @@ async def _conclude(
     starts: list[dict[str, Any]],
     started: float,
     recorders: dict[str, Recorder],
+    taps: dict[str, Estimator],
 ) -> BenchResult:
     """After every mode ran: the optional judges (never during a mode: they would perturb its GPU state), the
     report and every output file."""
     rows = output_rows(jobs)
     if config.judge:
-        await judge_rows(rows, jobs, backend, agents, config)
+        await judge_rows(rows, jobs, backend, agents, config, dict(taps))
         keys = ("subtask", "model", "score", "judge_score", "judge_rationale", "judge_error")
         for row in rows:  # the verdicts in telemetry too, rationale beside the score
             await recorders[row["mode"]].event("judge", f"{row['mode']}-{row['job']}", {k: row[k] for k in keys})
@@ -247,7 +254,7 @@ async def _conclude(
         report |= fields
         write_judgements(out, judgements)
     await run_cpu(write_report, out, report, rows, jobs, job_rows)
-    return BenchResult(config, out, report, jobs, rows)
+    return BenchResult(config, out, report, jobs, rows, dict(taps))
 
 
 def _recorder(out: Path, mode: str, repo: Repo | None, tenant_id: str) -> Recorder:

@@ -39,7 +39,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app.cli import data, run, serve, sim
+    from app.cli import data, models, run, serve, sim
 
     parser = Parser(prog="swarm", description="Ollama Swarm Router: VRAM-aware routing across local models.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(sub)
     data.register(sub)
     sim.register(sub)
+    models.register(sub)
     _register_optional(sub)
     return parser
 
@@ -59,6 +60,7 @@ def _register_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore
     except ImportError:  # the bench commands are wired when app.bench's runner exists
         return
     bench.register(sub)
+    importlib.import_module("app.cli.calibrate").register(sub)
 
 
 def one_line(text: str) -> str:

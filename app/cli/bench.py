@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from app.cli.common import (
     MAX_HORIZON,
@@ -30,6 +30,7 @@ from app.cli.common import (
 )
 from app.cli.helptext import helped
 from app.cli.knobs import add_compare_flag, add_knob_flags
+from app.cli.models import add_ensure_flag
 from app.cli.view import (
     BenchProgress,
     print_report,
@@ -40,7 +41,7 @@ from app.execution.cpu import INLINE
 
 if TYPE_CHECKING:  # the bench stack (numpy, the solvers, matplotlib) is imported by the commands, not by --help
     from app.backends.base import Backend
-    from app.bench.runner import BenchConfig
+    from app.bench.runner import BenchConfig, BenchResult
     from app.core.settings import Settings
     from app.domain.models import Agent
     from app.routing import Estimator
@@ -49,7 +50,7 @@ if TYPE_CHECKING:  # the bench stack (numpy, the solvers, matplotlib) is importe
 # app.bench.registry.list_benchmarks() and app.bench.presets.PRESETS, spelled out so that `swarm --help` does not
 # import the benchmarks (tests/cli/test_cli_help.py keeps them equal).
 BENCHMARKS = ("workflowbench", "code_math_mix", "agentic_bench", "humaneval", "mbpp", "mmlu", "mt_bench")
-PRESETS = ("fast", "heavy", "auto_fast")
+PRESETS = ("fast", "heavy", "auto", "auto_fast")
 SUITES = ("code_math_sweep", "workflow_sweep", "full_sweep", "tau_sweep")
 MAX_LIMIT = 500  # BenchConfig.limit
 MAX_VRAM_GB = 4096.0  # BenchConfig.gpu_vram_gb
@@ -145,12 +146,18 @@ def _bench_flags(p: argparse.ArgumentParser) -> None:
         "--sim_device_gb", type=finite_positive_float, help="dry run: sim device memory (default: room for all agents)"
     )
     add_backend_flags(p)
+    add_ensure_flag(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("bench", help="benchmark routing modes against each other on the same examples")
     p.add_argument("--benchmark", action="append", required=True, choices=BENCHMARKS, help="benchmark (repeatable)")
     _bench_flags(p)
+    p.add_argument(
+        "--estimator_out",
+        type=non_empty,
+        help="save the trained estimator (the lp mode's, else the first mode's) as JSON after the run (default: none)",
+    )
     p.set_defaults(func=cmd_bench)
     e = sub.add_parser("experiment", help="sweep λ_switch x VRAM (x horizon) and aggregate the runs")
     e.add_argument(
@@ -184,12 +191,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _bench_flags(e)
     e.set_defaults(func=_cmd_experiment, limit=6)
     _register_train_router(sub)
-    w = sub.add_parser("write-agents", help="write an agent catalog: fast | heavy | auto_fast (from /api/tags)")
+    w = sub.add_parser("write-agents", help="write an agent catalog: fast | heavy | auto | auto_fast (from /api/tags)")
     w.add_argument(
         "--preset",
         choices=PRESETS,
         required=True,
-        help="fast / heavy: the shipped catalogs; auto_fast: the smallest installed models",
+        help="fast / heavy: the shipped catalogs; auto: every installed chat model of the backend; auto_fast: the --k "
+        "smallest (auto and auto_fast fail, exit 2, when the backend cannot be read; --backend auto means Ollama here)",
     )
     w.add_argument("--out", type=non_empty, required=True, help="output JSON path")
     w.add_argument("--k", type=positive_int, default=3, help="auto_fast: how many of the smallest installed models")
@@ -263,9 +271,13 @@ def estimator_from(args: argparse.Namespace) -> Estimator:
 
 
 @asynccontextmanager
-async def bench_target(settings: Settings) -> AsyncIterator[tuple[Backend | None, list[Agent], Repo]]:
-    """(backend, agents, repo): None for the sim (each run builds a private one), else the runtime's GPU backend;
-    the repo is the database every telemetry event also lands in."""
+async def bench_target(
+    settings: Settings, ensure: bool = False
+) -> AsyncIterator[tuple[Backend | None, list[Agent], Repo]]:
+    """(backend, agents, repo): None for the sim (each run builds a private one), else the runtime's GPU backend,
+    whose catalog models must all be installed (pulled first with `ensure`) before anything starts; the repo is the
+    database every telemetry event also lands in."""
+    from app.cli.models import ensure_installed
     from app.execution.runtime import open_runtime
     from app.routing import load_agents
     from app.storage import db
@@ -283,6 +295,8 @@ async def bench_target(settings: Settings) -> AsyncIterator[tuple[Backend | None
         return
     runtime = await open_runtime(settings)
     try:
+        if runtime.backend_kind == "ollama":
+            await ensure_installed(runtime.pool.default.backend, runtime.agents, pull=ensure)
         await asyncio.to_thread(runtime.repo.ensure_default_tenant)
         yield runtime.pool.default.backend, runtime.agents, runtime.repo
     finally:
@@ -296,19 +310,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         out = check_output_dir(settings.runs_dir, runs_dir_field(args)) / f"{time.strftime('%Y%m%d-%H%M%S')}_bench"
     config = bench_config(args, settings, list(dict.fromkeys(args.benchmark)), out)
+    if args.estimator_out:
+        check_output_file(args.estimator_out, "--estimator_out")
     estimator = estimator_from(args)
     check_database(settings.database_url, database_field(args))
     INLINE.set(True)  # a CLI run owns its process: solves and the report run in order, on its own loop
-    report = asyncio.run(_bench(config, settings, estimator))
-    print_report(report)
+    result = asyncio.run(_bench(config, settings, estimator, args.ensure_models))
+    print_report(result.report)
     stderr_console().print(f"[bold]outputs[/] {out}")
+    if args.estimator_out:
+        result.trained().save(args.estimator_out)
+        stderr_console().print(f"[bold]estimator[/] {args.estimator_out}")
     return 0
 
 
-async def _bench(config: BenchConfig, settings: Settings, estimator: Estimator) -> dict[str, Any]:
+async def _bench(config: BenchConfig, settings: Settings, estimator: Estimator, ensure: bool) -> BenchResult:
     from app.bench.runner import private_sim, run_bench
 
-    async with bench_target(settings) as (backend, agents, repo):
+    async with bench_target(settings, ensure) as (backend, agents, repo):
         with progress_bars() as bar:
             result = await run_bench(
                 config,
@@ -318,7 +337,7 @@ async def _bench(config: BenchConfig, settings: Settings, estimator: Estimator) 
                 progress=BenchProgress(bar),
                 repo=repo,
             )
-    return result.report
+    return result
 
 
 def runs_dir_field(args: argparse.Namespace) -> str:
@@ -332,26 +351,26 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def cmd_write_agents(args: argparse.Namespace) -> int:
-    from app.bench.presets import preset_catalog, write_catalog
+    from app.bench.presets import AUTO_PRESETS, preset_catalog, write_catalog
 
     check_output_file(args.out, "--out")
-    if args.preset != "auto_fast":
+    if args.preset not in AUTO_PRESETS:
         path = write_catalog(preset_catalog(args.preset), args.out)
     else:
         settings = settings_from(args)
-        path = asyncio.run(_auto_fast(settings, args.k, args.out))
+        k = args.k if args.preset == "auto_fast" else None
+        path = asyncio.run(_auto_catalog(settings, k, args.out))
     stderr_console().print(f"wrote {path}")
     return 0
 
 
-async def _auto_fast(settings: Settings, k: int, out: str) -> Path:
-    from app.backends.sim import SimBackend
+async def _auto_catalog(settings: Settings, k: int | None, out: str) -> Path:
+    """From the named backend's installed models, never a fallback: an unreachable backend is exit 2."""
     from app.bench.presets import auto_fast_catalog, write_catalog
+    from app.cli.models import connect, target_kind
     from app.routing import load_agents
 
-    if settings.backend == "sim":
-        agents = load_agents(settings.default_agents_file())
-        return write_catalog(await auto_fast_catalog(SimBackend(agents, settings.gpu_vram_gb), k), out)
-    async with bench_target(settings) as (backend, _, _repo):
-        assert backend is not None
+    agents = load_agents(settings.default_agents_file()) if target_kind(settings) != "ollama" else []
+    async with connect(settings, agents) as backend:
+        stderr_console().print(f"installed models of {backend.name}")
         return write_catalog(await auto_fast_catalog(backend, k), out)

@@ -308,6 +308,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
             over[key] = value
     if getattr(args, "seed", None) is not None:
         over["sim_seed"] = args.seed
+    if getattr(args, GPU_KNOB, None) == 0:  # --gpu_vram_gb 0: detect (Settings does)
+        over["gpu_vram_gb"] = 0.0
+        args = argparse.Namespace(**{**vars(args), GPU_KNOB: None})
     knobs = knob_overrides(args)
     if knobs.gpu_vram_gb is not None:
         over["gpu_vram_gb"] = knobs.gpu_vram_gb

@@ -46,14 +46,16 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         raise ValidationFailed(f"--exp_id: {root} already holds an experiment; pick another id")
     estimator = estimator_from(args)
     check_database(settings.database_url, database_field(args))
-    result = asyncio.run(_experiment(spec, settings, estimator, root))
+    result = asyncio.run(_experiment(spec, settings, estimator, root, args.ensure_models))
     print_sweep(result, stdout_console())
     stderr_console().print(f"[bold]index[/] {root / 'index.json'}")
     return 0
 
 
-async def _experiment(spec: SweepSpec, settings: Settings, estimator: Estimator, root: Path) -> dict[str, Any]:
-    async with bench_target(settings) as (backend, agents, repo):
+async def _experiment(
+    spec: SweepSpec, settings: Settings, estimator: Estimator, root: Path, ensure: bool
+) -> dict[str, Any]:
+    async with bench_target(settings, ensure) as (backend, agents, repo):
 
         def backend_for(cfg: BenchConfig) -> Backend:
             return backend or private_sim(cfg, agents)

@@ -15,6 +15,8 @@ from app.routing.registry import COMPARE_CHOICES, COMPARE_GROUPS, DEFAULT_COMPAR
 
 def _parser(name: str) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
+        if name == GPU_KNOB and text.strip() in ("0", "0.0"):
+            return 0.0  # detect the GPU's memory (settings: NVML, nvidia-smi, else the default)
         try:
             return getattr(KnobOverrides.model_validate({name: text.strip()}), name)
         except ValidationError as exc:
@@ -32,7 +34,7 @@ def add_knob_flags(p: argparse.ArgumentParser, names: tuple[str, ...] = ROUTING_
     """One flag per knob; unset flags leave the configured value (SWARM_ROUTING__*, SWARM_GPU_VRAM_GB)."""
     for name in names:
         if name == GPU_KNOB:
-            default = "SWARM_GPU_VRAM_GB, else 8"
+            default = "SWARM_GPU_VRAM_GB, else detected: NVML, nvidia-smi, else 8; 0 = detect"
         else:
             default = f"SWARM_ROUTING__{name.upper()}, else {RoutingKnobs.model_fields[name].default:g}"
         p.add_argument(

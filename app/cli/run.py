@@ -27,6 +27,7 @@ from app.cli.common import (
     settings_from,
 )
 from app.cli.helptext import helped
+from app.cli.models import add_ensure_flag
 from app.core.errors import ValidationFailed
 from app.routing.registry import needs_model_file
 
@@ -72,6 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     add_backend_flags(p)
     add_routing_flags(p)
+    add_ensure_flag(p)
     p.set_defaults(func=cmd_run)
 
 
@@ -133,8 +135,15 @@ async def _run_all(
             runtime.estimator = estimator
         tenant = runtime.repo.ensure_default_tenant()
         gpu = runtime.pool.default
+        if runtime.backend_kind == "ollama":  # the sim and the embedded models have their catalog installed
+            from app.cli.models import ensure_installed
+
+            runtime.agents = (
+                await ensure_installed(gpu.backend, runtime.agents, pull=args.ensure_models, strict=False)
+            ).routable
         (run_dir / "artifacts").mkdir(parents=True, exist_ok=True)
-        console.print(f"[bold]run[/] {run_dir}  backend={runtime.backend_kind}  G={settings.gpu_vram_gb} GB")
+        gpu_text = f"G={settings.gpu_vram_gb} GB ({settings.gpu_vram_source})"
+        console.print(f"[bold]run[/] {run_dir}  backend={runtime.backend_kind}  {gpu_text}")
         results: list[JobResult] = []
         summaries: list[dict[str, Any]] = []
         for n, query in enumerate(queries, 1):

@@ -18,11 +18,13 @@ from app.cli.common import (
     positive_int,
 )
 from app.cli.helptext import helped
+from app.core.errors import ValidationFailed
 
 if TYPE_CHECKING:  # the web stack and the simulator are imported by the command, not by `swarm --help`
     from fastapi import FastAPI
 
     from app.backends.base import Backend
+    from app.domain.models import Agent
 
 
 def build_sim_app(backend: Backend) -> FastAPI:
@@ -67,6 +69,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         default=4,
         help="requests one model serves at once, like OLLAMA_NUM_PARALLEL (default: 4)",
     )
+    p.add_argument(
+        "--installed",
+        type=non_empty,
+        help="comma-separated catalog models installed at start; the rest must be pulled (default: all)",
+    )
     p.add_argument("--log_level", type=str.lower, choices=LOG_LEVELS, default="warning", help=helped("log_level"))
     p.set_defaults(func=cmd_sim_ollama)
 
@@ -86,9 +93,27 @@ def cmd_sim_ollama(args: argparse.Namespace) -> int:
     settings = load_settings(**over)
     check_agents_file(settings)
     agents = load_agents(settings.default_agents_file())
+    installed = _installed(args.installed, agents)
     sim = SimBackend(
-        agents, settings.gpu_vram_gb, seed=args.seed, time_scale=args.time_scale, num_parallel=args.num_parallel
+        agents,
+        settings.gpu_vram_gb,
+        seed=args.seed,
+        time_scale=args.time_scale,
+        num_parallel=args.num_parallel,
+        installed=installed,
     )
     print(f"simulated Ollama on http://{args.host}:{args.port} (G={settings.gpu_vram_gb:g} GB, {len(agents)} models)")
     uvicorn.run(build_sim_app(sim), host=args.host, port=args.port, log_level=args.log_level)
     return 0
+
+
+def _installed(text: str | None, agents: list[Agent]) -> list[str] | None:
+    """The --installed subset, checked against the catalog."""
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    known = {a.name for a in agents}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValidationFailed(f"--installed: {unknown[0]!r} is not in the catalog ({', '.join(sorted(known))})")
+    return names

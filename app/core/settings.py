@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -17,9 +17,10 @@ from pydantic_settings import (
 )
 
 from app.core.errors import ConfigError
+from app.core.gpu import detect_vram_gb
 from app.core.paths import config_file
 from app.core.upstream import check_headers, redact_url
-from app.domain.knobs import GpuVramGb, RoutingKnobs
+from app.domain.knobs import RoutingKnobs
 from app.routing.registry import DEFAULT_MODE, ModeName
 
 BackendKind = Literal["auto", "ollama", "sim", "local"]
@@ -81,12 +82,22 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./data/swarm.db"
     data_dir: Path = Path("./data")
     runs_dir: Path = Path("./runs")
-    gpu_vram_gb: GpuVramGb = 8.0
+    # VRAM budget G; 0 (the default) = detect: NVML, then nvidia-smi, then DEFAULT_GPU_VRAM_GB (gpu_vram_source says
+    # which).
+    gpu_vram_gb: float = Field(default=0.0, ge=0, le=4096)
+    gpu_vram_source: str = "setting"
     agents_file: Path | None = None
     routing: RoutingDefaults = Field(default_factory=RoutingDefaults)
     models: ModelNames = Field(default_factory=ModelNames)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     admin_key: str | None = None
+    # Catalog reconciliation: seconds between re-reads of each backend's installed models (0 = only at start-up
+    # and after pulls/deletes through the proxy); whether installed models outside the catalog are routed too,
+    # with defaults derived from their size.
+    catalog_refresh_s: float = Field(default=60.0, ge=0)
+    offer_installed_models: bool = False
+    # Seconds between saves of the service's learned estimator state to the database (also saved at shutdown).
+    estimator_save_s: float = Field(default=30.0, gt=0)
     # sim backend
     sim_seed: int = 0
     sim_time_scale: float = Field(default=0.0, ge=0)
@@ -125,6 +136,14 @@ class Settings(BaseSettings):
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError(f"must be an http(s) URL like http://localhost:11434, got {value!r}")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _detect_vram(self) -> Settings:
+        if self.gpu_vram_gb == 0:
+            self.gpu_vram_gb, self.gpu_vram_source = detect_vram_gb(os.environ.get("PATH"))
+        else:
+            self.gpu_vram_source = "setting"
+        return self
 
     @field_validator("ollama_headers")
     @classmethod

@@ -257,6 +257,7 @@ class Orchestrator:
                 usage.load_ms,
             )
             self.estimator.observe_tokens(res.model, sub.estimated_tokens, usage.eval_tokens)
+            observe_usage(self.estimator, res.model, usage)
             if spec.score_fn is not None:
                 # scorers may run a sandboxed subprocess (code_eval): keep the event loop free
                 res.score = await asyncio.to_thread(spec.score_fn, sub, res.output)
@@ -378,6 +379,18 @@ def decision(step: int, plan: Plan, ready: list[str]) -> dict[str, Any]:
         "resident_planned": plan.resident_per_step,
         "evictions_planned": [e.model_dump() for e in plan.evictions],
     }
+
+
+def observe_usage(estimator: Estimator, model: str, usage: Usage) -> None:
+    """Every measured call teaches the estimator the model's load time and speed."""
+    estimator.observe_call(
+        model,
+        load_ms=usage.load_ms,
+        prompt_tokens=usage.prompt_tokens,
+        prompt_ms=usage.prompt_eval_ms,
+        eval_tokens=usage.eval_tokens,
+        eval_ms=usage.eval_ms,
+    )
 
 
 def route_context(spec: JobSpec, *, chat: ChatFn | None = None, planner: str | None = None) -> RouteContext:

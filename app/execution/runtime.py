@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import logging
 import os
@@ -21,6 +22,7 @@ from app.core.private_files import private_dir
 from app.core.settings import Settings
 from app.core.upstream import same_origin, upstream
 from app.domain.models import Agent
+from app.execution.catalog import CatalogWatch
 from app.execution.cpu import BenchSlots, CpuPool, install_cpu_pool, uninstall_cpu_pool
 from app.execution.state import BackendPool
 from app.execution.usage import UsageSink
@@ -75,12 +77,17 @@ class Runtime:
     tasks: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
     tenants: TenantCache = field(default_factory=TenantCache)
     bench_progress: dict[str, Any] = field(default_factory=dict)  # run id -> live progress of /bench runs
+    catalog: CatalogWatch = field(default_factory=CatalogWatch)
     usage: UsageSink = field(init=False)
     # This process, as the owner of the jobs it runs (several processes may share one database).
     owner_id: str = field(default_factory=lambda: f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}")
     cpu: CpuPool = field(init=False)
     bench_pool: CpuPool = field(init=False)
     bench_slots: BenchSlots = field(init=False)
+    persist_estimator: bool = False  # the service keeps its estimator in the database; CLI runs use files
+    _watch: asyncio.Task[None] | None = None
+    _persist: asyncio.Task[None] | None = None
+    _saved: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -93,6 +100,51 @@ class Runtime:
         self.bench_pool = CpuPool(s.bench_max_running, s.bench_max_running, name="swarm-bench")
         self.bench_slots = BenchSlots(s.bench_max_running, s.bench_max_running_per_tenant)
 
+    @property
+    def catalog_key(self) -> str:
+        return catalog_key(self.agents)
+
+    async def load_estimator(self) -> None:
+        """Resume learning from the database (the state saved for this catalog), if any."""
+        self.persist_estimator = True
+        state = await asyncio.to_thread(self.repo.estimator_state, self.catalog_key)
+        if state is None:
+            return
+        try:
+            self.estimator = Estimator.from_dict(state)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("stored estimator state for catalog %s ignored: %s", self.catalog_key, exc)
+            return
+        self._saved = state
+        log.info("estimator state resumed for catalog %s", self.catalog_key)
+
+    async def save_estimator(self) -> None:
+        state = self.estimator.to_dict()
+        if not self.persist_estimator or state == self._saved:
+            return
+        names = sorted(a.name for a in self.agents)
+        await asyncio.to_thread(self.repo.save_estimator_state, self.catalog_key, names, state)
+        self._saved = state
+
+    def start_persisting(self, interval_s: float = 30.0) -> None:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval_s)
+                try:
+                    await self.save_estimator()
+                except Exception as exc:  # a failed write is retried next round, never fatal
+                    log.warning("saving the estimator state failed: %s", exc)
+
+        if self._persist is None:
+            self._persist = asyncio.create_task(loop())
+
+    def start_catalog_watch(self) -> None:
+        """Re-read every GPU's installed models every settings.catalog_refresh_s (0 = never on a timer)."""
+        interval = self.settings.catalog_refresh_s
+        if interval > 0 and self._watch is None:
+            backends = lambda: [g.backend for g in self.pool.all()]  # noqa: E731
+            self._watch = asyncio.create_task(self.catalog.watch(backends, interval))
+
     async def charge(self, tenant_id: str, tokens: int) -> None:
         """A finished job's tokens: on the cached tenants (budget checks) and written at once."""
         if tokens > 0:
@@ -101,6 +153,10 @@ class Runtime:
 
     async def aclose(self) -> None:
         LIVE_OWNERS.discard(self.owner_id)
+        for task in (self._watch, self._persist):
+            if task is not None:
+                task.cancel()
+        await self.save_estimator()
         await self.usage.aclose()
         await self.pool.aclose()
         await self.http.aclose()
@@ -132,6 +188,12 @@ def dead_local_owners(owners: list[str], mine: str) -> list[str]:
         except PermissionError:
             pass
     return dead
+
+
+def catalog_key(agents: list[Agent]) -> str:
+    """A catalog's identity in the database: its model names, order-free."""
+    digest = hashlib.sha256("\n".join(sorted(a.name for a in agents)).encode()).hexdigest()
+    return "catalog-" + digest[:24]
 
 
 def http_client() -> httpx.AsyncClient:
@@ -233,5 +295,18 @@ async def open_runtime(settings: Settings, backend: Backend | None = None, *, mi
         keep_alive=settings.keep_alive,
         routing=settings.routing.params,
     )
-    log.info("backend %s (%s), %d agents, G=%.1f GB", kind, backend.name, len(agents), settings.gpu_vram_gb)
-    return Runtime(settings, repo, http, pool, agents, Estimator(), kind)
+    log.info(
+        "backend %s (%s), %d agents, G=%.1f GB (%s)",
+        *(kind, backend.name, len(agents), settings.gpu_vram_gb, settings.gpu_vram_source),
+    )
+    runtime = Runtime(settings, repo, http, pool, agents, Estimator(), kind)
+    runtime.catalog.offer_installed = settings.offer_installed_models
+    rec = runtime.catalog.reconcile(backend, agents) if await _inventory(runtime, backend) else None
+    if rec is not None and rec.missing:
+        log.warning("catalog models not installed on %s (not routable): %s", backend.name, ", ".join(rec.missing))
+    return runtime
+
+
+async def _inventory(runtime: Runtime, backend: Backend) -> bool:
+    inv = await runtime.catalog.refresh(backend)
+    return inv.error is None

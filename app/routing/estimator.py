@@ -15,6 +15,7 @@ import numpy.typing as npt
 from app.core.errors import ValidationFailed
 from app.domain.knobs import RoutingParams
 from app.domain.models import TASK_TYPES, Agent, RoutingProblem, Subtask
+from app.routing.learning import Learned, QualityStats, SpeedStats
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -100,15 +101,43 @@ class Cell:
 
 
 class Estimator:
-    """Priors come from each Agent; learned qualities and token multipliers override them via EMA updates."""
+    """Priors come from each Agent. Scored results (benchmark scorers, the judge) update quality per (model, task
+    type) as a posterior mean in which the prior counts as `prior_weight` observations; every measured call updates
+    the model's load time and speed; output lengths calibrate a per-model token multiplier (EMA)."""
 
-    def __init__(self, *, ema_alpha: float = 0.2, token_ema_alpha: float = 0.2, frozen: bool = False) -> None:
-        self.ema_alpha = ema_alpha
+    def __init__(
+        self,
+        *,
+        ema_alpha: float = 0.2,
+        token_ema_alpha: float = 0.2,
+        frozen: bool = False,
+        prior_weight: float = 5.0,
+    ) -> None:
+        self.ema_alpha = ema_alpha  # kept for saved states of version 1
         self.token_ema_alpha = token_ema_alpha
+        self.prior_weight = prior_weight
         self.frozen = frozen
-        self.quality: dict[tuple[str, str], float] = {}
-        self.observations: dict[tuple[str, str], int] = {}
+        self.learned = Learned()
         self.token_multiplier: dict[str, float] = {}
+
+    @property
+    def quality(self) -> dict[tuple[str, str], float]:
+        """Mean observed capability per (model, task type) (without the prior)."""
+        return {k: v.mean for k, v in self.learned.quality.items()}
+
+    @property
+    def observations(self) -> dict[tuple[str, str], int]:
+        return {k: v.n for k, v in self.learned.quality.items()}
+
+    def capability(self, agent: Agent, task_type: str) -> float:
+        """The capability routing uses: the prior, moved towards the observed scores as they accumulate."""
+        stats = self.learned.quality.get((agent.name, task_type))
+        prior = agent.capability(task_type)
+        return prior if stats is None else stats.posterior(prior, self.prior_weight)
+
+    def load_time_ms(self, agent: Agent) -> float:
+        speed = self.learned.speed.get(agent.name)
+        return speed.load_ms if speed is not None and speed.loads else agent.load_time_ms
 
     def observe_score(self, agent: str, task_type: str, score: float, *, difficulty: float = 0.0) -> None:
         """Learn from a *scored* result (benchmark or judge) only; the score is mapped back to capability scale."""
@@ -118,12 +147,26 @@ class Estimator:
             raise ValueError(f"unknown task type {task_type!r}")
         if not 0.0 <= score <= 1.0 or not 0.0 <= difficulty <= 1.0:
             raise ValueError(f"score {score} and difficulty {difficulty} must be within [0, 1]")
-        key = (agent, task_type)
-        observed = capability_from_score(score, difficulty)
-        if key in self.quality:
-            observed = (1.0 - self.ema_alpha) * self.quality[key] + self.ema_alpha * observed
-        self.quality[key] = min(1.0, max(0.0, observed))
-        self.observations[key] = self.observations.get(key, 0) + 1
+        observed = min(1.0, max(0.0, capability_from_score(score, difficulty)))
+        self.learned.quality.setdefault((agent, task_type), QualityStats()).add(observed)
+
+    def observe_call(
+        self,
+        agent: str,
+        *,
+        load_ms: float = 0.0,
+        prompt_tokens: int = 0,
+        prompt_ms: float = 0.0,
+        eval_tokens: int = 0,
+        eval_ms: float = 0.0,
+    ) -> None:
+        """Learn load time (when the call loaded the model) and prefill / decode speed from a measured call."""
+        if self.frozen:
+            return
+        speed = self.learned.speed.setdefault(agent, SpeedStats())
+        if load_ms > 0:
+            speed.add_load(load_ms)
+        speed.add_call(prompt_tokens, prompt_ms, eval_tokens, eval_ms)
 
     def observe_tokens(self, agent: str, estimated: float, actual: float) -> None:
         """Calibrate the per-agent output-length multiplier from estimated vs actual *output* tokens."""
@@ -141,12 +184,12 @@ class Estimator:
         d, t, need = subtask.difficulty, subtask.task_type, subtask.context_tokens
         out = []
         for a in agents:
-            cap = self.quality.get((a.name, t), a.capability(t))
+            cap = self.capability(a, t)
             quality = cap * (1.0 - DIFFICULTY_SLOPE * d * (1.0 - cap))
             mult = self.token_multiplier.get(a.name, a.token_multiplier)
             token_cost = a.cost_per_token * (mult * subtask.estimated_tokens) / prm.token_scale
             is_loaded = a.name in loaded
-            switch = 0.0 if is_loaded else a.load_time_ms / (prm.switch_t_scale_ms * 3.0)
+            switch = 0.0 if is_loaded else self.load_time_ms(a) / (prm.switch_t_scale_ms * 3.0)
             utility = quality - prm.lambda_token * token_cost - prm.lambda_switch * switch
             feasible = a.max_ctx >= need and a.vram_gb <= gpu_vram_gb + 1e-9
             out.append(Cell(a.name, quality, token_cost, switch, utility, feasible, is_loaded, a.vram_gb))
@@ -155,7 +198,7 @@ class Estimator:
     def estimates(self, problem: RoutingProblem) -> Estimates:
         agents, subtasks, prm = problem.agents, problem.subtasks, problem.params
         caps = np.array(
-            [[self.quality.get((a.name, t), a.capability(t)) for t in TASK_TYPES] for a in agents],
+            [[self.capability(a, t) for t in TASK_TYPES] for a in agents],
             dtype=np.float64,
         )
         type_idx = np.array([_TYPE_INDEX[s.task_type] for s in subtasks], dtype=np.int64)
@@ -172,7 +215,7 @@ class Estimator:
         est_tokens = mult[:, None] * tokens[None, :]
         token_cost = cost[:, None] * est_tokens / prm.token_scale
         ctx_ok = max_ctx[:, None] >= ctx_need[None, :]
-        sw_raw = np.array([a.load_time_ms for a in agents], dtype=np.float64) / (prm.switch_t_scale_ms * 3.0)
+        sw_raw = np.array([self.load_time_ms(a) for a in agents], dtype=np.float64) / (prm.switch_t_scale_ms * 3.0)
         return Estimates(
             agents=[a.name for a in agents],
             subtask_ids=[s.id for s in subtasks],
@@ -195,13 +238,15 @@ class Estimator:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "version": 1,
+            "version": 2,
             "ema_alpha": self.ema_alpha,
             "token_ema_alpha": self.token_ema_alpha,
+            "prior_weight": self.prior_weight,
             "quality": [
-                {"agent": a, "task_type": t, "quality": q, "n": self.observations.get((a, t), 0)}
-                for (a, t), q in sorted(self.quality.items())
+                {"agent": a, "task_type": t, "quality": q.mean, "n": q.n, "m2": q.m2}
+                for (a, t), q in sorted(self.learned.quality.items())
             ],
+            "speed": {a: v.view() for a, v in sorted(self.learned.speed.items())},
             "token_multiplier": dict(sorted(self.token_multiplier.items())),
         }
 
@@ -210,17 +255,44 @@ class Estimator:
         est = cls(
             ema_alpha=float(data.get("ema_alpha", 0.2)),
             token_ema_alpha=float(data.get("token_ema_alpha", 0.2)),
+            prior_weight=float(data.get("prior_weight", 5.0)),
             frozen=frozen,
         )
         for row in data.get("quality", []):
             # "subtask_type": the original tool's QualityEstimator JSON, read as is.
             key = (str(row["agent"]), str(row["task_type"] if "task_type" in row else row["subtask_type"]))
-            if key[1] not in _TYPE_INDEX or not 0.0 <= float(row["quality"]) <= 1.0:
+            mean, n, m2 = float(row["quality"]), int(row.get("n", 0)), float(row.get("m2", 0.0))
+            if key[1] not in _TYPE_INDEX or not 0.0 <= mean <= 1.0 or n < 0 or m2 < 0:
                 raise ValueError(f"bad quality row {row!r}")
-            est.quality[key] = float(row["quality"])
-            est.observations[key] = int(row.get("n", 0))
+            est.learned.quality[key] = QualityStats(max(n, 1), mean, m2)  # version 1 rows may carry n = 0
+        for agent, row in (data.get("speed") or {}).items():
+            est.learned.speed[str(agent)] = SpeedStats.from_view(dict(row))
         est.token_multiplier = {str(k): float(v) for k, v in data.get("token_multiplier", {}).items()}
         return est
+
+    def view(self, agents: list[Agent]) -> dict[str, Any]:
+        """What has been learned for a catalog: per model and task type the prior, observations, the estimate
+        routing uses and its 95% half-width; per model the measured load time and speeds."""
+        rows = []
+        for (name, task), stats in sorted(self.learned.quality.items()):
+            agent = next((a for a in agents if a.name == name), None)
+            if agent is None:
+                continue
+            prior = agent.capability(task)
+            rows.append(
+                {
+                    "model": name,
+                    "task_type": task,
+                    "prior": prior,
+                    "n": stats.n,
+                    "observed_mean": round(stats.mean, 4),
+                    "estimate": round(stats.posterior(prior, self.prior_weight), 4),
+                    "ci95": round(stats.half_width(prior, self.prior_weight), 4),
+                }
+            )
+        names = {a.name for a in agents}
+        speed = {a: v.view() for a, v in sorted(self.learned.speed.items()) if a in names}
+        return {"frozen": self.frozen, "prior_weight": self.prior_weight, "quality": rows, "speed": speed}
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")

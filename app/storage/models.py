@@ -131,3 +131,15 @@ class TelemetryEvent(SQLModel, table=True):
     ts: float = Field(default_factory=now)
     event_type: str = Field(index=True, max_length=40)
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class EstimatorState(SQLModel, table=True):
+    """The service's learned estimator state per catalog (keyed by its model names), so learning survives
+    restarts."""
+
+    __tablename__ = "estimator_states"
+
+    catalog: str = Field(primary_key=True, max_length=64)
+    models: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    updated_at: float = Field(default_factory=now)

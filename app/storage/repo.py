@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from app.core.errors import ValidationFailed
 from app.domain.status import UNFINISHED_JOB, JobStatus
-from app.storage.models import BenchRun, Job, PlanStepRecord, SubtaskRecord, TelemetryEvent, Tenant, now
+from app.storage.models import BenchRun, EstimatorState, Job, PlanStepRecord, SubtaskRecord, TelemetryEvent, Tenant, now
 
 UNFINISHED = tuple(s.value for s in UNFINISHED_JOB)
 DEFAULT_TENANT = "default"
@@ -255,6 +255,22 @@ class Repo:
             if tenant_id is not None:
                 q = q.where(BenchRun.tenant_id == tenant_id)
             return list(s.exec(q.order_by(col(BenchRun.created_at).desc()).limit(limit)))
+
+    # ---- estimator state --------------------------------------------------------------------------------
+    def estimator_state(self, catalog: str) -> dict[str, Any] | None:
+        with self.session() as s:
+            row = s.get(EstimatorState, catalog)
+            return dict(row.state) if row is not None else None
+
+    def save_estimator_state(self, catalog: str, models: list[str], state: dict[str, Any]) -> None:
+        with self.session() as s:
+            row = s.get(EstimatorState, catalog)
+            if row is None:
+                s.add(EstimatorState(catalog=catalog, models=models, state=state))
+            else:
+                row.models, row.state, row.updated_at = models, state, now()
+                s.add(row)
+            s.commit()
 
     # ---- telemetry -------------------------------------------------------------------------------------
     def add_events(self, events: Sequence[TelemetryEvent]) -> None:

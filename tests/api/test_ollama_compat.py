@@ -49,7 +49,8 @@ def test_generate_list_ps_show(client: ollama.Client) -> None:
 def test_unknown_model_raises_404(client: ollama.Client, live: Stack) -> None:
     with pytest.raises(ollama.ResponseError) as err:
         client.chat(model="nope:1b", messages=MESSAGES)
-    assert err.value.status_code == 404 and err.value.error == "model 'nope:1b' not found"
+    assert err.value.status_code == 404 and err.value.error.startswith("model 'nope:1b' is not installed on ")
+    assert "`ollama pull nope:1b` or `swarm models --ensure`" in err.value.error
     with pytest.raises(ollama.ResponseError) as err2:
         list(client.generate(model="nope:1b", prompt="x", stream=True))
     assert err2.value.status_code == 404  # the error comes before the first byte, with its real status
@@ -113,8 +114,16 @@ def test_management_needs_the_admin_key(live: Stack) -> None:
     missing = httpx.post(live.router_url + "/api/pull", json={"model": "nope:1b", "stream": False}, headers=ADMIN)
     # Ollama's own body, relayed; its 500 is a bad gateway for the router's caller
     assert missing.status_code == 502 and missing.json() == {"error": "pull model manifest: file does not exist"}
+    # A delete through the proxy re-reads the installed models: the model is gone at once, back after a pull.
     deleted = httpx.request("DELETE", live.router_url + "/api/delete", json={"model": "gemma2:2b"}, headers=ADMIN)
-    assert deleted.status_code == 501 and "'sim' backend" in deleted.json()["error"]
+    assert deleted.status_code == 200
+    gone = httpx.post(live.router_url + "/api/chat", json={"model": "gemma2:2b", "messages": MESSAGES, "stream": False})
+    assert gone.status_code == 404 and "`ollama pull gemma2:2b`" in gone.json()["error"]
+    again = httpx.request("DELETE", live.router_url + "/api/delete", json={"model": "gemma2:2b"}, headers=ADMIN)
+    assert again.status_code == 404
+    assert httpx.post(live.router_url + "/api/pull", json={"model": "gemma2:2b"}, headers=ADMIN).status_code == 200
+    back = httpx.post(live.router_url + "/api/chat", json={"model": "gemma2:2b", "messages": MESSAGES, "stream": False})
+    assert back.status_code == 200
 
 
 @pytest.fixture(scope="module")

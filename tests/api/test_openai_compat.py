@@ -125,9 +125,10 @@ def test_unknown_model_is_openai_shaped_404(client: openai.OpenAI, live: Stack) 
     assert err.value.code == "model_not_found"
     resp = httpx.post(live.router_url + "/v1/chat/completions", json={"model": "nope:1b", "messages": MESSAGES})
     assert resp.status_code == 404
-    assert resp.json() == {
+    error = resp.json()["error"]
+    assert "`ollama pull nope:1b`" in error.pop("message")
+    assert {"error": error} == {
         "error": {
-            "message": "model 'nope:1b' not found",
             "type": "invalid_request_error",
             "param": "model",
             "code": "model_not_found",

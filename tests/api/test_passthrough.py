@@ -423,12 +423,15 @@ def test_passes_through(rig: tuple[FakeOllama, str], case: Case) -> None:
 
 def test_upstream_error_status_and_body_reach_the_client(rig: tuple[FakeOllama, str]) -> None:
     fake, router_url = rig
-    error = b'{"error":{"message":"model \\"x\\" not found","type":"not_found_error","param":null,"code":null}}'
+    # An installed model (the fake's /api/tags lists it) whose call Ollama refuses: its error reaches the client.
+    error = b'{"error":{"message":"model \\"gemma2:2b\\" not found","type":"not_found_error","param":null,"code":null}}'
     fake.script("/v1/chat/completions", error, status=404)
-    resp = httpx.post(
-        router_url + "/v1/chat/completions", json={"model": "x", "messages": [{"role": "user", "content": "a"}]}
-    )
+    body = {"model": "gemma2:2b", "messages": [{"role": "user", "content": "a"}]}
+    resp = httpx.post(router_url + "/v1/chat/completions", json=body)
     assert resp.status_code == 404 and resp.content == error
+    # A model the backend does not list is refused by the router itself, naming how to pull it.
+    resp = httpx.post(router_url + "/v1/chat/completions", json={**body, "model": "x"})
+    assert resp.status_code == 404 and "`ollama pull x`" in resp.json()["error"]["message"]
 
 
 def test_upstream_credentials_are_sent_and_never_shown(tmp_path: Path) -> None:
@@ -443,7 +446,7 @@ def test_upstream_credentials_are_sent_and_never_shown(tmp_path: Path) -> None:
             fake.script("/v1/messages", enc(ANTHROPIC))
             httpx.post(
                 router_url + "/v1/messages",
-                json={"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "a"}]},
+                json={"model": "gemma2:2b", "max_tokens": 5, "messages": [{"role": "user", "content": "a"}]},
             )
     assert {r.path for r in fake.received} >= {"/api/ps", "/v1/messages"}
     for received in fake.received:
@@ -484,7 +487,7 @@ def test_a_stream_breaking_off_ends_with_that_apis_error_event(
 def test_an_ollama_without_the_endpoint_gets_a_clear_error_in_the_apis_shape(rig: tuple[FakeOllama, str]) -> None:
     fake, router_url = rig
     fake.script("/v1/responses", b"404 page not found", "text/plain", status=404)
-    resp = httpx.post(router_url + "/v1/responses", json={"model": "m", "input": "hi"})
+    resp = httpx.post(router_url + "/v1/responses", json={"model": "gemma2:2b", "input": "hi"})
     assert resp.status_code == 501
     assert (
         resp.json()["error"]["message"]
@@ -493,6 +496,6 @@ def test_an_ollama_without_the_endpoint_gets_a_clear_error_in_the_apis_shape(rig
     fake.script("/v1/messages", b"404 page not found", "text/plain", status=404)
     resp = httpx.post(
         router_url + "/v1/messages",
-        json={"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "a"}]},
+        json={"model": "gemma2:2b", "max_tokens": 5, "messages": [{"role": "user", "content": "a"}]},
     )
     assert resp.status_code == 501 and resp.json()["type"] == "error"

@@ -10,10 +10,11 @@ import pytest
 
 from app.backends.sim import SimBackend
 from app.bench.experiments import SweepSpec, run_experiment
-from app.bench.presets import auto_fast_catalog, size_prior
+from app.bench.presets import auto_fast_catalog
 from app.bench.runner import BenchConfig, private_sim
 from app.cli import main
 from app.routing import Estimator, load_agents
+from app.routing.derived import size_prior
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -33,6 +33,8 @@ HELP_SCREENS = [
     ["serve", "--help"],
     ["sim-ollama", "--help"],
     ["write-agents", "--help"],
+    ["models", "--help"],
+    ["calibrate", "--help"],
     ["export", "--help"],
     ["import", "--help"],
     ["db", "upgrade", "--help"],

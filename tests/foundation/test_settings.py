@@ -45,7 +45,7 @@ def test_toml_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("var", "value", "needle"),
     [
-        ("SWARM_GPU_VRAM_GB", "-1", "SWARM_GPU_VRAM_GB: Input should be greater than 0"),
+        ("SWARM_GPU_VRAM_GB", "-1", "SWARM_GPU_VRAM_GB: Input should be greater than or equal to 0"),
         ("SWARM_OLLAMA_BASE_URL", "ftp://host", "SWARM_OLLAMA_BASE_URL: must be an http(s) URL"),
         ("SWARM_BACKEND", "gpu", "SWARM_BACKEND: Input should be"),
         ("SWARM_ROUTING__LAMBDA_TOKEN", "-2", "SWARM_ROUTING__LAMBDA_TOKEN"),

@@ -138,3 +138,43 @@ def test_scalar_cells_match_the_matrix_estimates(seed: int) -> None:
     if np.isfinite(util).any():
         pick = route_single(sub, base.agents, base.loaded, base.gpu_vram_gb, base.params, est)
         assert util[matrix.agents.index(pick.model)] == pytest.approx(util.max(), abs=1e-12)
+
+
+def test_quality_is_a_posterior_with_counts_and_a_narrowing_interval(heavy: list[Agent]) -> None:
+    estimator = Estimator(prior_weight=2.0)
+    gemma = next(a for a in heavy if a.name == "gemma2:2b")
+    prior = gemma.capability("math")
+    estimator.observe_score("gemma2:2b", "math", 1.0)
+    assert estimator.capability(gemma, "math") == pytest.approx((2 * prior + 1.0) / 3)
+    widths = []
+    for _ in range(20):
+        estimator.observe_score("gemma2:2b", "math", 1.0)
+        widths.append(estimator.view(heavy)["quality"][0]["ci95"])
+    row = estimator.view(heavy)["quality"][0]
+    assert row["n"] == 21 and row["observed_mean"] == 1.0 and row["estimate"] > 0.9
+    assert widths == sorted(widths, reverse=True) and widths[-1] < widths[0]
+
+
+def test_measured_calls_teach_load_time_and_speed(heavy: list[Agent]) -> None:
+    estimator = Estimator()
+    estimator.observe_call(
+        "gemma2:2b", load_ms=1000.0, prompt_tokens=80, prompt_ms=100.0, eval_tokens=50, eval_ms=500.0
+    )
+    estimator.observe_call("gemma2:2b", load_ms=0.0, prompt_tokens=20, prompt_ms=100.0, eval_tokens=50, eval_ms=500.0)
+    speed = estimator.learned.speed["gemma2:2b"]
+    assert (speed.loads, speed.load_ms, speed.decode_tps, speed.prefill_tps) == (1, 1000.0, 100.0, 500.0)
+    gemma = next(a for a in heavy if a.name == "gemma2:2b")
+    assert estimator.load_time_ms(gemma) == 1000.0 != gemma.load_time_ms
+    problem = _problem(heavy, [])
+    assert estimator.estimates(problem).switch_cost_raw[0] == pytest.approx(1000.0 / (1500.0 * 3))
+    frozen = Estimator(frozen=True)
+    frozen.observe_call("gemma2:2b", load_ms=5.0)
+    assert frozen.learned.speed == {}
+
+
+def test_version_1_states_still_load() -> None:
+    old = {"version": 1, "quality": [{"agent": "a", "task_type": "math", "quality": 0.3, "n": 4}]}
+    est = Estimator.from_dict(old)
+    assert est.quality == {("a", "math"): 0.3} and est.observations == {("a", "math"): 4}
+    again = Estimator.from_dict(est.to_dict())
+    assert again.to_dict() == est.to_dict()

@@ -155,6 +155,8 @@ async def _run(runtime: Runtime, ctx: TenantCtx, config: BenchConfig, progress: 
         tenant_id=ctx.tenant.id,
     )
     await ctx.gpu.refresh()
+    if not config.freeze_estimator:  # scores on the real GPU teach the service (saved per catalog)
+        runtime.estimator = Estimator.from_dict(result.trained().to_dict())
     return result
 
 

@@ -37,9 +37,15 @@ async def readyz(request: Request) -> JSONResponse:
     except (SwarmError, TimeoutError) as exc:
         msg = getattr(exc, "message", None) or "no answer within 5 s"
         components["backend"] = {"ok": False, "kind": runtime.backend_kind, "name": backend.name, "error": msg}
+    if components["backend"]["ok"]:
+        await runtime.catalog.refresh(backend)
+    rec = runtime.catalog.reconcile(backend, runtime.agents)
+    # Not ready when none of the catalog's models is installed; degraded (still 200) when some are missing.
+    components["catalog"] = {"ok": not rec.none_installed, **rec.view()}
     cpu = runtime.cpu.status()
     components["cpu"] = {"ok": not cpu["saturated"], **cpu}
     if cpu["saturated"]:
         components["cpu"]["error"] = "the CPU executor (solves, reports) is saturated"
     ready = all(c["ok"] for c in components.values())
-    return JSONResponse({"status": "ready" if ready else "not_ready", "components": components}, 200 if ready else 503)
+    status = ("degraded" if rec.missing else "ready") if ready else "not_ready"
+    return JSONResponse({"status": status, "components": components}, 200 if ready else 503)

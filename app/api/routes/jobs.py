@@ -68,7 +68,10 @@ async def submit(
     allowed = narrow(ctx.gpu_vram_gb, ctx.agents, body.gpu_vram_gb, body.agents)
     if body.subtasks:
         check_size(len(allowed.agents), len(body.subtasks), runtime.settings.route_max_cells)
-    agents = allowed.agents
+    rec = await runtime.catalog.current(ctx.gpu.backend, allowed.agents)
+    if rec.none_installed:
+        raise rec.no_model_error(ctx.gpu.backend.name)
+    agents = rec.routable  # catalog models that are not installed are not routable
     names = {a.name for a in agents}
     planner = runtime.settings.models.planner
     if planner and body.routing is not None and needs_chat(body.routing) and planner not in names:
@@ -89,9 +92,11 @@ async def submit(
     if wait:
         await asyncio.shield(task)
         job = await _load(runtime, ctx.tenant.id, spec.job_id)
-        return JSONResponse(await asyncio.to_thread(job_view, runtime, job), 200)
+        view = await asyncio.to_thread(job_view, runtime, job)
+        return JSONResponse({**view, "skipped_models": rec.missing}, 200)
     links = {"self": f"/jobs/{spec.job_id}", "events": f"/jobs/{spec.job_id}/events"}
-    return JSONResponse({"id": spec.job_id, "status": JobStatus.QUEUED, "links": links}, 202)
+    queued = {"id": spec.job_id, "status": JobStatus.QUEUED, "links": links, "skipped_models": rec.missing}
+    return JSONResponse(queued, 202)
 
 
 @router.get("/jobs")

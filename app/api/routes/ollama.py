@@ -234,8 +234,20 @@ router.add_api_route("/api/delete", manage, methods=["DELETE"], name="delete")
 
 async def _manage(request: Request, path: str) -> Response:
     """Relayed to the caller's backend byte for byte (status, body, content type), streamed (a pull's progress)."""
-    backend = await gateway_of(request).admin_backend(request, path)
+    gateway = gateway_of(request)
+    backend = await gateway.admin_backend(request, path)
     reply = await backend.manage(request.method, path, await request.body())
+    body = reply.body
+    if path in ("/api/pull", "/api/delete"):  # the installed models change: re-read them once the reply is out
+        body = _then(reply.body, lambda: gateway.models_changed(backend))
     # the body is Ollama's; an upstream failure is a bad gateway for our caller, never our own 500
     status = 502 if reply.status == 500 else reply.status
-    return StreamingResponse(reply.body, status, media_type=reply.media_type, headers=STREAM_HEADERS)
+    return StreamingResponse(body, status, media_type=reply.media_type, headers=STREAM_HEADERS)
+
+
+async def _then(body: AsyncIterator[bytes], after: Callable[[], Awaitable[None]]) -> AsyncIterator[bytes]:
+    try:
+        async for block in body:
+            yield block
+    finally:
+        await after()

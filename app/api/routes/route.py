@@ -34,7 +34,12 @@ async def post_route(body: RouteRequest, ctx: TenantDep, runtime: RuntimeDep) ->
     allowed = narrow(ctx.gpu_vram_gb, ctx.agents, body.gpu_vram_gb, body.agents, hypothetical=body.hypothetical)
     check_size(len(allowed.agents), len(dag.nodes), runtime.settings.route_max_cells)
     agents = allowed.agents
-    if body.loaded_models is None:
+    skipped: list[str] = []
+    if body.loaded_models is None:  # a decision for the real GPU: only what it has installed is routable
+        rec = await runtime.catalog.current(ctx.gpu.backend, agents)
+        if rec.none_installed:
+            raise rec.no_model_error(ctx.gpu.backend.name)
+        agents, skipped = rec.routable, rec.missing
         await ctx.gpu.refresh()
         loaded = ctx.gpu.loaded_names
     else:
@@ -50,7 +55,7 @@ async def post_route(body: RouteRequest, ctx: TenantDep, runtime: RuntimeDep) ->
     )
     mode = body.routing or runtime.settings.routing.mode
     plan = await _decide(runtime, ctx, problem, mode, body.seed)
-    out = plan_response(plan, [s for s in dag.nodes if s not in horizon])
+    out = {**plan_response(plan, [s for s in dag.nodes if s not in horizon]), "skipped_models": skipped}
     out["hypothetical"] = body.hypothetical
     return out
 

@@ -84,6 +84,7 @@ async def me(request: Request, ctx: TenantDep, runtime: RuntimeDep) -> dict[str,
     stored, used = await asyncio.to_thread(runtime.usage.tokens_used, ctx.tenant.id)
     t = stored or ctx.tenant
     remaining = None if t.token_budget is None else max(0, t.token_budget - used)
+    models = (await runtime.catalog.current(ctx.gpu.backend, ctx.agents)).view()
     return {
         **tenant_view(t),
         "tokens_used": used,
@@ -93,6 +94,9 @@ async def me(request: Request, ctx: TenantDep, runtime: RuntimeDep) -> dict[str,
         "gpu": {
             "backend": ctx.gpu.backend.name,
             "gpu_vram_gb": ctx.gpu_vram_gb,
+            "gpu_vram_source": "tenant" if ctx.tenant.gpu_vram_gb else runtime.settings.gpu_vram_source,
             "loaded": [{"name": m.name, "size_vram": m.size_vram, "expires_at": m.expires_at} for m in resident],
         },
+        "models": models,
+        "estimator": {"catalog": runtime.catalog_key, **runtime.estimator.view(ctx.agents)},
     }
