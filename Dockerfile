@@ -15,8 +15,11 @@ COPY pyproject.toml README.md ./
 COPY app ./app
 COPY migrations ./migrations
 COPY configs ./configs
-# A plain install: pyproject.toml ships migrations/ and configs/ inside the package.
-RUN pip install --no-cache-dir . \
+# bubblewrap isolates code_eval (see README "Hardening"); a plain install: pyproject.toml ships migrations/ and
+# configs/ inside the package.
+# hadolint ignore=DL3008
+RUN apt-get update && apt-get install -y --no-install-recommends bubblewrap && rm -rf /var/lib/apt/lists/* \
+    && pip install --no-cache-dir . \
     && useradd --create-home --uid 10001 swarm \
     && mkdir -p /data && chown swarm:swarm /data
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -17,13 +18,15 @@ from app.api.fastpath import HotRoutes
 from app.api.gateway import TenantGateway
 from app.api.metrics import install_metrics, metrics_of, scheduler_listener
 from app.api.middleware import BodyLimit
+from app.api.openapi_doc import install_openapi
 from app.api.routes import anthropic, bench, gpus, health, jobs, metrics, ollama, openai, route, telemetry, tenants
 from app.api.routes.ui import install_dashboard
 from app.api.tenancy import TenantResolver
 from app.backends.base import Backend
+from app.bench.isolation import set_mode as set_sandbox_mode
 from app.core.settings import Settings, load_settings
 from app.execution.manager import JobManager
-from app.execution.runtime import Runtime, open_runtime
+from app.execution.runtime import Runtime, dead_local_owners, open_runtime
 from app.execution.state import GpuState
 
 log = logging.getLogger("swarm")
@@ -38,9 +41,17 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await open_runtime(cfg, backend)
-        interrupted = runtime.repo.mark_unfinished_interrupted("service restarted before the job finished")
+        set_sandbox_mode(cfg.sandbox)
+        dead = dead_local_owners(runtime.repo.unfinished_owners(), runtime.owner_id)
+        interrupted = runtime.repo.mark_unfinished_interrupted(
+            "service restarted before the job finished",
+            owner_id=runtime.owner_id,
+            stale_after_s=_stale_s(cfg),
+            dead_owners=dead,
+        )
         if interrupted:
-            log.warning("marked %d unfinished job(s) from a previous run as interrupted", interrupted)
+            log.warning("marked %d unfinished job(s) of a stopped process as interrupted", interrupted)
+        heartbeat = asyncio.create_task(_heartbeat(runtime), name="owner-heartbeat")
         runtime.repo.ensure_default_tenant()
         if runtime.repo.keyed_tenant_count() == 0 and cfg.host not in LOOPBACK:
             log.warning("no tenants configured: the open 'default' tenant is reachable on %s", cfg.host)
@@ -56,6 +67,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
         try:
             yield
         finally:
+            heartbeat.cancel()
             await _shutdown(runtime)  # closing the runtime flushes proxied tokens still waiting for their write
 
     app = FastAPI(
@@ -74,6 +86,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
     install_metrics(app)
     errors.install(app)
+    install_openapi(app)
     for module in (health, route, jobs, bench, tenants, telemetry, metrics, openai, anthropic, ollama, gpus):
         app.include_router(module.router)
     install_offline_docs(app)
@@ -93,6 +106,29 @@ def _watch_schedulers(app: FastAPI, runtime: Runtime) -> None:
     runtime.pool.on_gpu.append(attach)
     for gpu in runtime.pool.all():
         attach(gpu)
+
+
+def _stale_s(cfg: Settings) -> float:
+    return cfg.owner_heartbeat_s * cfg.owner_stale_after
+
+
+async def _heartbeat(runtime: Runtime) -> None:
+    """Stamp this process's running jobs, and sweep those of processes that stopped stamping theirs."""
+    cfg = runtime.settings
+    while True:
+        await asyncio.sleep(cfg.owner_heartbeat_s)
+        try:
+            await asyncio.to_thread(runtime.repo.heartbeat, runtime.owner_id)
+            swept = await asyncio.to_thread(
+                runtime.repo.mark_unfinished_interrupted,
+                "the process running the job stopped",
+                owner_id=runtime.owner_id,
+                stale_after_s=_stale_s(cfg),
+            )
+            if swept:
+                log.warning("marked %d job(s) of a stopped process as interrupted", swept)
+        except Exception:  # a busy or briefly unreachable database must not end the heartbeat
+            log.exception("owner heartbeat failed")
 
 
 async def _shutdown(runtime: Runtime) -> None:

@@ -22,8 +22,15 @@ STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 Family = str  # "openai" | "responses" | "anthropic": where each API reports usage
 
 
+def _count(value: Any) -> int:
+    """A token count the upstream reported; anything but a non-negative number (hostile data) counts 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 2**53:
+        return 0
+    return int(value)
+
+
 def _native(prompt: Any, completion: Any) -> JSON:
-    return {"prompt_eval_count": int(prompt or 0), "eval_count": int(completion or 0)}
+    return {"prompt_eval_count": _count(prompt), "eval_count": _count(completion)}
 
 
 def usage_of(family: Family, obj: Any) -> JSON | None:
@@ -67,7 +74,7 @@ class SseMeter:
                 continue
             try:
                 obj = json.loads(line[5:])
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             self._count(obj)
             if self.drop_usage and isinstance(obj, dict) and obj.get("choices") == [] and "usage" in obj:
@@ -103,11 +110,13 @@ async def relay(
         if reply.status < 400:
             try:
                 call.finish(usage_of(family, json.loads(data)) or _native(0, 0))
-            except ValueError:
+            except (ValueError, RecursionError, AttributeError, TypeError):  # hostile JSON: relayed, not accounted
                 call.finish(_native(0, 0))
         else:
             call.gateway.observe_error(f"upstream_{reply.status}")
-        return Response(data, reply.status, headers=call.headers(), media_type=reply.media_type)
+        # an upstream failure is a bad gateway for our caller, never our own 500
+        status = reply.status if reply.status < 500 else 502
+        return Response(data, status, headers=call.headers(), media_type=reply.media_type)
     first = await call.first(request, reply.body)
     meter = SseMeter(family, drop_usage)
     headers = {**call.headers(), **STREAM_HEADERS}
@@ -132,6 +141,7 @@ async def _blocks(
         piece: bytes | None = first
         while piece is not None:
             if out := meter.feed(piece):
+                call.saw(out.count(b"data:"))  # a cut stream is charged the events relayed
                 yield out, False
             piece = await anext(body, None)
         if rest := meter.flush():
@@ -141,5 +151,6 @@ async def _blocks(
         call.gateway.observe_error(exc)
         yield meter.flush() + error_event(path, exc), True
     finally:
+        call.settle()
         call.release()  # the model's slot is free whichever way the stream ended
         await close_stream(body)

@@ -19,6 +19,8 @@ STATUS: list[tuple[type[e.SwarmError], int]] = [
     (e.NotFound, 404),
     (e.ModelNotFound, 404),
     (e.BudgetExceeded, 429),
+    (e.Saturated, 503),
+    (e.SolveTimeLimit, 503),
     (e.QueueFull, 429),
     (e.GpuSaturated, 503),
     (e.InfeasibleError, 422),
@@ -41,14 +43,15 @@ def status_for(exc: e.SwarmError) -> int:
 
 
 def compat_status(exc: e.SwarmError) -> int:
-    """Status on the compatibility endpoints: input errors are 400 (as in OpenAI and Ollama), an upstream error
-    status is relayed, a client that left gets 499 (nginx's convention; nobody reads it)."""
+    """Status on the compatibility endpoints: input errors are 400 (as in OpenAI and Ollama), an upstream 4xx is
+    relayed (5xx becomes 502), a client that left gets 499 (nginx's convention; nobody reads it)."""
     if isinstance(exc, e.Unsupported):
         return 501
     if isinstance(exc, e.ClientGone):
         return 499
     if isinstance(exc, e.BadBackendResponse) and exc.status is not None:
-        return exc.status
+        # an upstream client error is relayed; an upstream failure is a bad gateway, never our own 500
+        return exc.status if exc.status < 500 else 502
     if isinstance(exc, e.ValidationFailed):
         return 400
     return status_for(exc)
@@ -131,10 +134,36 @@ def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _leaf_routes(routes: list[Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """(prefix, route) for every route, through included routers (FastAPI wraps them)."""
+    out: list[tuple[str, Any]] = []
+    for route in routes:
+        sub = getattr(route, "original_router", None)
+        if sub is not None:
+            extra = getattr(getattr(route, "include_context", None), "prefix", "") or ""
+            out += _leaf_routes(list(sub.routes), prefix + extra)
+        else:
+            out.append((prefix, route))
+    return out
+
+
+def allowed_methods(request: Request) -> set[str]:
+    """Every method some route serves at this request's path."""
+    path = request.url.path
+    methods: set[str] = set()
+    for prefix, route in _leaf_routes(list(request.app.routes)):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and path.startswith(prefix) and regex.match(path[len(prefix) :]):
+            methods |= set(getattr(route, "methods", None) or ())
+    return methods or {"GET"}
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(e.SwarmError)
     async def _swarm(_: Request, exc: e.SwarmError) -> JSONResponse:
-        body = error_body(exc.message, type(exc).__name__, exc.code)
+        field = getattr(exc, "field", None)
+        extra = {"details": [{"field": field, "message": exc.message}]} if isinstance(field, str) else {}
+        body = error_body(exc.message, type(exc).__name__, exc.code, **extra)
         return JSONResponse(body, status_for(exc), headers=retry_headers(exc))
 
     @app.exception_handler(RequestValidationError)
@@ -153,7 +182,10 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body(message, "invalid_request_error", "invalid_input", details=details), 422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names the first matching route's methods; the path serves all these
+            headers["Allow"] = ", ".join(sorted(allowed_methods(request)))
         return JSONResponse(
-            error_body(str(exc.detail), "http_error", exc.status_code), exc.status_code, headers=exc.headers
+            error_body(str(exc.detail), "http_error", exc.status_code), exc.status_code, headers=headers
         )

@@ -52,6 +52,8 @@ class Call:
     tenant: Tenant | None = None
     upstream_s: float = 0.0
     lease: Lease | None = None  # the GPU scheduler's dispatch of this call; released when the call ends
+    chunks: int = 0  # token chunks relayed so far (a cut stream is charged these)
+    finished: bool = False
     skipped: tuple[str, ...] = ()  # model="auto": catalog models left out because they are not installed
 
     def release(self) -> None:
@@ -94,8 +96,18 @@ class Call:
 
     def finish(self, final: JSON) -> None:
         """Account a final response (tokens, loads, the tenant's budget); the model's slot is free again."""
+        self.finished = True
         self.release()
         self.gateway.account(self, final)
+
+    def saw(self, chunks: int) -> None:
+        self.chunks += chunks
+
+    def settle(self) -> None:
+        """A stream that ends without its final usage (client gone, upstream cut): charge the chunks relayed."""
+        if not self.finished:
+            self.finished = True
+            self.gateway.account_partial(self, self.chunks)
 
     async def relay(self, request: Request, path: str, body: bytes) -> RawReply:
         """A compatible-API call (OpenAI, Responses, Anthropic) the backend answers in that API's own format
@@ -158,6 +170,9 @@ class Gateway:
             self.metrics.child(self.metrics.proxied, call.api, call.model, str(call.routed).lower()).inc()
             self.metrics.observe_usage(call.model, final)
 
+    def account_partial(self, call: Call, chunks: int) -> None:
+        """A stream cut before its final chunk: no usage to read, the relayed chunks count (one token each)."""
+
     def observe_error(self, exc: SwarmError | str) -> None:
         if self.metrics is not None:
             self.metrics.observe_error(exc if isinstance(exc, str) else exc.code)
@@ -182,7 +197,7 @@ class TenantGateway(Gateway):
         authorization = request.headers.get("authorization")
         if authorization is None and (key := request.headers.get("x-api-key")):
             authorization = f"Bearer {key}"  # Anthropic clients send their key this way
-        return await self.resolver.resolve(authorization, any_key_when_open=True)
+        return await self.resolver.resolve(authorization)
 
     async def backend_for(self, request: Request) -> Backend:
         return (await self._tenant(request)).gpu.backend
@@ -238,6 +253,10 @@ class TenantGateway(Gateway):
         if not ctx.is_admin:
             raise Forbidden(f"{path} needs the admin key")
         return ctx.gpu.backend
+
+    def account_partial(self, call: Call, chunks: int) -> None:
+        if call.tenant is not None:
+            self.usage.add(call.tenant, chunks)
 
     def account(self, call: Call, final: JSON) -> None:
         super().account(call, final)

@@ -26,7 +26,38 @@ def parse_body(raw: bytes) -> JSON:
         raise BadRequest("invalid JSON body: nested too deeply") from None
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
+    if b"\\ud" in raw or b"\\uD" in raw:  # only an escape can carry a lone surrogate into the parsed body
+        where = lone_surrogate(body)
+        if where is not None:
+            raise BadRequest(f"{where}: contains a lone UTF-16 surrogate (not valid Unicode)", where.split(".")[0])
     return body
+
+
+def _bad(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def lone_surrogate(obj: Any) -> str | None:
+    """The dotted path of the first string (or key) holding a lone surrogate, else None (iterative walk)."""
+    stack: list[tuple[str, Any]] = [("", obj)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if _bad(value):
+                return path or "body"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                child = f"{path}.{key}" if path else str(key)
+                if _bad(key):
+                    return path or "body"
+                stack.append((child, item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}.{i}" if path else str(i), item) for i, item in enumerate(value))
+    return None
 
 
 def require_model(body: JSON, *keys: str) -> str:

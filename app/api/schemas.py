@@ -33,6 +33,8 @@ class RoutingRequest(KnobOverrides):
 class RouteRequest(RoutingRequest):
     subtasks: list[Subtask] = Field(min_length=1, max_length=500)
     loaded_models: list[str] | None = Field(default=None, max_length=64)
+    # Decision only, for what-ifs beyond the tenant's GPU or catalog; echoed in the response. Jobs never are.
+    hypothetical: bool = False
 
 
 class JobRequest(RoutingRequest):
@@ -66,6 +68,8 @@ class TenantCreate(BaseModel):
     def _url(cls, value: str | None) -> str | None:
         if value is None:
             return None
+        if not value.isascii():
+            raise ValueError("must be an ASCII URL (write an international host name in punycode)")
         try:
             parsed = urlparse(value)
             port = parsed.port  # raises ValueError when out of range

@@ -8,8 +8,9 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 
-from app.core.errors import BudgetExceeded, Unauthorized
+from app.core.errors import Unauthorized
 from app.domain.models import Agent
+from app.execution.budget import check_budget
 from app.execution.runtime import Runtime
 from app.execution.state import GpuState
 from app.routing.agents import load_agents, parse_agents
@@ -36,12 +37,9 @@ class TenantCtx:
         """The tenant's catalog, read only by the endpoints that route (a broken file never locks out /jobs)."""
         return tenant_agents(self.runtime, self.tenant)
 
-    def check_budget(self) -> None:
-        t = self.tenant
-        if t.token_budget is not None and t.tokens_used >= t.token_budget:
-            raise BudgetExceeded(
-                f"token budget exhausted for tenant {t.name!r}: used {t.tokens_used} of {t.token_budget}"
-            )
+    def check_budget(self, reserve: int = 0) -> None:
+        """429 when spent + reserved tokens reach the budget; else reserve `reserve` tokens (execution/budget.py)."""
+        check_budget(self.runtime, self.tenant, reserve)
 
 
 def tenant_agents(runtime: Runtime, tenant: Tenant) -> list[Agent]:
@@ -65,9 +63,10 @@ class TenantResolver:
     """API key -> TenantCtx. Keys are cached for a few seconds (runtime.tenants), so the proxies' hot path does not
     query the database per request.
 
-    Open mode (no keyed tenant exists): everyone is the `default` tenant. Our own endpoints still reject a key
-    that is not a tenant's (401); the compatibility endpoints accept any key, as Ollama does, because OpenAI
-    clients must send one (`any_key_when_open`)."""
+    The one open-mode rule, for every endpoint family: while no keyed tenant exists, every caller is the
+    `default` tenant whatever key it sends (OpenAI clients must send one; Ollama ignores it); only the admin key
+    is recognised, for /admin and model management. Once a keyed tenant exists, a missing or unknown key is a
+    401 everywhere."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -78,12 +77,11 @@ class TenantResolver:
         admin = self.runtime.settings.admin_key
         return bool(admin and key and hmac.compare_digest(admin.encode(), key.encode()))
 
-    async def resolve(self, authorization: str | None, *, any_key_when_open: bool = False) -> TenantCtx:
-        if any_key_when_open:
-            open_tenant = await self._open_tenant()
-            if open_tenant is not None:
-                _, _, key = (authorization or "").partition(" ")
-                return self._ctx(open_tenant, self.is_admin_key(key.strip() or None))
+    async def resolve(self, authorization: str | None) -> TenantCtx:
+        open_tenant = await self._open_tenant()
+        if open_tenant is not None:
+            _, _, key = (authorization or "").partition(" ")
+            return self._ctx(open_tenant, self.is_admin_key(key.strip() or None))
         tenant, admin = await self._by_key(bearer(authorization))
         return self._ctx(tenant, admin)
 
@@ -106,6 +104,10 @@ class TenantResolver:
         if tenant is None:
             raise Unauthorized("invalid API key")
         return tenant, False
+
+    def forget_open(self) -> None:
+        """A keyed tenant was just created here: open mode ends now, not OPEN_TTL_S later."""
+        self._open, self._open_until = None, 0.0
 
     async def _open_tenant(self) -> Tenant | None:
         """The default tenant while no keyed tenant exists, read from the database at most every OPEN_TTL_S."""

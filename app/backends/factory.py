@@ -31,8 +31,10 @@ def make_backend(
         from app.backends.transport import make_transport
 
         deadline_s = float(kw.pop("deadline_s", 600.0))
-        kind_of, headers = kw.pop("transport", "httpx"), kw.pop("headers", None)
-        transport = make_transport(kind_of, ollama_base_url, client=client, deadline_s=deadline_s, headers=headers)
+        kind_of, headers, limits = kw.pop("transport", "httpx"), kw.pop("headers", None), kw.pop("limits", None)
+        transport = make_transport(
+            kind_of, ollama_base_url, client=client, deadline_s=deadline_s, headers=headers, limits=limits
+        )
         return OllamaBackend(transport, **kw)
     if kind == "sim":
         from app.backends.sim import SimBackend

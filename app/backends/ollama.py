@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from app.backends.base import DEFAULT_KEEP_ALIVE, JSON, LineBlock, LoadedModel, RawReply, Usage
 from app.backends.ollama_wire import loaded_model, models_list, ndjson_chunk
 from app.backends.transport import OllamaTransport
+from app.backends.upstream_limits import check_embeddings
 from app.core.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
 
 # Accepted and dropped for callers written against the old num_ctx guard; a request's num_ctx always wins now.
@@ -57,7 +58,7 @@ class OllamaBackend:
         body = dict(request)
         body.pop(RELOAD_FLAG, None)
         body.setdefault("keep_alive", self.keep_alive)
-        return await self._post_json("/api/embed", body)
+        return check_embeddings(await self._post_json("/api/embed", body), self.base_url + "/api/embed")
 
     # ---- model management ------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from app.backends.base import JSON, LoadedModel
+from app.backends.upstream_limits import check_counts
 from app.core.errors import BadBackendResponse, ModelNotFound
 
 
@@ -43,8 +44,11 @@ def parse_object(text: str, url: str) -> JSON:
         data = json.loads(text)
     except ValueError as exc:
         raise BadBackendResponse(f"invalid JSON from {url}: {text[:200]!r}") from exc
+    except RecursionError:
+        raise BadBackendResponse(f"JSON from {url} is nested too deeply") from None
     if not isinstance(data, dict):
         raise BadBackendResponse(f"expected a JSON object from {url}, got {type(data).__name__}")
+    check_counts(data, url)
     return data
 
 
@@ -57,14 +61,22 @@ def models_list(body: JSON, path: str) -> list[JSON]:
     return [m for m in models if isinstance(m, dict)]
 
 
+def _size(entry: dict[str, Any], key: str, default: int = 0) -> int:
+    value = entry.get(key, default)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 2**63:
+        raise BadBackendResponse(f"/api/ps: {key} of a loaded model is not a byte count: {str(value)[:50]!r}")
+    return int(value)
+
+
 def loaded_model(entry: dict[str, Any]) -> LoadedModel:
-    name = str(entry.get("name") or entry.get("model") or "")
-    size = int(entry.get("size") or 0)
+    name = entry.get("name") or entry.get("model") or ""
+    if not isinstance(name, str):
+        raise BadBackendResponse(f"/api/ps: a loaded model's name is not a string: {str(name)[:50]!r}")
+    size = _size(entry, "size")
     return LoadedModel(
-        name=name,
-        size=size,
-        size_vram=int(entry.get("size_vram", size) or 0),
-        expires_at=entry.get("expires_at"),
+        name=name, size=size, size_vram=_size(entry, "size_vram", size), expires_at=entry.get("expires_at")
     )
 
 

@@ -14,6 +14,7 @@ import httpx
 from app.backends.base import JSON, LineBlock, RawReply
 from app.backends.http1 import ConnectFailed, Http1Error, Http1Pool, Http1Response
 from app.backends.ollama_wire import ndjson_chunk, parse_object, status_error
+from app.backends.upstream_limits import LineSplitter, UpstreamLimits, too_big
 from app.core.errors import BackendTimeout, BackendUnavailable, BadBackendResponse
 from app.core.upstream import upstream
 
@@ -49,6 +50,18 @@ class TransportErrors:
 
     base_url: str
     deadline_s: float
+    limits: UpstreamLimits
+
+    async def read_capped(self, pieces: AsyncIterator[bytes], url: str) -> bytes:
+        """A whole body, refused once it grows past the response cap."""
+        parts: list[bytes] = []
+        size = 0
+        async for piece in pieces:
+            size += len(piece)
+            if size > self.limits.max_response_bytes:
+                raise too_big(url, "the response", self.limits.max_response_bytes)
+            parts.append(piece)
+        return b"".join(parts)
 
     def timed_out(self, method: str, url: str) -> BackendTimeout:
         return BackendTimeout(f"{method} {url} exceeded the {self.deadline_s:g}s deadline")
@@ -101,9 +114,11 @@ class LeanTransport(TransportErrors):
         deadline_s: float = 600.0,
         connect_timeout_s: float = 5.0,
         headers: Mapping[str, str] | None = None,
+        limits: UpstreamLimits | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.deadline_s = deadline_s
+        self.limits = limits or UpstreamLimits()
         self._pool = Http1Pool(self.base_url, connect_timeout_s=connect_timeout_s, headers=headers)
 
     def _error(self, method: str, url: str, exc: TimeoutError | Http1Error) -> Exception:
@@ -119,7 +134,7 @@ class LeanTransport(TransportErrors):
             async with asyncio.timeout(self.deadline_s):  # one deadline for the whole call
                 resp = await self._pool.request(method, path, _payload(body))
                 try:
-                    raw = await resp.read()
+                    raw = await self.read_capped(resp.iter_raw(), url)
                 finally:
                     resp.close()
         except (TimeoutError, Http1Error) as exc:
@@ -137,7 +152,7 @@ class LeanTransport(TransportErrors):
                 if resp.status < 400:
                     return resp
                 try:
-                    text = (await resp.read()).decode("utf-8", "replace")
+                    text = (await self.read_capped(resp.iter_raw(), url)).decode("utf-8", "replace")
                 finally:
                     resp.close()
         except (TimeoutError, Http1Error) as exc:
@@ -151,20 +166,18 @@ class LeanTransport(TransportErrors):
         done = False
         try:
             pieces = resp.iter_raw()
-            pending = b""
+            splitter = LineSplitter(url, self.limits.max_line_bytes)
             while not done:
                 # The deadline guards each wait for bytes only, never the consumer's own work.
                 async with asyncio.timeout_at(deadline):
                     piece = await anext(pieces, b"")
                 if not piece:
-                    if not pending.strip():
+                    if not splitter.pending.strip():
                         raise self.no_done(url)
                     piece = b"\n"  # a last line without its newline
-                pending += piece
-                cut = pending.rfind(b"\n") + 1
-                if cut == 0:
+                lines = splitter.feed(piece)
+                if not lines:
                     continue
-                lines, pending = pending[:cut], pending[cut:]
                 for block, final in scan_lines(lines, url):
                     done = final is not None
                     yield block, final
@@ -215,9 +228,11 @@ class HttpxTransport(TransportErrors):
         deadline_s: float = 600.0,
         connect_timeout_s: float = 5.0,
         headers: Mapping[str, str] | None = None,
+        limits: UpstreamLimits | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.deadline_s = deadline_s
+        self.limits = limits or UpstreamLimits()
         self._headers = dict(headers or {})
         self._own_client = client is None
         self._client = client if client is not None else httpx.AsyncClient()
@@ -235,14 +250,17 @@ class HttpxTransport(TransportErrors):
         url = self.base_url + path
         try:
             async with asyncio.timeout(self.deadline_s):
-                resp = await self._client.request(method, url, json=body, headers=self._headers, timeout=self._timeout)
+                stream = self._client.stream(method, url, json=body, headers=self._headers, timeout=self._timeout)
+                async with stream as resp:
+                    raw = await self.read_capped(resp.aiter_bytes(), url)
         except TimeoutError as exc:
             raise self.timed_out(method, url) from exc
         except httpx.HTTPError as exc:
             raise self._error(url, exc) from exc
+        text = raw.decode("utf-8", "replace")
         if resp.status_code >= 400:
-            raise status_error(url, resp.status_code, resp.text, body)
-        return parse_object(resp.text, url)
+            raise status_error(url, resp.status_code, text, body)
+        return parse_object(text, url)
 
     async def stream_lines(self, path: str, body: JSON) -> AsyncGenerator[LineBlock, None]:
         url = self.base_url + path
@@ -265,16 +283,19 @@ class HttpxTransport(TransportErrors):
         try:
             if resp.status_code >= 400:
                 async with asyncio.timeout_at(deadline):
-                    text = (await resp.aread()).decode("utf-8", "replace")
+                    text = (await self.read_capped(resp.aiter_bytes(), url)).decode("utf-8", "replace")
                 raise status_error(url, resp.status_code, text, body)
-            lines = resp.aiter_lines()
+            pieces = resp.aiter_bytes()
+            splitter = LineSplitter(url, self.limits.max_line_bytes)
             while True:
-                # The deadline guards each wait for the next line only, never the consumer's own work.
+                # The deadline guards each wait for bytes only, never the consumer's own work.
                 async with asyncio.timeout_at(deadline):
-                    line = await anext(lines, None)
-                if line is None:
-                    raise self.no_done(url)
-                for block in scan_lines(line.encode() + b"\n", url):
+                    piece = await anext(pieces, b"")
+                if not piece:
+                    if not splitter.pending.strip():
+                        raise self.no_done(url)
+                    piece = b"\n"  # a last line without its newline
+                for block in scan_lines(splitter.feed(piece), url):
                     yield block
                     if block[1] is not None:
                         return
@@ -326,10 +347,11 @@ def make_transport(
     client: httpx.AsyncClient | None = None,
     deadline_s: float = 600.0,
     headers: Mapping[str, str] | None = None,
+    limits: UpstreamLimits | None = None,
 ) -> OllamaTransport:
     """The wiring's choice: "lean" (the service's default) or "httpx" (honours HTTP(S)_PROXY / NO_PROXY).
     user:pass@ in `base_url` becomes an Authorization: Basic header; `headers` go on every call too (and win)."""
     url, sent = upstream(base_url, headers)
     if kind == "lean":
-        return LeanTransport(url, deadline_s=deadline_s, headers=sent)
-    return HttpxTransport(client, url, deadline_s=deadline_s, headers=sent)
+        return LeanTransport(url, deadline_s=deadline_s, headers=sent, limits=limits)
+    return HttpxTransport(client, url, deadline_s=deadline_s, headers=sent, limits=limits)

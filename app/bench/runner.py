@@ -19,10 +19,12 @@ from app.bench.mtbench_report import BENCH, mtbench_pairwise, write_judgements
 from app.bench.registry import get_benchmark, load_examples
 from app.bench.report import build_report
 from app.bench.report_io import write_report
+from app.bench.sandbox import network_isolation
 from app.bench.simkeys import register_examples
 from app.bench.types import Example, JobRecord, ScoreResult
 from app.core.errors import InfeasibleError, ValidationFailed
 from app.domain.models import Agent, Plan, RoutingProblem, Subtask
+from app.execution.cpu import run_cpu
 from app.execution.orchestrator import Orchestrator
 from app.execution.results import JobResult, JobSpec
 from app.execution.state import GpuState
@@ -165,6 +167,8 @@ def preflight(config: BenchConfig, agents: list[Agent]) -> list[Example]:
             f"gpu_vram_gb: {config.gpu_vram_gb:g} GB is smaller than every model "
             f"(the smallest, {smallest.name}, needs {smallest.vram_gb:g} GB)"
         )
+    if config.code_eval:
+        network_isolation()  # no real isolation (and no unsafe opt-in): refuse now, naming why
     names = {a.name for a in agents}
     for model in config.warm:
         if model not in names:
@@ -245,12 +249,13 @@ async def _conclude(
         for row in rows:  # the verdicts in telemetry too, rationale beside the score
             await recorders[row["mode"]].event("judge", f"{row['mode']}-{row['job']}", {k: row[k] for k in keys})
     elapsed_s = time.perf_counter() - started
-    report, job_rows = build_report(config, agents, jobs, rows, starts, elapsed_s, gpu_name=backend.name)
+    # report building is CPU work: the bounded CPU executor, never the event loop (inline in a dry run's thread)
+    report, job_rows = await run_cpu(build_report, config, agents, jobs, rows, starts, elapsed_s, gpu_name=backend.name)
     if config.mtbench_judge and BENCH in config.benchmarks:
         fields, judgements = await mtbench_pairwise(rows, jobs, backend, agents, config)
         report |= fields
         write_judgements(out, judgements)
-    write_report(out, report, rows, jobs, job_rows)
+    await run_cpu(write_report, out, report, rows, jobs, job_rows)
     return BenchResult(config, out, report, jobs, rows, dict(taps))
 
 

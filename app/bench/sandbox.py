@@ -1,4 +1,5 @@
-"""Run untrusted Python in a resource-limited, network-less subprocess that can never hang the caller."""
+"""Run untrusted Python in a resource-limited, network-less subprocess that can never hang the caller (the choice
+of isolation is app/bench/isolation.py's: without a real one, code is refused unless the operator opts in)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from app.bench.isolation import INSIDE, bwrap_prefix, dir_bytes, resolve, sweep
 
 NOBODY = 65534
 _PREAMBLE = r"""
@@ -64,6 +67,7 @@ class SandboxLimits:
     file_size_mb: int = 16
     nproc: int = 64
     output_cap: int = 8192
+    disk_mb: int = 64  # total bytes the program may write
 
 
 @dataclass(frozen=True)
@@ -119,8 +123,14 @@ def _unshare_prefix() -> list[str]:
 
 
 def network_isolation(use_unshare: bool = True) -> str:
-    """Which network barrier code runs behind: 'unshare+socket_preamble' or 'socket_preamble'."""
-    return "unshare+socket_preamble" if use_unshare and _unshare_prefix() else "socket_preamble"
+    """What code runs behind: 'bwrap+socket_preamble', 'unshare+socket_preamble' or, in unsafe mode only,
+    'unsafe:...'. Raises SandboxUnavailable when no real isolation is available and unsafe mode is off."""
+    mode = resolve(_unshare_prefix() if use_unshare else [])
+    if mode == "bwrap":
+        return "bwrap+socket_preamble"
+    if mode == "unshare":
+        return "unshare+socket_preamble"
+    return "unsafe:unshare+socket_preamble" if use_unshare and _unshare_prefix() else "unsafe:socket_preamble"
 
 
 def _signal_reason(sig: int) -> str:
@@ -165,18 +175,22 @@ def run_python(
 ) -> SandboxResult:
     """Run `program` with `python -I` in a fresh temp dir; never raises for anything the program does."""
     lim = limits or SandboxLimits()
-    prefix = _unshare_prefix() if use_unshare else []
-    isolation = "unshare+socket_preamble" if prefix else "socket_preamble"
-    root = os.geteuid() == 0 and "--map-root-user" not in prefix
-    work = Path(tempfile.mkdtemp(prefix="swarm_sbx_"))
+    isolation = network_isolation(use_unshare)
+    bwrap = isolation.startswith("bwrap")
+    prefix = _unshare_prefix() if use_unshare and not bwrap else []
+    root = os.geteuid() == 0 and "--map-root-user" not in prefix and not bwrap
+    work = Path(tempfile.mkdtemp(prefix="swarm_sbx_"))  # private (0700), removed afterwards
     try:
         (work / "program.py").write_text(program, encoding="utf-8")
         (work / "preamble.py").write_text(_PREAMBLE, encoding="utf-8")
+        if bwrap:
+            prefix = bwrap_prefix(work, lim.disk_mb * 1024 * 1024)
         if root:
             # Root would bypass the process limit and file permissions: run as nobody in a dir it owns.
             os.chown(work, NOBODY, NOBODY)
+        files = INSIDE if bwrap else str(work)
         cfg = {
-            "program": str(work / "program.py"),
+            "program": f"{files}/program.py",
             "preimport": _PREIMPORT,
             "drop_to": NOBODY if root else None,
             "rlimits": {
@@ -187,7 +201,8 @@ def run_python(
                 "RLIMIT_CORE": 0,
             },
         }
-        cmd = [*prefix, sys.executable, "-I", str(work / "preamble.py"), json.dumps(cfg), *(args or [])]
+        python = os.path.realpath(sys.executable) if bwrap else sys.executable
+        cmd = [*prefix, python, "-I", f"{files}/preamble.py", json.dumps(cfg), *(args or [])]
         return _execute(cmd, work, lim, isolation, shim=bool(prefix))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -206,20 +221,37 @@ def _execute(cmd: list[str], work: Path, lim: SandboxLimits, isolation: str, shi
                 cmd, cwd=work, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, start_new_session=True
             )
             try:
-                rc = proc.wait(timeout=lim.timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
+                rc, timed_out, over_disk = _wait(proc, work, lim)
             finally:
-                # Always kill the group: forked leftovers must not outlive the run.
+                # Always kill the group, then anything that left it (setsid): nothing outlives the run.
                 _kill_group(proc)
                 if rc is None:
                     rc = proc.wait()
+                if isolation.startswith("unsafe"):  # a pid namespace already took everything down with it
+                    sweep(work)
     except OSError as exc:
         return SandboxResult(False, False, None, f"spawn_failed: {exc}", "", "", 0.0, isolation)
+    if over_disk:
+        stdout, stderr = _tail(out_path, lim.output_cap), _tail(err_path, lim.output_cap)
+        return SandboxResult(False, False, rc, "disk_limit", stdout, stderr, time.monotonic() - started, isolation)
     stdout, stderr = _tail(out_path, lim.output_cap), _tail(err_path, lim.output_cap)
     code, reason = _classify(rc, timed_out, stderr, shim)
     ok = not timed_out and code == 0 and reason is None
     return SandboxResult(ok, timed_out, code, reason, stdout, stderr, time.monotonic() - started, isolation)
+
+
+def _wait(proc: subprocess.Popen[bytes], work: Path, lim: SandboxLimits) -> tuple[int | None, bool, bool]:
+    """(exit code, timed out, wrote too much): polls, so the bytes written in `work` are capped while it runs."""
+    deadline = time.monotonic() + lim.timeout_s
+    cap = lim.disk_mb * 1024 * 1024
+    while True:
+        try:
+            return proc.wait(timeout=min(0.1, max(0.0, deadline - time.monotonic()))), False, False
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                return None, True, False
+            if dir_bytes(work, cap) > cap:
+                return None, False, True
 
 
 def describe(result: SandboxResult) -> str:

@@ -37,6 +37,7 @@ from app.cli.view import (
     progress_bars,
     stderr_console,
 )
+from app.execution.cpu import INLINE
 
 if TYPE_CHECKING:  # the bench stack (numpy, the solvers, matplotlib) is imported by the commands, not by --help
     from app.backends.base import Backend
@@ -313,6 +314,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         check_output_file(args.estimator_out, "--estimator_out")
     estimator = estimator_from(args)
     check_database(settings.database_url, database_field(args))
+    INLINE.set(True)  # a CLI run owns its process: solves and the report run in order, on its own loop
     result = asyncio.run(_bench(config, settings, estimator, args.ensure_models))
     print_report(result.report)
     stderr_console().print(f"[bold]outputs[/] {out}")

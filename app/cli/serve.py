@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.api.hygiene import uvicorn_options
     from app.main import create_app
 
     settings = settings_from(args)
@@ -48,5 +49,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=access_log,
         timeout_graceful_shutdown=10,
+        **uvicorn_options(settings),  # head timeout, keep-alive, connection cap (api/hygiene.py)
     )
     return 0

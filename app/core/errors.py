@@ -55,6 +55,12 @@ class SolverError(RoutingError):
     code = "solver_failed"
 
 
+class SolveTimeLimit(SolverError):
+    """No feasible plan within the solve's time limit (SWARM_SOLVE_TIME_LIMIT_S)."""
+
+    code = "solve_time_limit"
+
+
 class NotFound(SwarmError):
     code = "not_found"
 
@@ -71,6 +77,12 @@ class Unauthorized(SwarmError):
 
 class Forbidden(SwarmError):
     code = "forbidden"
+
+
+class Saturated(SwarmError):
+    """A bounded executor's queue is full: try again shortly (503)."""
+
+    code = "saturated"
 
 
 class BudgetExceeded(SwarmError):

@@ -105,6 +105,27 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(default=4, ge=1, le=256)
     max_body_bytes: int = Field(default=2_000_000, gt=0)
     cors_origins: list[str] = Field(default_factory=list)
+    # hardening: caps on what an upstream may send (a bigger answer or stream line is a 502, not an OOM)
+    upstream_max_response_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    upstream_max_line_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # hardening: CPU work (solves, reports, dry-run benches) on its own bounded executors
+    cpu_workers: int = Field(default=2, ge=1, le=64)
+    cpu_max_queue: int = Field(default=64, ge=0, le=100_000)
+    solve_time_limit_s: float = Field(default=10.0, gt=0, le=3600)
+    route_max_cells: int = Field(default=8192, ge=1, le=10_000_000)  # agents x subtasks of one /route or job
+    bench_max_running: int = Field(default=2, ge=1, le=64)
+    bench_max_running_per_tenant: int = Field(default=1, ge=1, le=64)
+    # connection hygiene (swarm serve): request-head read timeout, idle keep-alive, connection cap, head size
+    http_head_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    http_keep_alive_s: int = Field(default=5, ge=1, le=3600)
+    http_max_connections: int = Field(default=1000, ge=1, le=1_000_000)
+    http_max_head_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # several processes on one database: how often a process stamps its running jobs, and after how many
+    # missed stamps another process may sweep them to `interrupted`
+    owner_heartbeat_s: float = Field(default=5.0, gt=0, le=3600)
+    owner_stale_after: int = Field(default=6, ge=2, le=1000)
+    # code_eval isolation: auto (bubblewrap, else root + unshare), bwrap, unshare, or unsafe (explicit opt-in)
+    sandbox: Literal["auto", "bwrap", "unshare", "unsafe"] = "auto"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 

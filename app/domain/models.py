@@ -136,6 +136,9 @@ class SolverInfo(BaseModel):
     solve_time_ms: float
     # Set when the first solver failed and another one produced this plan.
     fallback_from: str | None = None
+    # Set when the solve hit its time limit: the plan is the best found, `gap` its relative MIP gap.
+    gap: float | None = None
+    time_limit_s: float | None = None
 
 
 class PlannerInfo(BaseModel):

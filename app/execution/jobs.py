@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
 from app.domain.knobs import RoutingKnobs
 from app.domain.models import Agent, Subtask
 from app.domain.status import JobStatus
+from app.execution.budget import JobMeter
 from app.execution.orchestrator import Orchestrator
 from app.execution.results import JobResult, JobSpec
 from app.execution.runtime import Runtime
 from app.execution.state import GpuState
 from app.execution.telemetry import Recorder
-from app.storage.models import Job
+from app.storage.models import Job, Tenant
 from app.storage.repo import new_id
 
 
@@ -53,6 +55,8 @@ async def create_job_row(runtime: Runtime, tenant_id: str, spec: JobSpec) -> Job
     job = Job(
         id=spec.job_id,
         tenant_id=tenant_id,
+        owner_id=runtime.owner_id,
+        heartbeat_at=time.time(),
         status=JobStatus.QUEUED,
         query=spec.query,
         routing=spec.mode,
@@ -77,9 +81,16 @@ async def run_job(
     *,
     jsonl_path: Path | None = None,
     listeners: list[Any] | None = None,
+    tenant: Tenant | None = None,
+    reserved: int = 0,
 ) -> JobResult:
+    """Run a stored job. With `tenant`, its calls are charged as they finish and the job stops when the tenant's
+    budget is spent; `reserved` tokens held at admission are released when the job settles."""
     recorder = Recorder(runtime.repo, tenant_id, jsonl_path)
     recorder.listeners.extend(listeners or [])
+    meter = JobMeter(runtime, tenant) if tenant is not None else None
+    if meter is not None:
+        recorder.listeners.append(meter)  # last: the other listeners see the event that exhausts the budget
     orch = Orchestrator(
         gpu,
         runtime.estimator,
@@ -87,6 +98,13 @@ async def run_job(
         keep_alive=runtime.settings.keep_alive,
         max_concurrency=runtime.settings.max_concurrency,
     )
-    result = await orch.run(spec)
-    await runtime.charge(tenant_id, int(result.summary.get("total_tokens") or 0))
+    try:
+        result = await orch.run(spec)
+    finally:
+        runtime.usage.release(tenant_id, reserved)
+    total = int(result.summary.get("total_tokens") or 0)
+    if meter is None:
+        await runtime.charge(tenant_id, total)
+    else:  # the calls were charged as they finished; what is left are the helper calls (decomposer, synthesis)
+        meter.charge(total - meter.charged)
     return result

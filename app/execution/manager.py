@@ -12,6 +12,7 @@ from app.execution.jobs import create_job_row, run_job
 from app.execution.results import JobResult, JobSpec
 from app.execution.runtime import Runtime
 from app.execution.state import GpuState
+from app.storage.models import Tenant
 
 log = logging.getLogger("swarm")
 END = {"event": "__end__"}
@@ -26,15 +27,28 @@ class JobManager:
         for queue in self._subscribers.get(job_id, []):
             queue.put_nowait(record)
 
-    async def start(self, tenant_id: str, gpu: GpuState, spec: JobSpec) -> asyncio.Task[JobResult]:
-        """Store the job row, then run it in the background. The row exists before this returns."""
-        await create_job_row(self.runtime, tenant_id, spec)
+    async def start(
+        self, tenant_id: str, gpu: GpuState, spec: JobSpec, *, tenant: Tenant | None = None, reserved: int = 0
+    ) -> asyncio.Task[JobResult]:
+        """Store the job row, then run it in the background. The row exists before this returns. `tenant` meters
+        the job against its budget; `reserved` tokens (held at admission) are released when it settles."""
+        try:
+            await create_job_row(self.runtime, tenant_id, spec)
+        except BaseException:
+            self.runtime.usage.release(tenant_id, reserved)
+            raise
         job_id = spec.job_id
 
         async def runner() -> JobResult:
             try:
                 return await run_job(
-                    self.runtime, gpu, tenant_id, spec, listeners=[lambda rec: self._publish(job_id, rec)]
+                    self.runtime,
+                    gpu,
+                    tenant_id,
+                    spec,
+                    listeners=[lambda rec: self._publish(job_id, rec)],
+                    tenant=tenant,
+                    reserved=reserved,
                 )
             finally:
                 self.runtime.tasks.pop(job_id, None)

@@ -11,6 +11,7 @@ from app.core.errors import BackendError
 from app.domain.models import Plan, RoutingProblem, Subtask
 from app.domain.status import FINISHED_SUBTASK, JobStatus, SubtaskStatus
 from app.execution.calls import JobCalls, helper_candidates
+from app.execution.cpu import run_cpu
 from app.execution.dag import TaskDAG
 from app.execution.decomposer import decompose
 from app.execution.lifecycle import JobLifecycle
@@ -148,7 +149,7 @@ class Orchestrator:
                 await self._helper_done(log)
             return plan
         # HiGHS and the exact DP are CPU work: keep the event loop free.
-        return await asyncio.to_thread(route_sync, problem, self.estimator, spec.mode, ctx=route_context(spec))
+        return await run_cpu(route_sync, problem, self.estimator, spec.mode, ctx=route_context(spec))
 
     async def _step(
         self,

@@ -6,6 +6,9 @@ import asyncio
 import hashlib
 import importlib.util
 import logging
+import os
+import secrets
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,13 +17,18 @@ from typing import Any
 import httpx
 
 from app.backends.base import Backend
+from app.backends.upstream_limits import UpstreamLimits
+from app.core.private_files import private_dir
 from app.core.settings import Settings
 from app.core.upstream import same_origin, upstream
 from app.domain.models import Agent
 from app.execution.catalog import CatalogWatch
+from app.execution.cpu import BenchSlots, CpuPool, install_cpu_pool, uninstall_cpu_pool
 from app.execution.state import BackendPool
 from app.execution.usage import UsageSink
+from app.execution.usage_journal import UsageJournal
 from app.routing import Estimator, load_agents
+from app.routing.milp import set_time_limit
 from app.storage import db
 from app.storage.models import Tenant
 from app.storage.repo import Repo
@@ -71,13 +79,26 @@ class Runtime:
     bench_progress: dict[str, Any] = field(default_factory=dict)  # run id -> live progress of /bench runs
     catalog: CatalogWatch = field(default_factory=CatalogWatch)
     usage: UsageSink = field(init=False)
+    # This process, as the owner of the jobs it runs (several processes may share one database).
+    owner_id: str = field(default_factory=lambda: f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}")
+    cpu: CpuPool = field(init=False)
+    bench_pool: CpuPool = field(init=False)
+    bench_slots: BenchSlots = field(init=False)
     persist_estimator: bool = False  # the service keeps its estimator in the database; CLI runs use files
     _watch: asyncio.Task[None] | None = None
     _persist: asyncio.Task[None] | None = None
     _saved: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        self.usage = UsageSink(self.repo)
+        s = self.settings
+        LIVE_OWNERS.add(self.owner_id)
+        self.usage = UsageSink(self.repo, journal=UsageJournal(Path(s.data_dir) / "usage"))
+        self.cpu = CpuPool(s.cpu_workers, s.cpu_max_queue)
+        install_cpu_pool(self.cpu)
+        set_time_limit(s.solve_time_limit_s)
+        # one thread per benchmark run that may execute at once; the slots keep the rest queued
+        self.bench_pool = CpuPool(s.bench_max_running, s.bench_max_running, name="swarm-bench")
+        self.bench_slots = BenchSlots(s.bench_max_running, s.bench_max_running_per_tenant)
 
     @property
     def catalog_key(self) -> str:
@@ -131,14 +152,42 @@ class Runtime:
             await self.usage.record(tenant_id, tokens)
 
     async def aclose(self) -> None:
+        LIVE_OWNERS.discard(self.owner_id)
         for task in (self._watch, self._persist):
             if task is not None:
                 task.cancel()
         await self.save_estimator()
-        await self.usage.flush()
+        await self.usage.aclose()
         await self.pool.aclose()
         await self.http.aclose()
         self.repo.engine.dispose()
+        self.bench_pool.shutdown()
+        uninstall_cpu_pool(self.cpu)
+
+
+LIVE_OWNERS: set[str] = set()  # the runtimes open in this process
+
+
+def dead_local_owners(owners: list[str], mine: str) -> list[str]:
+    """Owners (host:pid:tag) on this host whose process is gone: their jobs need no heartbeat timeout."""
+    host = socket.gethostname()[:40]
+    dead = []
+    for owner in owners:
+        rest = owner.split(":")
+        if owner == mine or len(rest) != 3 or rest[0] != host or not rest[1].isdigit():
+            continue
+        pid = int(rest[1])
+        if pid == os.getpid():
+            if owner not in LIVE_OWNERS:
+                dead.append(owner)  # an earlier, closed runtime of this very process
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            dead.append(owner)
+        except PermissionError:
+            pass
+    return dead
 
 
 def catalog_key(agents: list[Agent]) -> str:
@@ -174,6 +223,10 @@ def agents_file_for(settings: Settings, kind: str) -> Path:
     return settings.model_copy(update={"backend": kind}).default_agents_file()
 
 
+def upstream_limits(settings: Settings) -> UpstreamLimits:
+    return UpstreamLimits(settings.upstream_max_response_bytes, settings.upstream_max_line_bytes)
+
+
 def build_backend(settings: Settings, kind: str, http: httpx.AsyncClient, agents: list[Agent]) -> Backend:
     from app.backends.factory import make_backend  # the local backend pulls in llama.cpp: import on demand
 
@@ -183,6 +236,7 @@ def build_backend(settings: Settings, kind: str, http: httpx.AsyncClient, agents
             "keep_alive": settings.keep_alive,
             "transport": settings.ollama_transport,
             "headers": settings.ollama_headers,
+            "limits": upstream_limits(settings),
         },
         "local": {"data_dir": settings.data_dir},
     }
@@ -207,12 +261,19 @@ def remote_ollama(settings: Settings, http: httpx.AsyncClient, url: str) -> Back
     # The configured headers go only to the configured Ollama's origin, never to another host.
     headers = settings.ollama_headers if same_origin(url, settings.ollama_base_url) else None
     transport = make_transport(
-        settings.ollama_transport, url, client=http, deadline_s=settings.backend_deadline_s, headers=headers
+        settings.ollama_transport,
+        url,
+        client=http,
+        deadline_s=settings.backend_deadline_s,
+        headers=headers,
+        limits=upstream_limits(settings),
     )
     return OllamaBackend(transport, keep_alive=settings.keep_alive)
 
 
 async def open_runtime(settings: Settings, backend: Backend | None = None, *, migrate: bool = True) -> Runtime:
+    for folder in (settings.data_dir, settings.runs_dir):  # model cache, run outputs: owner-only
+        await asyncio.to_thread(private_dir, folder)
     engine = db.make_engine(settings.database_url)
     if migrate:
         await asyncio.to_thread(db.upgrade, engine)

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import cvxpy
 import numpy as np
 
-from app.core.errors import SolverError
+from app.core.errors import SolverError, SolveTimeLimit
 from app.domain.models import SolverInfo
 from app.routing.estimator import Estimates
 from app.routing.plan_builder import infeasible, precheck
@@ -41,6 +42,14 @@ _SOLVER_OPTS: dict[str, dict[str, Any]] = {
     "SCIPY": {"scipy_options": {"method": "highs", "mip_rel_gap": 1e-9, "disp": False}},
 }
 _MAX_CACHED = 64
+# Wall-clock cap of one MILP solve (set from SWARM_SOLVE_TIME_LIMIT_S at wiring). When it is hit, the best
+# feasible plan found so far is used and its relative MIP gap reported in SolverInfo.
+_limits = {"time_limit_s": 10.0}
+_FEASIBLE = 2  # HiGHS's kSolutionStatusFeasible
+
+
+def set_time_limit(seconds: float) -> None:
+    _limits["time_limit_s"] = float(seconds)
 
 
 @dataclass
@@ -99,10 +108,16 @@ def _model_for(est: Estimates) -> _Model:
 def _try_solve(model: _Model, solver: str) -> str:
     silence_highs_banner()
     opts = {k: (dict(v) if isinstance(v, dict) else v) for k, v in _SOLVER_OPTS.get(solver, {}).items()}
+    if solver == "HIGHS":
+        opts["time_limit"] = _limits["time_limit_s"]
+    elif solver == "SCIPY":
+        opts["scipy_options"]["time_limit"] = _limits["time_limit_s"]
     try:
         # warm_start=False: cvxpy hands HiGHS the previous solve's solution as a MIP start, and with changed
         # parameters HiGHS then reported a suboptimal plan as optimal (caught by the brute-force test).
-        model.problem.solve(solver=solver, verbose=False, warm_start=False, **opts)
+        with warnings.catch_warnings():  # a time-limited solve warns "may be inaccurate": its gap is reported
+            warnings.simplefilter("ignore", UserWarning)
+            model.problem.solve(solver=solver, verbose=False, warm_start=False, **opts)
     except (cp.SolverError, ValueError) as exc:
         return f"error: {exc}"
     return str(model.problem.status)
@@ -127,20 +142,45 @@ def solve_milp(
         p["E"].value = step_matrix
         failures: list[str] = []
         last = "no solver tried"
+        limited = False
         for solver in solvers:
             start = time.perf_counter()
             status = _try_solve(model, solver)
             elapsed = (time.perf_counter() - start) * 1000.0
             if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
                 raise infeasible(est, "the subtasks of some step cannot share the GPU")
-            if status == cp.OPTIMAL and model.x.value is not None and model.y.value is not None:
+            gap = _limit_gap(model, status)
+            if (status == cp.OPTIMAL or gap is not None) and model.x.value is not None and model.y.value is not None:
                 x, y = np.asarray(model.x.value), np.asarray(model.y.value)
                 info = SolverInfo(
-                    name=solver, status=status, solve_time_ms=elapsed, fallback_from=failures[0] if failures else None
+                    name=solver,
+                    status="time_limit" if gap is not None else status,
+                    solve_time_ms=elapsed,
+                    fallback_from=failures[0] if failures else None,
+                    gap=gap,
+                    time_limit_s=_limits["time_limit_s"] if gap is not None else None,
                 )
                 assignment = [int(i) for i in x.argmax(axis=0)]
                 sets = [frozenset(int(i) for i in np.flatnonzero(y[:, t] > 0.5)) for t in range(est.n_steps)]
                 return assignment, sets, info
             failures.append(solver)
             last = status
+            limited = limited or status in (cp.USER_LIMIT, cp.OPTIMAL_INACCURATE)
+            if status == cp.USER_LIMIT:
+                break  # the next solver gets the same limit: the whole solve stays within one limit
+    if limited:
+        raise SolveTimeLimit(
+            f"no feasible plan within the {_limits['time_limit_s']:g}s solve time limit (SWARM_SOLVE_TIME_LIMIT_S); "
+            "retry with fewer subtasks or agents"
+        )
     raise SolverError(f"all MILP solvers failed ({', '.join(failures)}); last status: {last}")
+
+
+def _limit_gap(model: _Model, status: str) -> float | None:
+    """The relative MIP gap when the time limit stopped HiGHS with a feasible plan in hand, else None."""
+    if status != cp.USER_LIMIT:
+        return None
+    info = model.problem.solver_stats.extra_stats
+    if getattr(info, "primal_solution_status", 0) != _FEASIBLE:
+        return None
+    return float(getattr(info, "mip_gap", float("inf")))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from alembic import command
@@ -13,6 +12,7 @@ from sqlmodel import create_engine
 
 from app.core.errors import ConfigError
 from app.core.paths import resource_dir
+from app.core.private_files import private_sqlite
 
 
 def make_engine(url: str) -> Engine:
@@ -21,8 +21,8 @@ def make_engine(url: str) -> Engine:
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+            private_sqlite(parsed.database)  # 0600 (+ its WAL/SHM); a new parent folder 0700
     engine = create_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

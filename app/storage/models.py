@@ -49,6 +49,9 @@ class Job(SQLModel, table=True):
     created_at: float = Field(default_factory=now, index=True)
     started_at: float | None = None
     finished_at: float | None = None
+    # The process running it and its last sign of life: only a job whose owner is gone is swept at a start.
+    owner_id: str | None = Field(default=None, max_length=64)
+    heartbeat_at: float | None = None
 
 
 class SubtaskRecord(SQLModel, table=True):
@@ -112,6 +115,8 @@ class BenchRun(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: float = Field(default_factory=now)
     finished_at: float | None = None
+    owner_id: str | None = Field(default=None, max_length=64)
+    heartbeat_at: float | None = None
 
 
 class TelemetryEvent(SQLModel, table=True):

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -151,21 +151,55 @@ class Repo:
             rows = s.exec(query.order_by(col(Job.created_at).desc()).offset(offset).limit(limit))
             return list(rows), int(s.exec(count).one())
 
-    def mark_unfinished_interrupted(self, reason: str) -> int:
-        """Jobs left queued/running by a previous process are marked, never silently lost."""
+    def unfinished_owners(self) -> list[str]:
+        """The owners of unfinished jobs and bench runs."""
         with self.session() as s:
-            result = s.execute(
-                update(Job)
-                .where(col(Job.status).in_(UNFINISHED))
-                .values(status=JobStatus.INTERRUPTED.value, error=reason, finished_at=now())
-            )
-            s.execute(
-                update(BenchRun)
-                .where(col(BenchRun.status).in_(UNFINISHED))
-                .values(status=JobStatus.INTERRUPTED.value, error=reason, finished_at=now())
-            )
+            owners: set[str] = set()
+            for table in (Job, BenchRun):
+                rows = s.exec(select(table.owner_id).where(col(table.status).in_(UNFINISHED)).distinct())
+                owners.update(o for o in rows if o)
+            return sorted(owners)
+
+    def mark_unfinished_interrupted(
+        self,
+        reason: str,
+        *,
+        owner_id: str | None = None,
+        stale_after_s: float | None = None,
+        dead_owners: Sequence[str] = (),
+    ) -> int:
+        """Jobs left queued/running by a process that is gone are marked, never silently lost. With `owner_id`,
+        only those of another owner whose heartbeat is older than `stale_after_s` (or that have no owner): a
+        second process on the same database leaves the first one's live jobs alone."""
+        with self.session() as s:
+            counts = []
+            for table in (Job, BenchRun):
+                gone: Any = col(table.status).in_(UNFINISHED)
+                if owner_id is not None:
+                    cutoff = now() - (stale_after_s or 0.0)
+                    stale = or_(col(table.heartbeat_at).is_(None), col(table.heartbeat_at) < cutoff)
+                    other = and_(col(table.owner_id) != owner_id, stale)
+                    dead = col(table.owner_id).in_(list(dead_owners))
+                    gone = and_(gone, or_(col(table.owner_id).is_(None), other, dead))
+                result = s.execute(
+                    update(table)
+                    .where(gone)
+                    .values(status=JobStatus.INTERRUPTED.value, error=reason, finished_at=now())
+                )
+                counts.append(int(result.rowcount or 0))  # type: ignore[attr-defined]
             s.commit()
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+            return counts[0]
+
+    def heartbeat(self, owner_id: str) -> None:
+        """This process is alive: stamp its unfinished jobs and bench runs."""
+        with self.session() as s:
+            for table in (Job, BenchRun):
+                s.execute(
+                    update(table)
+                    .where(col(table.owner_id) == owner_id, col(table.status).in_(UNFINISHED))
+                    .values(heartbeat_at=now())
+                )
+            s.commit()
 
     # ---- subtasks and plan steps ---------------------------------------------------------------------
     def add_subtasks(self, rows: Sequence[SubtaskRecord]) -> None:

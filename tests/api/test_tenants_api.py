@@ -77,6 +77,7 @@ def test_budget_exhaustion_is_429(client: TestClient) -> None:
 
 
 def test_delete_tenant_revokes_key(client: TestClient) -> None:
+    new_tenant(client, "keeper")  # with no keyed tenant left the service would be open again (any key serves)
     dave = new_tenant(client, "dave")
     tid = next(t["id"] for t in client.get("/admin/tenants", headers=ADMIN).json()["items"] if t["name"] == "dave")
     assert client.delete(f"/admin/tenants/{tid}", headers=ADMIN).json()["deleted"] is True

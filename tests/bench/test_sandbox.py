@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -29,31 +28,52 @@ HOSTILE = {
 }
 
 
-def _leftovers() -> list[str]:
+def _leftovers(dirs: list[str] | None = None) -> list[str]:
+    """Processes still naming a sandbox dir (only `dirs`, this test's own, when given: other test runs on the
+    same machine have theirs)."""
     found = []
+    needles = [d.encode() for d in dirs] if dirs is not None else [b"swarm_sbx_"]
     for proc in Path("/proc").iterdir():
         try:
             cmd = (proc / "cmdline").read_bytes()
         except OSError:
             continue
-        # This interpreter's sandboxes only: other checkouts on the machine may be running their own tests.
-        if b"swarm_sbx_" in cmd and os.fsencode(sys.executable) in cmd:
+        if any(n in cmd for n in needles):
             found.append(proc.name)
     return found
+
+
+def _record_dirs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    made: list[str] = []
+    real = sandbox.tempfile.mkdtemp
+
+    def mkdtemp(*args: object, **kwargs: object) -> str:
+        path = real(*args, **kwargs)  # type: ignore[call-overload]
+        made.append(str(path))
+        return str(path)
+
+    monkeypatch.setattr(sandbox.tempfile, "mkdtemp", mkdtemp)
+    return made
 
 
 @pytest.mark.parametrize("use_unshare", [True, False])
 def test_hostile_code_scores_zero_quickly(use_unshare: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     if not use_unshare:
-        # Force the fallback path: only the in-process socket refusal stands between the code and the network.
+        # No unshare: the sandbox must still find real isolation (bubblewrap) or refuse.
         monkeypatch.setattr(sandbox, "_unshare_prefix", lambda: [])
+        if not sandbox.network_isolation().startswith("bwrap"):
+            pytest.skip("no bubblewrap here: without unshare the sandbox refuses (tests/bench/test_isolation.py)")
+    made = _record_dirs(monkeypatch)
     for name, code in HOSTILE.items():
         started = time.monotonic()
         result = score_code(code, SPEC, code_eval=True, limits=FAST)
         assert result.score == 0.0, (name, result)
         assert time.monotonic() - started < 10, name
     assert score_code("def f(x):\n    return 2 * x", SPEC, code_eval=True, limits=FAST).score == 1.0
-    assert _leftovers() == []
+    deadline = time.monotonic() + 5  # killed at the limit; a dying pid namespace takes a moment to be reaped
+    while _leftovers(made) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert made and _leftovers(made) == []
 
 
 def test_results_say_why() -> None:
@@ -71,7 +91,7 @@ def test_results_say_why() -> None:
 
 def test_network_barrier_is_reported_and_active() -> None:
     mode = network_isolation()
-    assert mode in ("unshare+socket_preamble", "socket_preamble")
+    assert mode in ("bwrap+socket_preamble", "unshare+socket_preamble")  # a real barrier (unsafe is opt-in)
     res = run_python("import socket\nsocket.socket()")
     assert not res.ok and "network access is disabled" in res.stderr
     assert res.isolation == mode
@@ -80,5 +100,6 @@ def test_network_barrier_is_reported_and_active() -> None:
 @pytest.mark.skipif(os.geteuid() != 0, reason="privilege drop only applies when running as root")
 def test_root_runs_code_as_nobody_without_write_access_outside_its_dir() -> None:
     res = run_python("import os\nprint(os.getuid())\nopen('mine.txt', 'w').write('ok')\nopen('/etc/x', 'w')")
-    assert res.stdout.strip() == "65534" and "PermissionError" in res.stderr
+    # bubblewrap shows no /etc at all; root + unshare leaves it read-only to nobody
+    assert res.stdout.strip() == "65534" and ("PermissionError" in res.stderr or "FileNotFoundError" in res.stderr)
     assert not Path("/etc/x").exists()

@@ -13,11 +13,13 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import Field, field_validator
 
 from app.api.deps import RuntimeDep, TenantCtx, TenantDep
+from app.api.narrowing import narrow
 from app.bench.registry import list_benchmarks
 from app.bench.runner import BenchConfig, BenchResult, preflight, private_sim, run_bench
 from app.core.errors import NotFound
 from app.domain.knobs import KnobOverrides
 from app.domain.status import JobStatus
+from app.execution.cpu import INLINE
 from app.execution.runtime import Runtime
 from app.routing import Estimator
 from app.routing.registry import DEFAULT_COMPARE, CompareName
@@ -67,7 +69,8 @@ def to_config(body: BenchRequest, runtime: Runtime, ctx: TenantCtx, output_dir: 
         compare=body.compare,
         limit=body.limit,
         seed=body.seed,
-        gpu_vram_gb=body.gpu_vram_gb or ctx.gpu_vram_gb,
+        # a dry run simulates a private GPU (any G); a real run is held to the tenant's
+        gpu_vram_gb=narrow(ctx.gpu_vram_gb, [], body.gpu_vram_gb, None, hypothetical=body.dry_run).gpu_vram_gb,
         mix=body.mix,
         code_eval=body.code_eval,
         judge=body.judge,
@@ -122,6 +125,7 @@ def _run_private(config: BenchConfig, ctx: TenantCtx, estimator: Estimator, prog
     """dry_run: a private simulated GPU with the tenant's catalog, on its own event loop in a worker thread, so
     neither the real GPU nor the service's loop (sync scoring, code_eval subprocesses) is disturbed."""
     backend = private_sim(config, ctx.agents)
+    INLINE.set(True)  # this thread is the run's own: its solves and report run here, not on the shared pool
     return asyncio.run(
         run_bench(
             config,
@@ -135,32 +139,49 @@ def _run_private(config: BenchConfig, ctx: TenantCtx, estimator: Estimator, prog
     )
 
 
+async def _run(runtime: Runtime, ctx: TenantCtx, config: BenchConfig, progress: _Progress) -> BenchResult:
+    if config.dry_run:
+        snapshot = Estimator.from_dict(runtime.estimator.to_dict())
+        return await runtime.bench_pool.run(_run_private, config, ctx, snapshot, progress)
+    # the benchmark's calls go through the tenant's GPU scheduler, beside all other traffic
+    result = await run_bench(
+        config,
+        backend=ctx.gpu.backend,
+        agents=ctx.agents,
+        estimator=runtime.estimator,
+        progress=progress,
+        gpu=ctx.gpu,
+        repo=runtime.repo,
+        tenant_id=ctx.tenant.id,
+    )
+    await ctx.gpu.refresh()
+    if not config.freeze_estimator:  # scores on the real GPU teach the service (saved per catalog)
+        runtime.estimator = Estimator.from_dict(result.trained().to_dict())
+    return result
+
+
 async def _execute(runtime: Runtime, ctx: TenantCtx, run_id: str, config: BenchConfig) -> None:
+    try:
+        # at most SWARM_BENCH_MAX_RUNNING runs execute (per tenant: _PER_TENANT); the others stay `queued`
+        async with runtime.bench_slots.hold(ctx.tenant.id):
+            await _execute_now(runtime, ctx, run_id, config)
+    except asyncio.CancelledError:
+        await asyncio.to_thread(
+            runtime.repo.update_bench_run, run_id, status=JobStatus.CANCELLED, finished_at=time.time()
+        )
+        raise
+    finally:
+        _progress_map(runtime).pop(run_id, None)
+        runtime.tasks.pop(run_id, None)
+
+
+async def _execute_now(runtime: Runtime, ctx: TenantCtx, run_id: str, config: BenchConfig) -> None:
     repo = runtime.repo
     progress = _Progress(config)
     _progress_map(runtime)[run_id] = progress
     await asyncio.to_thread(repo.update_bench_run, run_id, status=JobStatus.RUNNING)
     try:
-        if config.dry_run:
-            snapshot = Estimator.from_dict(runtime.estimator.to_dict())
-            result = await asyncio.to_thread(_run_private, config, ctx, snapshot, progress)
-        else:  # the benchmark's calls go through the tenant's GPU scheduler, beside all other traffic
-            result = await run_bench(
-                config,
-                backend=ctx.gpu.backend,
-                agents=ctx.agents,
-                estimator=runtime.estimator,
-                progress=progress,
-                gpu=ctx.gpu,
-                repo=repo,
-                tenant_id=ctx.tenant.id,
-            )
-            await ctx.gpu.refresh()
-            if not config.freeze_estimator:  # scores on the real GPU teach the service (saved per catalog)
-                runtime.estimator = Estimator.from_dict(result.trained().to_dict())
-    except asyncio.CancelledError:
-        await asyncio.to_thread(repo.update_bench_run, run_id, status=JobStatus.CANCELLED, finished_at=time.time())
-        raise
+        result = await _run(runtime, ctx, config, progress)
     except Exception as exc:
         log.exception("bench run %s failed", run_id)
         msg = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
@@ -176,9 +197,6 @@ async def _execute(runtime: Runtime, ctx: TenantCtx, run_id: str, config: BenchC
             report=result.report,
             finished_at=time.time(),
         )
-    finally:
-        _progress_map(runtime).pop(run_id, None)
-        runtime.tasks.pop(run_id, None)
 
 
 @router.post("/bench", status_code=202)
@@ -191,6 +209,8 @@ async def start_bench(body: BenchRequest, ctx: TenantDep, runtime: RuntimeDep) -
     row = BenchRun(
         id=run_id,
         tenant_id=ctx.tenant.id,
+        owner_id=runtime.owner_id,
+        heartbeat_at=time.time(),
         status=JobStatus.QUEUED,
         config=config.model_dump(mode="json"),
         output_dir=config.output_dir,

@@ -1,4 +1,4 @@
-"""Liveness (/healthz) and readiness (/readyz: database and backend, per component)."""
+"""Liveness (/healthz) and readiness (/readyz: database, backend and CPU executor, per component)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,10 @@ async def readyz(request: Request) -> JSONResponse:
     rec = runtime.catalog.reconcile(backend, runtime.agents)
     # Not ready when none of the catalog's models is installed; degraded (still 200) when some are missing.
     components["catalog"] = {"ok": not rec.none_installed, **rec.view()}
+    cpu = runtime.cpu.status()
+    components["cpu"] = {"ok": not cpu["saturated"], **cpu}
+    if cpu["saturated"]:
+        components["cpu"]["error"] = "the CPU executor (solves, reports) is saturated"
     ready = all(c["ok"] for c in components.values())
     status = ("degraded" if rec.missing else "ready") if ready else "not_ready"
     return JSONResponse({"status": status, "components": components}, 200 if ready else 503)

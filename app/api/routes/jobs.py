@@ -11,10 +11,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from app.api.deps import JobsDep, RuntimeDep, TenantDep
+from app.api.narrowing import check_size, narrow
 from app.api.routes.route import request_knobs
 from app.api.schemas import JobRequest
 from app.core.errors import NotFound, ValidationFailed
 from app.domain.status import JobStatus
+from app.execution.budget import job_estimate
 from app.execution.dag import TaskDAG
 from app.execution.jobs import make_spec
 from app.execution.manager import END
@@ -63,7 +65,10 @@ async def submit(
     ctx.gpu.scheduler.admit(ctx.tenant.id)  # 429 / 503 with Retry-After while the GPU's queue is full
     if body.subtasks:
         TaskDAG(body.subtasks)  # reject cycles / unknown deps before anything is stored
-    rec = await runtime.catalog.current(ctx.gpu.backend, body.agents or ctx.agents)
+    allowed = narrow(ctx.gpu_vram_gb, ctx.agents, body.gpu_vram_gb, body.agents)
+    if body.subtasks:
+        check_size(len(allowed.agents), len(body.subtasks), runtime.settings.route_max_cells)
+    rec = await runtime.catalog.current(ctx.gpu.backend, allowed.agents)
     if rec.none_installed:
         raise rec.no_model_error(ctx.gpu.backend.name)
     agents = rec.routable  # catalog models that are not installed are not routable
@@ -78,10 +83,12 @@ async def submit(
         agents=agents,
         mode=body.routing,
         knobs=request_knobs(runtime, body),
-        gpu_vram_gb=body.gpu_vram_gb or ctx.gpu_vram_gb,
+        gpu_vram_gb=allowed.gpu_vram_gb,
         seed=body.seed,
     )
-    task = await jobs.start(ctx.tenant.id, ctx.gpu, spec)
+    estimate = job_estimate(spec.subtasks)
+    ctx.check_budget(reserve=estimate)  # again, atomically with the reservation (no await in between)
+    task = await jobs.start(ctx.tenant.id, ctx.gpu, spec, tenant=ctx.tenant, reserved=estimate)
     if wait:
         await asyncio.shield(task)
         job = await _load(runtime, ctx.tenant.id, spec.job_id)

@@ -108,6 +108,7 @@ async def _relay(
                 call.finish(final)
                 yield block, True
                 return
+            call.saw(block.count(b"\n"))
             yield block, False
             item = await anext(relay, None)
         raise BadBackendResponse("the backend stream ended before a done=true chunk")
@@ -115,6 +116,7 @@ async def _relay(
         call.gateway.observe_error(exc)
         yield dumps({"error": exc.message}) + b"\n", True  # after the first byte the status is already 200
     finally:
+        call.settle()
         call.release()
         await close_stream(relay)
 
@@ -238,7 +240,9 @@ async def _manage(request: Request, path: str) -> Response:
     body = reply.body
     if path in ("/api/pull", "/api/delete"):  # the installed models change: re-read them once the reply is out
         body = _then(reply.body, lambda: gateway.models_changed(backend))
-    return StreamingResponse(body, reply.status, media_type=reply.media_type, headers=STREAM_HEADERS)
+    # the body is Ollama's; an upstream failure is a bad gateway for our caller, never our own 500
+    status = 502 if reply.status == 500 else reply.status
+    return StreamingResponse(body, status, media_type=reply.media_type, headers=STREAM_HEADERS)
 
 
 async def _then(body: AsyncIterator[bytes], after: Callable[[], Awaitable[None]]) -> AsyncIterator[bytes]:

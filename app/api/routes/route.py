@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter
 
 from app.api.deps import RuntimeDep, TenantCtx, TenantDep
+from app.api.narrowing import check_size, narrow
 from app.api.schemas import RouteRequest
 from app.domain.knobs import KnobOverrides, RoutingKnobs
 from app.domain.models import Plan, RoutingProblem
@@ -31,7 +31,9 @@ async def post_route(body: RouteRequest, ctx: TenantDep, runtime: RuntimeDep) ->
     knobs = request_knobs(runtime, body)
     depth = len(dag.layers()) if body.horizon_depth is None else knobs.horizon_depth
     horizon = dag.horizon([], depth)
-    agents = body.agents or ctx.agents
+    allowed = narrow(ctx.gpu_vram_gb, ctx.agents, body.gpu_vram_gb, body.agents, hypothetical=body.hypothetical)
+    check_size(len(allowed.agents), len(dag.nodes), runtime.settings.route_max_cells)
+    agents = allowed.agents
     skipped: list[str] = []
     if body.loaded_models is None:  # a decision for the real GPU: only what it has installed is routable
         rec = await runtime.catalog.current(ctx.gpu.backend, agents)
@@ -47,13 +49,15 @@ async def post_route(body: RouteRequest, ctx: TenantDep, runtime: RuntimeDep) ->
         subtasks=[dag.nodes[s] for s in horizon],
         step_of=horizon,
         agents=agents,
-        gpu_vram_gb=body.gpu_vram_gb or ctx.gpu_vram_gb,
+        gpu_vram_gb=allowed.gpu_vram_gb,
         loaded=[m for m in loaded if m in names],
         params=knobs.params,
     )
     mode = body.routing or runtime.settings.routing.mode
     plan = await _decide(runtime, ctx, problem, mode, body.seed)
-    return {**plan_response(plan, [s for s in dag.nodes if s not in horizon]), "skipped_models": skipped}
+    out = {**plan_response(plan, [s for s in dag.nodes if s not in horizon]), "skipped_models": skipped}
+    out["hypothetical"] = body.hypothetical
+    return out
 
 
 async def _decide(runtime: Runtime, ctx: TenantCtx, problem: RoutingProblem, mode: str, seed: int) -> Plan:
@@ -61,7 +65,7 @@ async def _decide(runtime: Runtime, ctx: TenantCtx, problem: RoutingProblem, mod
         model = runtime.settings.models.planner or min(problem.agents, key=lambda a: a.vram_gb).name
         chat = bind_chat(ctx.gpu.backend, model, runtime.settings.keep_alive)
         return await route(problem, runtime.estimator, mode, chat=chat, planner_model=model, seed=seed)
-    return await asyncio.to_thread(route_sync, problem, runtime.estimator, mode, seed=seed)
+    return await runtime.cpu.run(route_sync, problem, runtime.estimator, mode, seed=seed)
 
 
 def plan_response(plan: Plan, beyond_horizon: list[str]) -> dict[str, Any]:

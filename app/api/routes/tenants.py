@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from app.api.deps import AdminDep, RuntimeDep, TenantDep
+from app.api.deps import AdminDep, RuntimeDep, TenantDep, get_resolver
 from app.api.schemas import TenantCreate
 from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.upstream import redact_url
@@ -34,7 +34,7 @@ def tenant_view(t: Tenant) -> dict[str, Any]:
 
 
 @router.post("/admin/tenants", status_code=201)
-async def create_tenant(body: TenantCreate, runtime: AdminDep) -> dict[str, Any]:
+async def create_tenant(body: TenantCreate, runtime: AdminDep, request: Request) -> dict[str, Any]:
     if await asyncio.to_thread(runtime.repo.tenant_by_name, body.name):
         raise ValidationFailed(f"name: a tenant named {body.name!r} already exists")
     if body.agents_file:
@@ -44,6 +44,7 @@ async def create_tenant(body: TenantCreate, runtime: AdminDep) -> dict[str, Any]
     fields = body.model_dump(exclude={"name", "agents"})
     fields["agents"] = [a.model_dump() for a in body.agents] if body.agents else None
     tenant, key = await asyncio.to_thread(runtime.repo.create_tenant, body.name, **fields)
+    get_resolver(request).forget_open()
     # The key is shown once; only its hash is stored.
     return {**tenant_view(tenant), "api_key": key}
 

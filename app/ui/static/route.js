@@ -43,7 +43,8 @@ export async function routePage(page) {
     ev.preventDefault();
     let body;
     try {
-      body = { subtasks: JSON.parse(subtasks.value), routing: mode.value, lambda_switch: num(lswitch), lambda_token: num(ltoken), gpu_vram_gb: num(vram), horizon_depth: num(depth) };
+      // a what-if: G may exceed the tenant's own (decision only, marked hypothetical in the answer)
+      body = { subtasks: JSON.parse(subtasks.value), routing: mode.value, lambda_switch: num(lswitch), lambda_token: num(ltoken), gpu_vram_gb: num(vram), horizon_depth: num(depth), hypothetical: true };
     } catch (err) {
       out.replaceChildren(errorBox(`subtasks: not valid JSON (${err.message})`));
       return;

@@ -1,0 +1,159 @@
+"""Which isolation untrusted code runs behind (bubblewrap, root + unshare namespaces, or an operator's explicit
+unsafe opt-in), and refusing to run it when none is real."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Literal, get_args
+
+from app.core.errors import ValidationFailed
+
+SandboxMode = Literal["auto", "bwrap", "unshare", "unsafe"]
+MODES: tuple[str, ...] = get_args(SandboxMode)
+MODE_ENV = "SWARM_SANDBOX"
+NOBODY = 65534
+INSIDE = "/sbx"  # where the program's files appear inside bubblewrap
+
+_state: dict[str, str] = {}
+_probe_lock = threading.Lock()
+_bwrap_ok: dict[str, bool] = {}
+
+
+class SandboxUnavailable(ValidationFailed):
+    """code_eval was asked for but no real isolation is available (CLI exit 2, HTTP 422)."""
+
+    code = "sandbox_unavailable"
+
+
+def set_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"sandbox mode must be one of {', '.join(MODES)}, got {mode!r}")
+    _state["mode"] = mode
+
+
+def configured_mode() -> str:
+    """The operator's choice: set_mode() (service settings), else SWARM_SANDBOX, else auto."""
+    mode = _state.get("mode") or os.environ.get(MODE_ENV, "auto").strip().lower() or "auto"
+    if mode not in MODES:
+        raise SandboxUnavailable(f"{MODE_ENV}: must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode
+
+
+def _python_root() -> str:
+    return os.path.realpath(sys.base_prefix)
+
+
+def bwrap_prefix(work: Path, disk_bytes: int) -> list[str]:
+    """bubblewrap: new user, pid, net, ipc and uts namespaces, nothing of the host but /usr and the interpreter
+    (read-only), a size-capped private /work and /tmp, a cleared environment, killed with its parent."""
+    exe = shutil.which("bwrap") or "bwrap"
+    py_root = _python_root()
+    cmd = [exe, "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr"]
+    for link in ("lib", "lib64", "bin", "sbin"):
+        target = Path("/") / link
+        if target.is_symlink():
+            cmd += ["--symlink", os.readlink(target), str(target)]
+        elif target.is_dir():
+            cmd += ["--ro-bind", str(target), str(target)]
+    if not py_root.startswith("/usr/"):
+        cmd += ["--ro-bind", py_root, py_root]
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(disk_bytes), "--tmpfs", "/tmp"]
+    cmd += ["--size", str(disk_bytes), "--tmpfs", "/work", "--chdir", "/work"]
+    cmd += ["--ro-bind", str(work / "program.py"), f"{INSIDE}/program.py"]
+    cmd += ["--ro-bind", str(work / "preamble.py"), f"{INSIDE}/preamble.py"]
+    cmd += ["--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8"]
+    cmd += ["--uid", str(NOBODY), "--gid", str(NOBODY), "--"]
+    return cmd
+
+
+def bwrap_works() -> bool:
+    """bubblewrap is installed and can build its namespaces here (tested once)."""
+    with _probe_lock:
+        if "ok" not in _bwrap_ok:
+            ok = False
+            if shutil.which("bwrap") and sys.platform.startswith("linux"):
+                probe = Path(os.path.realpath(sys.executable))
+                cmd = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/"]
+                try:
+                    out = subprocess.run(
+                        [*cmd, "--", str(probe), "-I", "-c", "print('ok')"],
+                        capture_output=True,
+                        text=True,
+                        timeout=10,
+                        check=False,
+                    )
+                    ok = out.returncode == 0 and out.stdout.strip() == "ok"
+                except (OSError, subprocess.SubprocessError):
+                    ok = False
+            _bwrap_ok["ok"] = ok
+        return _bwrap_ok["ok"]
+
+
+def resolve(unshare_prefix: list[str]) -> str:
+    """The isolation to use now: "bwrap", "unshare" (root, new net + pid namespaces, run as nobody) or "unsafe"
+    (explicit opt-in only); raises SandboxUnavailable naming why when the configured mode cannot run."""
+    mode = configured_mode()
+    if mode == "unsafe":
+        return "unsafe"
+    if mode in ("auto", "bwrap") and bwrap_works():
+        return "bwrap"
+    strong_unshare = os.geteuid() == 0 and "--pid" in unshare_prefix and "--map-root-user" not in unshare_prefix
+    if mode in ("auto", "unshare") and strong_unshare:
+        return "unshare"
+    why = {
+        "bwrap": "bubblewrap (bwrap) is not installed or cannot create namespaces here",
+        "unshare": "unshare needs root and new network + pid namespaces, which this process cannot create",
+        "auto": "neither bubblewrap nor root unshare (network + pid namespaces) is available",
+    }[mode]
+    raise SandboxUnavailable(
+        f"code_eval refused: no real isolation for model-written code ({why}). Install bubblewrap "
+        f"(apt-get install bubblewrap), or set {MODE_ENV}=unsafe to accept running it with only "
+        "resource limits and a socket guard"
+    )
+
+
+def dir_bytes(root: Path, stop_at: int) -> int:
+    """Bytes of the files under `root` (stops counting past `stop_at`)."""
+    total = 0
+    stack = [root]
+    while stack and total <= stop_at:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_blocks * 512
+            except OSError:
+                continue
+    return total
+
+
+def sweep(work: Path) -> int:
+    """Kill every process still working in `work` (a daemon that left the process group); returns how many."""
+    killed = 0
+    marker = str(work)
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(proc / "cwd")
+            cmdline = (proc / "cmdline").read_bytes().decode("utf-8", "replace")
+        except OSError:
+            continue
+        if cwd.startswith(marker) or marker in cmdline:
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+    return killed

@@ -1,0 +1,64 @@
+"""Token budgets while work runs: a job's calls are charged as they finish (durably, through the usage sink), the
+job stops between calls once its tenant's budget is spent, and admitted work holds a reservation until it settles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.core.errors import BudgetExceeded
+from app.domain.models import Subtask
+from app.execution.runtime import Runtime
+from app.storage.models import Tenant
+
+QUERY_ESTIMATE = 1024  # tokens reserved for a query job before its decomposition is known
+
+
+def job_estimate(subtasks: list[Subtask] | None) -> int:
+    if not subtasks:
+        return QUERY_ESTIMATE
+    return sum(s.estimated_tokens + len(s.description) // 4 for s in subtasks)
+
+
+def check_budget(runtime: Runtime, tenant: Tenant, reserve: int = 0) -> None:
+    """429 when the tenant's spent plus reserved tokens reach its budget; otherwise reserve `reserve` tokens (the
+    check and the reservation run without an await between them, so concurrent admissions see each other)."""
+    reserved = runtime.usage.reserved.get(tenant.id, 0)
+    if tenant.token_budget is not None and tenant.tokens_used + reserved >= tenant.token_budget:
+        held = f" (+{reserved} reserved by running work)" if reserved else ""
+        raise BudgetExceeded(
+            f"token budget exhausted for tenant {tenant.name!r}: used {tenant.tokens_used}{held} "
+            f"of {tenant.token_budget}"
+        )
+    if reserve and tenant.token_budget is not None:
+        runtime.usage.reserve(tenant.id, reserve)
+
+
+class JobMeter:
+    """A job's listener: charges each finished model call and raises BudgetExceeded (the job fails with that
+    reason) when the tenant's budget is spent, before the next call starts."""
+
+    def __init__(self, runtime: Runtime, tenant: Tenant) -> None:
+        self.runtime = runtime
+        self.tenant = tenant
+        self.charged = 0
+
+    def charge(self, tokens: int) -> None:
+        if tokens <= 0:
+            return
+        self.charged += tokens
+        before = self.tenant.tokens_used
+        self.runtime.tenants.add_tokens(self.tenant.id, tokens)  # every cached copy of the tenant
+        if self.tenant.tokens_used == before:
+            self.tenant.tokens_used += tokens
+        self.runtime.usage.add_id(self.tenant.id, tokens)
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        if record.get("event") != "subtask":
+            return
+        self.charge(int(record.get("prompt_tokens") or 0) + int(record.get("eval_tokens") or 0))
+        budget = self.tenant.token_budget
+        if budget is not None and self.tenant.tokens_used >= budget:
+            raise BudgetExceeded(
+                f"token budget exhausted for tenant {self.tenant.name!r} while the job ran: stopped after "
+                f"{self.charged} tokens (used {self.tenant.tokens_used} of {budget})"
+            )

@@ -1,0 +1,147 @@
+"""The sandbox refuses to run code_eval without real isolation (unless the operator opts into unsafe mode), and in
+every mode: a private temp dir removed afterwards, a cap on bytes written, no process left behind (even a setsid
+daemon), a cleared environment, and none of the service's files or processes reachable."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.bench import isolation, sandbox
+from app.bench.isolation import SandboxUnavailable
+from app.bench.sandbox import SandboxLimits, run_python
+from app.bench.scoring import score_code
+from app.bench.types import CodeSpec
+
+SPEC = CodeSpec(entry_point="f", tests=[([2], 4)])
+FAST = SandboxLimits(timeout_s=3.0, cpu_s=2)
+
+
+@pytest.fixture
+def no_real_isolation(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """What a non-root container under Docker's default seccomp profile looks like: no bwrap, no namespaces."""
+    monkeypatch.setattr(isolation, "bwrap_works", lambda: False)
+    monkeypatch.setattr(sandbox, "_unshare_prefix", lambda: [])
+    monkeypatch.delenv("SWARM_SANDBOX", raising=False)
+    isolation._state.pop("mode", None)
+    yield
+    isolation._state.pop("mode", None)
+
+
+def test_refuses_without_real_isolation(no_real_isolation: None) -> None:
+    with pytest.raises(SandboxUnavailable) as err:
+        run_python("print(1)")
+    assert "no real isolation" in err.value.message and "SWARM_SANDBOX=unsafe" in err.value.message
+    with pytest.raises(SandboxUnavailable):
+        score_code("def f(x):\n    return 2 * x", SPEC, code_eval=True, limits=FAST)
+
+
+def test_unsafe_mode_is_an_explicit_opt_in(no_real_isolation: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWARM_SANDBOX", "unsafe")
+    res = run_python("print(6 * 7)")
+    assert res.ok and res.stdout.strip() == "42" and res.isolation == "unsafe:socket_preamble"
+
+
+def test_unknown_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWARM_SANDBOX", "yolo")
+    isolation._state.pop("mode", None)
+    with pytest.raises(SandboxUnavailable, match="SWARM_SANDBOX"):
+        run_python("print(1)")
+
+
+def _modes() -> list[str]:
+    modes = ["unsafe"]
+    if isolation.bwrap_works():
+        modes.append("bwrap")
+    if os.geteuid() == 0 and "--pid" in sandbox._unshare_prefix():
+        modes.append("unshare")
+    return modes
+
+
+@pytest.fixture(params=_modes())
+def mode(request: pytest.FixtureRequest) -> Iterator[str]:
+    isolation.set_mode(request.param)
+    yield str(request.param)
+    isolation._state.pop("mode", None)
+
+
+def test_bytes_written_are_capped(mode: str) -> None:
+    code = "import os\nfor i in range(64):\n    open(f'f{i}', 'wb').write(os.urandom(1 << 20))\nprint('wrote')"
+    res = run_python(code, SandboxLimits(timeout_s=20, disk_mb=8, file_size_mb=4))
+    assert not res.ok and "wrote" not in res.stdout, res
+
+
+def test_setsid_daemon_does_not_outlive_the_run(mode: str, tmp_path: Path) -> None:
+    marker = "swarm-daemon-" + os.urandom(4).hex()
+    code = (
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        f"        os.execv('/bin/sleep', ['/bin/sleep', '300', '{marker}'])\n"
+        "    os._exit(0)\n"
+        "time.sleep(0.3)\n"
+        "print('spawned')\n"
+    )
+    before = set(Path(p).name for p in Path("/tmp").glob("swarm_sbx_*"))
+    res = run_python(code, SandboxLimits(timeout_s=3))
+    time.sleep(0.2)
+    alive = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmd_has(p, marker)]
+    assert alive == [], (res, alive)
+    assert set(Path(p).name for p in Path("/tmp").glob("swarm_sbx_*")) <= before  # the temp dir is gone
+
+
+def _cmd_has(proc: Path, marker: str) -> bool:
+    try:
+        return marker.encode() in (proc / "cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def test_environment_is_cleared(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWARM_ADMIN_KEY", "top-secret")
+    res = run_python("import os\nprint(sorted(os.environ.items()))")
+    assert res.ok and "top-secret" not in res.stdout and "SWARM_ADMIN_KEY" not in res.stdout
+
+
+@pytest.mark.skipif(not isolation.bwrap_works() and os.geteuid() != 0, reason="needs bwrap or root unshare")
+def test_service_files_and_processes_are_out_of_reach(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real isolation: the service's database, its /proc/<pid>/environ and a loopback server are unreachable."""
+    isolation._state.pop("mode", None)
+    monkeypatch.delenv("SWARM_SANDBOX", raising=False)
+    db = tmp_path / "swarm.db"
+    db.write_text("tenant prompts")
+    os.chmod(db, 0o600)
+    os.chmod(tmp_path, 0o700)
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    accepted: list[bool] = []
+    threading.Thread(target=lambda: accepted.append(bool(server.accept())), daemon=True).start()
+    code = f"""
+import os, signal, socket
+out = []
+for what, fn in [
+    # socket.SocketType is the real class (the preamble only swaps socket.socket): only a namespace stops it
+    ("loopback", lambda: socket.SocketType().connect(("127.0.0.1", {port}))),
+    ("db", lambda: open({str(db)!r}).read()),
+    ("environ", lambda: open('/proc/{os.getpid()}/environ', 'rb').read()),
+    ("signal", lambda: os.kill({os.getpid()}, signal.SIGUSR1)),
+    ("append", lambda: open({str(db)!r}, 'a').write('x')),
+]:
+    try:
+        fn()
+        out.append(what + ':reached')
+    except BaseException as exc:
+        out.append(what + ':' + type(exc).__name__)
+print(' '.join(out))
+"""
+    res = run_python(code)
+    assert "reached" not in res.stdout and res.stdout.strip(), res
+    assert db.read_text() == "tenant prompts" and accepted == []
+    server.close()
