@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from app.core.errors import GpuSaturated, InfeasibleError, QueueFull
+from app.core.errors import BackendError, GpuSaturated, InfeasibleError, QueueFull
 from app.domain.knobs import RoutingParams
 from app.execution.sched_plan import ModelSpec, QueuedDemand, choose_resident
 
@@ -350,9 +350,21 @@ class GpuScheduler:
     async def _swap_cycle(self) -> None:
         try:
             await self._swap_once()
-        except Exception:  # a failed load must not wedge the queue: callers see the backend's error when they run
+        except BackendError as exc:
+            # The backend cannot say what is resident or drop a model (it is down, or answers garbage): nothing is
+            # gained by waiting, so every queued call goes on to its best model and meets the backend's own error.
+            log.warning("scheduler cannot read or change the GPU (%s): dispatching the queue as it is", exc.message)
+            self._release_all(exc.message)
+        except Exception:  # never wedge the queue
             log.exception("scheduler swap failed")
-            await asyncio.sleep(self.cfg.tick_s)
+            self._release_all("scheduler error")
+
+    def _release_all(self, reason: str) -> None:
+        now = self.clock()
+        for w in sorted(self.queue, key=lambda w: self._priority(w, now)):
+            model = max(w.req.candidates.items(), key=lambda kv: kv[1])[0]
+            self._emit(SchedEvent("unscheduled", model, now, reason, w.req.tenant))
+            self._dispatch(w, model, now)
 
     async def _swap_once(self) -> None:
         now = self.clock()

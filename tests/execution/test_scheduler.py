@@ -245,6 +245,22 @@ async def test_a_job_is_queued_until_its_first_call_is_dispatched() -> None:
     assert rec.seen[-1] == "status:succeeded"
 
 
+async def test_a_backend_that_cannot_report_its_models_does_not_wedge_the_queue() -> None:
+    from app.core.errors import BackendUnavailable
+
+    class Down(SimBackend):
+        async def loaded(self) -> Any:
+            raise BackendUnavailable("cannot connect to Ollama at http://gpu:11434")
+
+    sim = Down(HEAVY, 8.0)
+    sched = GpuScheduler(sim, 8.0, settings())
+    sched._known = True  # it answered once; now /api/ps fails
+    lease = await asyncio.wait_for(sched.acquire(CallRequest("t", {"gemma2:2b": 1.0}, catalog_specs(HEAVY))), timeout=5)
+    assert lease.model == "gemma2:2b"  # dispatched: the call itself meets the backend's error
+    lease.release()
+    assert any(e.kind == "unscheduled" for e in sched.events)
+
+
 def test_agents_fixture_is_the_heavy_catalog() -> None:
     assert [a.name for a in HEAVY] == ["gemma2:2b", "qwen2.5-coder:7b", "llama3.1:8b", "phi4:14b"]
     assert isinstance(HEAVY[0], Agent)
