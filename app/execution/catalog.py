@@ -86,7 +86,7 @@ class CatalogWatch:
 
     offer_installed: bool = False
     inventories: dict[str, Inventory] = field(default_factory=dict)
-    _cache: dict[tuple[str, tuple[str, ...]], tuple[float, Reconciled]] = field(default_factory=dict)
+    _cache: dict[tuple[str, int], tuple[float, list[Agent], Reconciled]] = field(default_factory=dict)
 
     async def refresh(self, backend: Backend) -> Inventory:
         """Re-read /api/tags; a failure keeps the previous models and records the error."""
@@ -118,12 +118,14 @@ class CatalogWatch:
         if inv is None:
             error = self.inventories[backend.name].error if backend.name in self.inventories else None
             return Reconciled(list(agents), [], [], [], False, error=error)
-        key = (backend.name, tuple(a.name for a in agents))
+        # Keyed by the catalog list itself (a request's inline agents share names with the catalog but carry their
+        # own priors): a hit must be the very list it was made for.
+        key = (backend.name, id(agents))
         hit = self._cache.get(key)
-        if hit is not None and hit[0] == inv.checked_at:
-            return hit[1]
+        if hit is not None and hit[0] == inv.checked_at and hit[1] is agents:
+            return hit[2]
         rec = self._reconcile(inv, agents)
-        self._cache[key] = (inv.checked_at, rec)
+        self._cache[key] = (inv.checked_at, agents, rec)
         if len(self._cache) > 256:
             self._cache.pop(next(iter(self._cache)))
         return rec

@@ -264,3 +264,17 @@ async def test_a_backend_that_cannot_report_its_models_does_not_wedge_the_queue(
 def test_agents_fixture_is_the_heavy_catalog() -> None:
     assert [a.name for a in HEAVY] == ["gemma2:2b", "qwen2.5-coder:7b", "llama3.1:8b", "phi4:14b"]
     assert isinstance(HEAVY[0], Agent)
+
+
+async def test_inline_agents_keep_their_own_priors_after_the_catalog_was_reconciled() -> None:
+    """A request's inline agents share names with the catalog: reconciling them must not hand back the catalog's
+    (cached) agents, or the request's priors are lost (the demo's job routed everything to one model)."""
+    from app.execution.catalog import CatalogWatch
+
+    sim = SimBackend(HEAVY, 24.0)
+    watch = CatalogWatch()
+    await watch.refresh(sim)
+    assert watch.reconcile(sim, HEAVY).routable == HEAVY
+    inline = [a.model_copy(update={"capabilities": {"code": 0.99}}) for a in HEAVY]
+    again = watch.reconcile(sim, inline).routable
+    assert [a.capabilities["code"] for a in again] == [0.99] * len(HEAVY)
