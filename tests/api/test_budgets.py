@@ -126,9 +126,35 @@ def test_cancelled_job_is_charged_what_it_used(settings: Settings) -> None:
                 break
             time.sleep(0.05)
         assert c.delete(f"/jobs/{job_id}", headers=key).json()["status"] == "cancelled"
-        subs = c.get(f"/jobs/{job_id}", headers=key).json()["subtasks"]
-        generated = sum((s["prompt_tokens"] or 0) + (s["eval_tokens"] or 0) for s in subs if s["status"] == "done")
-        assert generated > 0 and used(c, key) == generated
+        job = c.get(f"/jobs/{job_id}", headers=key).json()
+        generated = sum((s["prompt_tokens"] or 0) + (s["eval_tokens"] or 0) for s in job["subtasks"])
+        done = sum(s["prompt_tokens"] + s["eval_tokens"] for s in job["subtasks"] if s["status"] == "done")
+        assert 0 < done <= generated and used(c, key) == generated == job["total_tokens"]
+        assert c.get("/tenants/me", headers=key).json()["usage"]["tokens_reserved"] == 0
+
+
+def test_cancel_during_a_call_charges_the_call(settings: Settings) -> None:
+    """Cancelled while its first model call runs (a slow model on the paced sim): that call answers nothing, so
+    it is charged its estimate (prompt + expected output), the subtask says so, and the reservation goes back."""
+    slow = [{"id": "big", "task_type": "reasoning", "description": "a long proof " * 20, "estimated_tokens": 400}]
+    with make(settings, time_scale=1.0) as c:
+        key = tenant(c, "midcall", token_budget=10**9)
+        job_id = c.post("/jobs", json={"subtasks": slow}, headers=key).json()["id"]
+        assert c.get("/tenants/me", headers=key).json()["usage"]["tokens_reserved"] > 0
+        deadline = time.monotonic() + 30
+        while c.get(f"/jobs/{job_id}", headers=key).json()["status"] != "running":  # its call is dispatched
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        time.sleep(0.3)  # inside the call: a load plus a decode of seconds on the paced sim
+        assert c.delete(f"/jobs/{job_id}", headers=key).json()["status"] == "cancelled"
+        job = c.get(f"/jobs/{job_id}", headers=key).json()
+        (sub,) = job["subtasks"]
+        assert sub["status"] == "failed" and "charged its estimate" in sub["error"], sub
+        charged = sub["prompt_tokens"] + sub["eval_tokens"]
+        assert sub["eval_tokens"] == 400 and sub["prompt_tokens"] > len(slow[0]["description"]) // 4
+        usage = c.get("/tenants/me", headers=key).json()["usage"]
+        assert usage["tokens_used"] == charged == job["total_tokens"] > 0
+        assert usage["tokens_reserved"] == 0
 
 
 def test_admission_reserves_an_estimate(settings: Settings) -> None:

@@ -90,7 +90,13 @@ async def me(request: Request, ctx: TenantDep, runtime: RuntimeDep) -> dict[str,
         "tokens_used": used,
         "is_admin": ctx.is_admin,
         "agents": [a.name for a in ctx.agents],
-        "usage": {"tokens_used": used, "token_budget": t.token_budget, "tokens_remaining": remaining},
+        "usage": {
+            "tokens_used": used,
+            "token_budget": t.token_budget,
+            "tokens_remaining": remaining,
+            # held by admitted work (jobs, proxied calls) until it settles; counted by budget checks
+            "tokens_reserved": runtime.usage.reserved.get(ctx.tenant.id, 0),
+        },
         "gpu": {
             "backend": ctx.gpu.backend.name,
             "gpu_vram_gb": ctx.gpu_vram_gb,
