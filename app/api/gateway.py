@@ -17,13 +17,12 @@ from app.api.disconnect import close_stream, until_disconnect
 from app.api.metrics import T0_KEY, Metrics
 from app.api.tenancy import TenantCtx, TenantResolver
 from app.backends.base import JSON, Backend, RawReply, Usage
-from app.backends.upstream_limits import UpstreamLimits
 from app.core.errors import BadBackendResponse, BadRequest, Forbidden, InfeasibleError, SwarmError
 from app.domain.models import Agent, Subtask
+from app.execution.budget import call_estimate
 from app.execution.calls import catalog_specs
 from app.execution.decomposer import classify, estimate_difficulty
 from app.execution.orchestrator import observe_usage
-from app.execution.runtime import upstream_limits
 from app.execution.sched_plan import ModelSpec
 from app.execution.scheduler import CallRequest, Lease
 from app.execution.state import GpuState
@@ -54,13 +53,18 @@ class Call:
     tenant: Tenant | None = None
     upstream_s: float = 0.0
     lease: Lease | None = None  # the GPU scheduler's dispatch of this call; released when the call ends
+    reserved: int = 0  # tokens held against the tenant's budget from admission until the call ends
     chunks: int = 0  # token chunks relayed so far (a cut stream is charged these)
     finished: bool = False
     skipped: tuple[str, ...] = ()  # model="auto": catalog models left out because they are not installed
 
     def release(self) -> None:
+        """The model's slot and the budget reservation go back (idempotent). Every way a call ends comes here, a
+        charge (finish, settle) in the same step as this, so a concurrent admission sees one or the other."""
         if self.lease is not None:
             self.lease.release()
+        if self.reserved:
+            self.gateway.unreserve(self)
 
     async def upstream(self, awaitable: Awaitable[T]) -> T:
         started = time.perf_counter()
@@ -111,6 +115,12 @@ class Call:
             self.finished = True
             self.gateway.account_partial(self, self.chunks)
 
+    async def end(self, stream: AsyncIterator[Any]) -> None:
+        """A relayed stream is over, however it ended: charged (settle), released, the upstream closed."""
+        self.settle()
+        self.release()
+        await close_stream(stream)
+
     async def relay(self, request: Request, path: str, body: bytes) -> RawReply:
         """A compatible-API call (OpenAI, Responses, Anthropic) the backend answers in that API's own format
         (Backend.relay_compat): cancelled if the client leaves before the answer's head; the caller reads the body
@@ -136,10 +146,9 @@ class Gateway:
 
     supports_auto = False
 
-    def __init__(self, backend: Backend, metrics: Metrics | None = None, limits: UpstreamLimits | None = None) -> None:
+    def __init__(self, backend: Backend, metrics: Metrics | None = None) -> None:
         self._backend = backend
         self.metrics = metrics
-        self.limits = limits or UpstreamLimits()  # what a relayed answer may weigh (compat_relay)
 
     async def backend_for(self, request: Request) -> Backend:
         return self._backend
@@ -176,6 +185,10 @@ class Gateway:
     def account_partial(self, call: Call, chunks: int) -> None:
         """A stream cut before its final chunk: no usage to read, the relayed chunks count (one token each)."""
 
+    def unreserve(self, call: Call) -> None:
+        """The call's budget reservation is given back."""
+        call.reserved = 0
+
     def observe_error(self, exc: SwarmError | str) -> None:
         if self.metrics is not None:
             self.metrics.observe_error(exc if isinstance(exc, str) else exc.code)
@@ -188,7 +201,7 @@ class TenantGateway(Gateway):
 
     def __init__(self, resolver: TenantResolver, usage: UsageSink, metrics: Metrics | None) -> None:
         runtime = resolver.runtime
-        super().__init__(runtime.pool.default.backend, metrics, upstream_limits(runtime.settings))
+        super().__init__(runtime.pool.default.backend, metrics)
         self.runtime = runtime
         self.resolver = resolver
         self.usage = usage
@@ -215,9 +228,11 @@ class TenantGateway(Gateway):
         *,
         tools: bool = False,
     ) -> Call:
-        """Resolve the tenant, check its budget, and wait for the GPU's scheduler to dispatch the call: an explicit
-        model as asked; "auto" bound late, among the models that can serve it, preferring a resident one."""
+        """Resolve the tenant, reserve the call's estimate against its budget (429 when spent plus reserved tokens
+        reach it), and wait for the GPU's scheduler to dispatch the call: an explicit model as asked; "auto" bound
+        late, among the models that can serve it, preferring a resident one."""
         t0 = float(request.scope.get(T0_KEY) or time.perf_counter())
+        body_bytes = len(await request.body())  # read (and cached) by the endpoint already
         ctx = await self._tenant(request)
         ctx.check_budget()
         routed = model == AUTO
@@ -230,10 +245,19 @@ class TenantGateway(Gateway):
             candidates = {model: 1.0}
         req = CallRequest(ctx.tenant.id, candidates, self._specs(agents), kind="proxy", label=api)
         scheduler = ctx.gpu.scheduler
-        lease = scheduler.try_acquire(req)
-        if lease is None:
-            lease = await until_disconnect(request, scheduler.acquire(req))
-        return Call(self, ctx.gpu.backend, lease.model, routed, api, t0, ctx.tenant, lease=lease, skipped=skipped)
+        estimate = call_estimate(body_bytes, max_tokens, self.runtime.settings.proxy_reserve_tokens)
+        ctx.check_budget(reserve=estimate)  # no await between the check and the reservation
+        reserved = estimate if ctx.tenant.token_budget is not None else 0
+        try:
+            lease = scheduler.try_acquire(req)
+            if lease is None:
+                lease = await until_disconnect(request, scheduler.acquire(req))
+        except BaseException:
+            self.usage.release(ctx.tenant.id, reserved)
+            raise
+        call = Call(self, ctx.gpu.backend, lease.model, routed, api, t0, ctx.tenant, lease=lease, skipped=skipped)
+        call.reserved = reserved
+        return call
 
     async def models_changed(self, backend: Backend) -> None:
         await self.runtime.catalog.refresh(backend)
@@ -260,6 +284,11 @@ class TenantGateway(Gateway):
     def account_partial(self, call: Call, chunks: int) -> None:
         if call.tenant is not None:
             self.usage.add(call.tenant, chunks)
+
+    def unreserve(self, call: Call) -> None:
+        if call.tenant is not None:
+            self.usage.release(call.tenant.id, call.reserved)
+        call.reserved = 0
 
     def account(self, call: Call, final: JSON) -> None:
         super().account(call, final)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi.responses import Response
@@ -16,18 +16,33 @@ class RelayResponse(Response):
     anyio task group per response): one watcher task turns the client's disconnect into cancelling the relay,
     and the last block goes out together with the end of the chunked body (one write instead of two).
 
-    `blocks` yields (bytes, is_last); it is closed (aclose) whatever happens, which closes the upstream call."""
+    `blocks` yields (bytes, is_last); it is closed (aclose) whatever happens, which closes the upstream call.
+    `cleanup` runs after it too: closing a generator that never started runs none of its own finally blocks."""
 
-    def __init__(self, blocks: AsyncIterator[tuple[bytes, bool]], headers: dict[str, str], media_type: str):
+    def __init__(
+        self,
+        blocks: AsyncIterator[tuple[bytes, bool]],
+        headers: dict[str, str],
+        media_type: str,
+        cleanup: Callable[[], Awaitable[None]] | None = None,
+    ):
         super().__init__(None, 200, headers, media_type)
         self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]  # chunked, not empty
         self.blocks = blocks
+        self.cleanup = cleanup
+
+    async def _close(self) -> None:
+        try:
+            await close_stream(self.blocks)
+        finally:
+            if self.cleanup is not None:
+                await self.cleanup()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         except BaseException:
-            await close_stream(self.blocks)
+            await self._close()
             raise
         watch = DisconnectWatch(receive)
         try:
@@ -43,4 +58,4 @@ class RelayResponse(Response):
                 raise  # otherwise the client left: nothing more to send
         finally:
             watch.stop()
-            await close_stream(self.blocks)
+            await self._close()

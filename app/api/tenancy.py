@@ -6,7 +6,7 @@ import asyncio
 import hmac
 import time
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 
 from app.core.errors import Unauthorized
 from app.domain.models import Agent
@@ -89,17 +89,23 @@ class TenantResolver:
         gpu = self.runtime.pool.get(tenant.backend_url, tenant.gpu_vram_gb)
         return TenantCtx(tenant, gpu, self.runtime, tenant.gpu_vram_gb or gpu.capacity_gb, admin)
 
+    async def _default(self) -> Tenant:
+        tenant = await asyncio.to_thread(self.runtime.usage.fresh, self.runtime.repo.ensure_default_tenant)
+        assert tenant is not None
+        return tenant
+
     async def _by_key(self, key: str | None) -> tuple[Tenant, bool]:
+        """A tenant read from the database counts its usage still waiting for its batch (UsageSink.fresh)."""
         repo = self.runtime.repo
         if self.is_admin_key(key):
-            return await asyncio.to_thread(repo.ensure_default_tenant), True
+            return await self._default(), True
         if key is None:
             if await asyncio.to_thread(repo.keyed_tenant_count):
                 raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-            return await asyncio.to_thread(repo.ensure_default_tenant), False
+            return await self._default(), False
         hit, tenant = self.runtime.tenants.get(key)
         if not hit:
-            tenant = await asyncio.to_thread(repo.tenant_by_key, key)
+            tenant = await asyncio.to_thread(self.runtime.usage.fresh, partial(repo.tenant_by_key, key))
             self.runtime.tenants.put(key, tenant)
         if tenant is None:
             raise Unauthorized("invalid API key")
@@ -115,6 +121,6 @@ class TenantResolver:
         if now >= self._open_until:
             repo = self.runtime.repo
             keyed = await asyncio.to_thread(repo.keyed_tenant_count)
-            self._open = None if keyed else await asyncio.to_thread(repo.ensure_default_tenant)
+            self._open = None if keyed else await self._default()
             self._open_until = now + OPEN_TTL_S
         return self._open

@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     # execution
     max_concurrency: int = Field(default=4, ge=1, le=256)
     max_body_bytes: int = Field(default=2_000_000, gt=0)
+    # budgets: output tokens a proxied call that sets no max tokens field reserves at admission
+    proxy_reserve_tokens: int = Field(default=1024, ge=0, le=1_000_000)
     cors_origins: list[str] = Field(default_factory=list)
     # hardening: caps on what an upstream may send (a bigger answer or stream line is a 502, not an OOM)
     upstream_max_response_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)

@@ -19,6 +19,14 @@ def job_estimate(subtasks: list[Subtask] | None) -> int:
     return sum(s.estimated_tokens + len(s.description) // 4 for s in subtasks)
 
 
+def call_estimate(body_bytes: int, max_tokens: Any, default: int) -> int:
+    """Tokens a proxied call reserves at admission: its prompt (the request body at four bytes a token, above the
+    prompt's real count for text) plus its output limit (the max tokens field; `default` when it sets none or an
+    unlimited -1/-2)."""
+    limited = isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens >= 0
+    return max(0, body_bytes) // 4 + (max_tokens if limited else default)
+
+
 def check_budget(runtime: Runtime, tenant: Tenant, reserve: int = 0) -> None:
     """429 when the tenant's spent plus reserved tokens reach its budget; otherwise reserve `reserve` tokens (the
     check and the reservation run without an await between them, so concurrent admissions see each other)."""

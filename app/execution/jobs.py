@@ -100,6 +100,15 @@ async def run_job(
     )
     try:
         result = await orch.run(spec)
+    except asyncio.CancelledError:
+        # Cancelled: the calls not charged yet (a call cut mid-way counts its estimate), before the reservation goes.
+        spent = orch.tokens_spent()
+        if meter is not None:
+            meter.charge(spent - meter.charged)
+        elif spent > 0:
+            runtime.tenants.add_tokens(tenant_id, spent)
+            runtime.usage.add_id(tenant_id, spent)
+        raise
     finally:
         runtime.usage.release(tenant_id, reserved)
     total = int(result.summary.get("total_tokens") or 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -42,6 +43,7 @@ class Orchestrator:
         self.rec = recorder
         self.keep_alive = keep_alive
         self.max_concurrency = max_concurrency
+        self.results: dict[str, SubtaskResult] = {}  # the running job's subtasks (what a cancel charges)
 
     async def run(self, spec: JobSpec) -> JobResult:
         """The job stays `queued` until its first model call is dispatched by the GPU's scheduler."""
@@ -57,6 +59,7 @@ class Orchestrator:
             subtasks, plan_source = await self._subtasks(spec, log)
             dag = TaskDAG(subtasks)
             results = {s.id: SubtaskResult(s.id, s.task_type) for s in subtasks}
+            self.results = results
             await self._record_plan(spec, dag, plan_source)
             await self._loop(spec, dag, results, log)
             final = await self._final_answer(spec, dag, results, log)
@@ -249,6 +252,9 @@ class Orchestrator:
                 raise failed
             try:
                 body = await self.gpu.backend.chat(request)
+            except asyncio.CancelledError:
+                await self._cut(spec, sid, res, cut_estimate(request, sub))
+                raise
             finally:
                 if lease is not None:
                     lease.release()
@@ -275,6 +281,20 @@ class Orchestrator:
         fields = {k: v for k, v in res.to_dict().items() if k not in ("id", "task_type")}
         await self.rec.update_subtask(spec.job_id, sid, **fields)
         await self.rec.event("subtask", spec.job_id, {"subtask_id": sid, **fields})
+
+    async def _cut(self, spec: JobSpec, sid: str, res: SubtaskResult, estimate: tuple[int, int]) -> None:
+        """The job was cancelled during this subtask's model call, which answers nothing: the call counts its
+        estimate (charged to the tenant with the job's other tokens) and the subtask fails saying so."""
+        res.prompt_tokens, res.eval_tokens = estimate
+        res.move(SubtaskStatus.FAILED)
+        res.error = f"cancelled during its model call; charged its estimate of {sum(estimate)} tokens"
+        fields = {k: v for k, v in res.to_dict().items() if k not in ("id", "task_type")}
+        with contextlib.suppress(Exception):  # the charge does not depend on this row; the cancel goes on
+            await self.rec.update_subtask(spec.job_id, sid, **fields)
+
+    def tokens_spent(self) -> int:
+        """Tokens the job's subtask calls used so far (a call cut by a cancel counts its estimate)."""
+        return sum(r.prompt_tokens + r.eval_tokens for r in self.results.values())
 
     async def _persist_step(
         self, spec: JobSpec, plan: Plan, entry: StepRecord, horizon: dict[str, int], ready: list[str]
@@ -358,6 +378,14 @@ class Orchestrator:
         await self.rec.event("job_dag_summary", spec.job_id, summary)
         await self.rec.event("job", spec.job_id, {"status": status, "error": error, "final_answer": final, **summary})
         return result
+
+
+def cut_estimate(request: dict[str, Any], sub: Subtask) -> tuple[int, int]:
+    """(prompt, output) tokens of a call that was cut before answering: its messages at four characters a token,
+    and the output the subtask expects (within the call's num_predict) - what admission reserves for it."""
+    prompt = sum(len(str(m.get("content") or "")) for m in request.get("messages") or []) // 4
+    limit = int((request.get("options") or {}).get("num_predict") or sub.estimated_tokens)
+    return prompt, min(sub.estimated_tokens, limit)
 
 
 def with_inputs(dag: TaskDAG, sid: str, results: dict[str, SubtaskResult]) -> Subtask:

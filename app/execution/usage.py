@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from app.execution.usage_journal import UsageJournal
@@ -103,6 +104,15 @@ class UsageSink:
                 self.repo.add_tokens_used(tenant_id, tokens)
             finally:
                 self.writing[tenant_id] -= tokens
+
+    def fresh(self, load: Callable[[], Tenant | None]) -> Tenant | None:
+        """A tenant read from the database with the tokens not written yet counted in its `tokens_used` (what its
+        budget checks read); call it in a worker thread."""
+        with self.lock:
+            tenant = load()
+            if tenant is not None:
+                tenant.tokens_used += self.pending.get(tenant.id, 0) + self.writing.get(tenant.id, 0)
+        return tenant
 
     def tokens_used(self, tenant_id: str) -> tuple[Tenant | None, int]:
         """(the tenant as stored, its tokens including those not written yet); call it in a worker thread."""

@@ -16,8 +16,10 @@ import httpx
 import ollama
 import openai
 import pytest
+from fastapi.testclient import TestClient
 
 from app.cli.sim import build_sim_app
+from app.core.settings import Settings
 from app.main import create_app
 from tests.api.conftest import ADMIN_KEY, router_settings, serve, sim_backend
 
@@ -250,3 +252,21 @@ def test_the_reservation_is_the_prompt_plus_the_apis_output_limit(
         assert resp.status_code == 200
         assert usage(router, key)["tokens_reserved"] == len(raw) // 4 + limit  # while the answer streams
     assert settled(router, key)["tokens_reserved"] == 0
+
+
+def test_a_tenant_read_again_counts_tokens_not_written_yet(settings: Settings) -> None:
+    """The tenant cache reads a tenant from the database again every few seconds; proxied usage is written in
+    batches. A fresh read counts the charges still waiting for their batch, so the budget check never forgets
+    them (here: no cache at all, and a batch that is never written during the test)."""
+    with TestClient(create_app(settings, backend=sim_backend(), admin_key=ADMIN_KEY)) as c:
+        runtime = c.app.state.runtime  # type: ignore[attr-defined]
+        runtime.tenants.ttl_s = 0.0
+        runtime.usage.flush_delay_s = 3600.0
+        key = c.post("/admin/tenants", headers=ADMIN, json={"name": "fresh", "token_budget": 100}).json()["api_key"]
+        body = {"model": FAST, "messages": ASK, "stream": False, "options": {"num_predict": LIMIT}}
+        auth = {"Authorization": f"Bearer {key}"}
+        statuses = [c.post("/api/chat", json=body, headers=auth).status_code for _ in range(4)]
+        assert statuses == [200, 200, 429, 429]  # about 90 tokens a call: the third sees twice that of 100 spent
+        me = c.get("/tenants/me", headers=auth).json()
+        assert me["usage"]["tokens_used"] > 100
+        assert runtime.repo.get_tenant(me["id"]).tokens_used == 0  # none of it written yet

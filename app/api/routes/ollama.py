@@ -10,7 +10,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from app.api.compat_check import check_embed_input, check_keep_alive, check_native
-from app.api.disconnect import close_stream
 from app.api.errors import ollama_error
 from app.api.gateway import AUTO, Call, gateway_of
 from app.api.jsonio import dumps, last_user_text, parse_body, require_model
@@ -93,7 +92,7 @@ async def _infer(request: Request, *, chat: bool) -> Response:
     relay = backend.relay_lines(body, chat=chat)
     first = await call.first(request, relay)
     headers = {**call.headers(), **STREAM_HEADERS}
-    return RelayResponse(_relay(call, first, relay), headers, NDJSON_TYPE)
+    return RelayResponse(_relay(call, first, relay), headers, NDJSON_TYPE, lambda: call.end(relay))
 
 
 async def _relay(
@@ -116,9 +115,7 @@ async def _relay(
         call.gateway.observe_error(exc)
         yield dumps({"error": exc.message}) + b"\n", True  # after the first byte the status is already 200
     finally:
-        call.settle()
-        call.release()
-        await close_stream(relay)
+        await call.end(relay)
 
 
 @router.post("/api/embed")
@@ -128,7 +125,7 @@ async def embed(request: Request) -> Response:
         model = require_model(body)
         inputs = check_embed_input(body.get("input"))
         check_keep_alive(body.get("keep_alive"))
-        call = await gateway_of(request).begin(request, "ollama", model, lambda: " ".join(inputs))
+        call = await gateway_of(request).begin(request, "ollama", model, lambda: " ".join(inputs), 0)
         if call.routed:
             body["model"] = call.model
         result = await call.complete(request, call.backend.embed(body))
@@ -148,7 +145,7 @@ async def embeddings_legacy(request: Request) -> Response:
         if len(prompt) != 1:
             raise BadRequest("prompt: must be a single string (use /api/embed for a batch)", "prompt")
         check_keep_alive(body.get("keep_alive"))
-        call = await gateway_of(request).begin(request, "ollama", model, lambda: prompt[0])
+        call = await gateway_of(request).begin(request, "ollama", model, lambda: prompt[0], 0)
         native = {k: v for k, v in body.items() if k in ("options", "keep_alive", "truncate")}
         result = await call.complete(request, call.backend.embed({**native, "model": call.model, "input": prompt}))
         vectors = result.get("embeddings")

@@ -53,7 +53,8 @@ async def _forward(
             options_of(body)
         stream, include_usage = stream_flags(body)
         drop = stream and not include_usage and path != "/v1/embeddings"
-    limit = next((body[k] for k in limit_key if body.get(k) is not None), None)
+    # the output limit (reserved against the tenant's budget): an embedding generates no tokens
+    limit = 0 if path == "/v1/embeddings" else next((body[k] for k in limit_key if body.get(k) is not None), None)
     gateway = gateway_of(request)
     call = await gateway.begin(request, "openai", model, lambda: text(body), limit, tools=bool(body.get("tools")))
     if call.routed:
