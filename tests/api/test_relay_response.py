@@ -77,3 +77,32 @@ async def test_a_failed_start_still_closes_upstream() -> None:
     with pytest.raises(OSError):
         await RelayResponse(blocks, {}, "application/x-ndjson")({}, never_disconnects, broken)
     assert blocks.closed
+
+
+async def test_a_failed_start_runs_the_cleanup_a_never_started_generator_cannot() -> None:
+    """The relay generators give back the call's GPU slot and budget reservation in their finally blocks, which
+    never run when the generator never started: the response's cleanup does it instead."""
+    released: list[str] = []
+
+    async def relay() -> AsyncIterator[tuple[bytes, bool]]:
+        try:
+            yield b"x\n", True
+        finally:
+            released.append("generator")
+
+    async def cleanup() -> None:
+        released.append("cleanup")
+
+    async def broken(message: dict[str, Any]) -> None:
+        raise OSError("client gone")
+
+    with pytest.raises(OSError):
+        await RelayResponse(relay(), {}, "application/x-ndjson", cleanup)({}, never_disconnects, broken)
+    assert released == ["cleanup"]
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await RelayResponse(relay(), {}, "application/x-ndjson", cleanup)({}, never_disconnects, send)
+    assert released == ["cleanup", "generator", "cleanup"]  # after a normal end too (it is idempotent)
