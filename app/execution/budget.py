@@ -1,5 +1,6 @@
 """Token budgets while work runs: a job's calls are charged as they finish (durably, through the usage sink), the
-job stops between calls once its tenant's budget is spent, and admitted work holds a reservation until it settles."""
+job stops between calls once its tenant's budget is spent, admitted work (a job, a proxied call) holds an estimate
+until it settles, and a call cut by a cancel is charged its estimate."""
 
 from __future__ import annotations
 
@@ -25,6 +26,14 @@ def call_estimate(body_bytes: int, max_tokens: Any, default: int) -> int:
     unlimited -1/-2)."""
     limited = isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens >= 0
     return max(0, body_bytes) // 4 + (max_tokens if limited else default)
+
+
+def cut_estimate(request: dict[str, Any], sub: Subtask) -> tuple[int, int]:
+    """(prompt, output) tokens of a call that was cut before answering: its messages at four characters a token,
+    and the output the subtask expects (within the call's num_predict) - what admission reserves for it."""
+    prompt = sum(len(str(m.get("content") or "")) for m in request.get("messages") or []) // 4
+    limit = int((request.get("options") or {}).get("num_predict") or sub.estimated_tokens)
+    return prompt, min(sub.estimated_tokens, limit)
 
 
 def check_budget(runtime: Runtime, tenant: Tenant, reserve: int = 0) -> None:

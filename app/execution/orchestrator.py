@@ -11,6 +11,7 @@ from app.backends.base import Usage
 from app.core.errors import BackendError
 from app.domain.models import Plan, RoutingProblem, Subtask
 from app.domain.status import FINISHED_SUBTASK, JobStatus, SubtaskStatus
+from app.execution.budget import cut_estimate
 from app.execution.calls import JobCalls, helper_candidates
 from app.execution.cpu import run_cpu
 from app.execution.dag import TaskDAG
@@ -378,14 +379,6 @@ class Orchestrator:
         await self.rec.event("job_dag_summary", spec.job_id, summary)
         await self.rec.event("job", spec.job_id, {"status": status, "error": error, "final_answer": final, **summary})
         return result
-
-
-def cut_estimate(request: dict[str, Any], sub: Subtask) -> tuple[int, int]:
-    """(prompt, output) tokens of a call that was cut before answering: its messages at four characters a token,
-    and the output the subtask expects (within the call's num_predict) - what admission reserves for it."""
-    prompt = sum(len(str(m.get("content") or "")) for m in request.get("messages") or []) // 4
-    limit = int((request.get("options") or {}).get("num_predict") or sub.estimated_tokens)
-    return prompt, min(sub.estimated_tokens, limit)
 
 
 def with_inputs(dag: TaskDAG, sid: str, results: dict[str, SubtaskResult]) -> Subtask:
