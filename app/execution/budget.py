@@ -4,6 +4,7 @@ until it settles, and a call cut by a cancel is charged its estimate."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from app.core.errors import BudgetExceeded
@@ -28,12 +29,33 @@ def call_estimate(body_bytes: int, max_tokens: Any, default: int) -> int:
     return max(0, body_bytes) // 4 + (max_tokens if limited else default)
 
 
-def cut_estimate(request: dict[str, Any], sub: Subtask) -> tuple[int, int]:
-    """(prompt, output) tokens of a call that was cut before answering: its messages at four characters a token,
-    and the output the subtask expects (within the call's num_predict) - what admission reserves for it."""
+def cut_estimate(request: dict[str, Any], expected: int | None = None) -> tuple[int, int]:
+    """(prompt, output) tokens of a chat call cut before answering: its messages at four characters a token, and
+    the output expected of it (a subtask's estimate: what admission reserves for it), within its num_predict; a call
+    without an expected size counts its num_predict."""
     prompt = sum(len(str(m.get("content") or "")) for m in request.get("messages") or []) // 4
-    limit = int((request.get("options") or {}).get("num_predict") or sub.estimated_tokens)
-    return prompt, min(sub.estimated_tokens, limit)
+    options = request.get("options")
+    limit = options.get("num_predict") if isinstance(options, dict) else None
+    cap = limit if isinstance(limit, int) and limit > 0 else None
+    return prompt, min([x for x in (expected, cap) if x is not None], default=0)
+
+
+class HelperMeter:
+    """The backend as a job's helper calls (decomposer, planner, synthesiser) see it: each call's tokens are counted
+    for the job's charge; a call cut by a cancel counts its estimate."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.tokens = 0
+
+    async def chat(self, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            body: dict[str, Any] = await self.backend.chat(request)
+        except asyncio.CancelledError:
+            self.tokens += sum(cut_estimate(request))
+            raise
+        self.tokens += int(body.get("prompt_eval_count") or 0) + int(body.get("eval_count") or 0)
+        return body
 
 
 def check_budget(runtime: Runtime, tenant: Tenant, reserve: int = 0) -> None:

@@ -111,9 +111,9 @@ async def run_job(
         raise
     finally:
         runtime.usage.release(tenant_id, reserved)
-    total = int(result.summary.get("total_tokens") or 0)
+    spent = orch.tokens_spent()
     if meter is None:
-        await runtime.charge(tenant_id, total)
+        await runtime.charge(tenant_id, spent)
     else:  # the calls were charged as they finished; what is left are the helper calls (decomposer, synthesis)
-        meter.charge(total - meter.charged)
+        meter.charge(spent - meter.charged)
     return result

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-from app.backends.base import Backend, Usage
+from app.backends.base import JSON, Usage
 from app.routing import ChatFn, ChatReply
 
 Messages = list[dict[str, str]]
-__all__ = ["ChatFn", "ChatReply", "bind_chat"]
+__all__ = ["ChatFn", "ChatReply", "SupportsChat", "bind_chat"]
 
 
-def bind_chat(backend: Backend, model: str, keep_alive: str | int = "10m", num_predict: int = 512) -> ChatFn:
+class SupportsChat(Protocol):
+    """What a helper call needs of a backend (Backend.chat)."""
+
+    async def chat(self, request: JSON) -> JSON: ...
+
+
+def bind_chat(backend: SupportsChat, model: str, keep_alive: str | int = "10m", num_predict: int = 512) -> ChatFn:
     """A routing.ChatFn on `backend`: options may carry "format" (a JSON schema), "model", "temperature"."""
 
     async def chat(messages: Messages, options: dict[str, Any]) -> ChatReply:

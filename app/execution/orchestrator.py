@@ -11,7 +11,7 @@ from app.backends.base import Usage
 from app.core.errors import BackendError
 from app.domain.models import Plan, RoutingProblem, Subtask
 from app.domain.status import FINISHED_SUBTASK, JobStatus, SubtaskStatus
-from app.execution.budget import cut_estimate
+from app.execution.budget import HelperMeter, cut_estimate
 from app.execution.calls import JobCalls, helper_candidates
 from app.execution.cpu import run_cpu
 from app.execution.dag import TaskDAG
@@ -45,6 +45,7 @@ class Orchestrator:
         self.keep_alive = keep_alive
         self.max_concurrency = max_concurrency
         self.results: dict[str, SubtaskResult] = {}  # the running job's subtasks (what a cancel charges)
+        self.helpers = HelperMeter(gpu.backend)  # the decomposer, planner and synthesiser calls, counted
 
     async def run(self, spec: JobSpec) -> JobResult:
         """The job stays `queued` until its first model call is dispatched by the GPU's scheduler."""
@@ -93,7 +94,7 @@ class Orchestrator:
             return list(spec.subtasks), spec.plan_source
         query = spec.query or ""
         async with await self._helper(spec, "decomposer", spec.decomposer_model) as lease:
-            chat = bind_chat(self.gpu.backend, lease.model, self.keep_alive)
+            chat = bind_chat(self.helpers, lease.model, self.keep_alive)
             result = await decompose(query, chat)
             await self._helper_done(log)
         if result.reason:
@@ -146,7 +147,7 @@ class Orchestrator:
         if needs_chat(spec.mode):
             async with await self._helper(spec, "planner", spec.planner_model) as lease:
                 model = lease.model
-                chat = bind_chat(self.gpu.backend, model, self.keep_alive)
+                chat = bind_chat(self.helpers, model, self.keep_alive)
                 plan = await route(
                     problem, self.estimator, spec.mode, ctx=route_context(spec, chat=chat, planner=model)
                 )
@@ -254,7 +255,7 @@ class Orchestrator:
             try:
                 body = await self.gpu.backend.chat(request)
             except asyncio.CancelledError:
-                await self._cut(spec, sid, res, cut_estimate(request, sub))
+                await self._cut(spec, sid, res, cut_estimate(request, sub.estimated_tokens))
                 raise
             finally:
                 if lease is not None:
@@ -294,8 +295,9 @@ class Orchestrator:
             await self.rec.update_subtask(spec.job_id, sid, **fields)
 
     def tokens_spent(self) -> int:
-        """Tokens the job's subtask calls used so far (a call cut by a cancel counts its estimate)."""
-        return sum(r.prompt_tokens + r.eval_tokens for r in self.results.values())
+        """Tokens the job's model calls used so far, its helper calls' too (a call cut by a cancel counts its
+        estimate): what the tenant is charged."""
+        return sum(r.prompt_tokens + r.eval_tokens for r in self.results.values()) + self.helpers.tokens
 
     async def _persist_step(
         self, spec: JobSpec, plan: Plan, entry: StepRecord, horizon: dict[str, int], ready: list[str]
@@ -341,7 +343,7 @@ class Orchestrator:
             "options": {"num_predict": max(64, min(1024, 2 * sum(s.estimated_tokens for s in sinks)))},
         }
         async with await self._helper(spec, "synthesizer", spec.synth_model, preferred=last) as lease:
-            body = await self.gpu.backend.chat({**request, "model": lease.model})
+            body = await self.helpers.chat({**request, "model": lease.model})
             await self._helper_done(log)
         return str((body.get("message") or {}).get("content", ""))
 
@@ -371,6 +373,7 @@ class Orchestrator:
     ) -> JobResult:
         wall_ms = (time.perf_counter() - started) * 1000
         summary = summarize(spec, results, log, wall_ms, self.gpu)
+        summary["helper_tokens"] = self.helpers.tokens  # charged with total_tokens (the subtasks' calls)
         result = JobResult(spec.job_id, status, results, log.dumps(), summary, plan_source, final, error)
         tokens = int(summary["total_tokens"])
         await life.finish(

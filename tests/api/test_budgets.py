@@ -203,3 +203,30 @@ def test_batched_usage_survives_kill_9(tmp_path: Path) -> None:
     replayed = UsageJournal(tmp_path / "usage").replay(repo.add_tokens_used)  # what the next start does
     assert replayed == 77 and repo.get_tenant(tenant_id).tokens_used == 77  # type: ignore[union-attr]
     assert UsageJournal(tmp_path / "usage").replay(repo.add_tokens_used) == 0  # once only
+
+
+def test_helper_calls_are_charged(settings: Settings) -> None:
+    """A query job's decomposer and synthesis calls use tokens too: the tenant is charged them with the subtasks'
+    (the job's summary says how many: helper_tokens)."""
+    with make(settings) as c:
+        key = tenant(c, "helpers", token_budget=10**9)
+        job = c.post("/jobs", params={"wait": "true"}, json={"query": "Plan a trip and price it."}, headers=key)
+        summary = job.json()["summary"]
+        assert job.json()["status"] == "succeeded" and summary["helper_tokens"] > 0
+        assert used(c, key) == job.json()["total_tokens"] + summary["helper_tokens"]
+
+
+def test_cancel_during_the_decomposer_charges_it(settings: Settings) -> None:
+    with make(settings, time_scale=1.0) as c:
+        key = tenant(c, "early", token_budget=10**9)
+        job_id = c.post("/jobs", json={"query": "Prove it, then code it."}, headers=key).json()["id"]
+        deadline = time.monotonic() + 30
+        while c.get(f"/jobs/{job_id}", headers=key).json()["status"] != "running":  # the decomposer is dispatched
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        time.sleep(0.2)  # inside its call (a model load of a second or more on the paced sim)
+        assert c.delete(f"/jobs/{job_id}", headers=key).json()["status"] == "cancelled"
+        job = c.get(f"/jobs/{job_id}", headers=key).json()
+        assert job["subtasks"] == [] and job["summary"]["helper_tokens"] > 0  # cut before the plan existed
+        usage = c.get("/tenants/me", headers=key).json()["usage"]
+        assert usage["tokens_used"] == job["summary"]["helper_tokens"] and usage["tokens_reserved"] == 0
