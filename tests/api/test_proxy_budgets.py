@@ -270,3 +270,13 @@ def test_a_tenant_read_again_counts_tokens_not_written_yet(settings: Settings) -
         me = c.get("/tenants/me", headers=auth).json()
         assert me["usage"]["tokens_used"] > 100
         assert runtime.repo.get_tenant(me["id"]).tokens_used == 0  # none of it written yet
+
+
+def test_count_tokens_gives_its_gpu_slot_and_reservation_back(router: str) -> None:
+    """/v1/messages/count_tokens is admitted like any call but runs nothing: it holds neither the model's slot
+    (which filled up after a few counts, and the next calls waited for ever) nor a reservation."""
+    key = new_tenant(router, "counter", 10**9)
+    client = anthropic.Anthropic(base_url=router, api_key=key, max_retries=0, timeout=10)
+    counts = [client.messages.count_tokens(model=FAST, messages=ASK).input_tokens for _ in range(12)]  # type: ignore[arg-type]
+    assert len(set(counts)) == 1 and counts[0] > 0
+    assert usage(router, key)["tokens_reserved"] == 0
