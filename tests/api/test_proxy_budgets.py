@@ -117,18 +117,19 @@ def test_concurrent_calls_overshoot_by_at_most_one_request(router: str, family: 
 # ---- a reservation held by a running call refuses the next, in every API's shape ---------------------------
 
 
-def _hold(url: str, key: str, started: threading.Event) -> None:
+def _hold(url: str, key: str) -> None:
     """A slow streamed call that holds its reservation for seconds."""
     body = {"model": SLOW, "messages": ASK, "options": {"num_predict": LIMIT}}
-    with httpx.stream("POST", f"{url}/api/chat", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=60):
-        started.set()
+    auth = {"Authorization": f"Bearer {key}"}
+    with httpx.stream("POST", f"{url}/api/chat", json=body, headers=auth, timeout=60) as resp:
+        for _ in resp.iter_raw():  # read to the end: the call holds its reservation until then
+            pass
 
 
 def test_a_held_reservation_refuses_other_calls_in_their_api_shape(router: str) -> None:
     key = new_tenant(router, "held", 100)
     auth = {"Authorization": f"Bearer {key}"}
-    started = threading.Event()
-    holder = threading.Thread(target=_hold, args=(router, key, started))
+    holder = threading.Thread(target=_hold, args=(router, key))
     holder.start()
     try:
         deadline = time.monotonic() + 20
