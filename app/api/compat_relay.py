@@ -103,7 +103,8 @@ async def relay(
 ) -> Response:
     """Send the call on, relay the answer: an error status or a whole answer as one body, a stream as it comes."""
     reply = await call.relay(request, path, body)
-    limits, url = call.gateway.limits, getattr(call.backend, "base_url", "the backend") + path
+    limits, base = call.gateway.limits, getattr(call.backend, "base_url", None)
+    url = f"{base}{path}" if isinstance(base, str) else f"the backend's {path}"
     if reply.status >= 400 or not stream:
         data = await _read(request, call, reply.body, limits.max_response_bytes, url)
         if reply.status == 404 and "json" not in (reply.media_type or ""):

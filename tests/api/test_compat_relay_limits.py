@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -202,3 +203,15 @@ def test_line_splitter_event_mode_caps_an_event_that_ends_late() -> None:
         splitter.feed(b"0123456789\n\n")
     lines = LineSplitter("u", 10)
     assert lines.feed(b"a\nb") == b"a\n" and lines.feed(b"c\n") == b"bc\n" and lines.pending == b""
+
+
+def test_in_process_backends_translated_answers_are_capped_too(tmp_path: Path) -> None:
+    """The same cap holds for the translation of a backend without Ollama's /v1 endpoints (here the simulator)."""
+    cfg = router_settings(tmp_path, backend="sim", upstream_max_response_bytes=1024, upstream_max_line_bytes=1024)
+    with serve(create_app(cfg)) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=60)
+        assert len(client.embeddings.create(model=MODEL, input="a").data) == 1  # a small answer passes
+        with pytest.raises(openai.APIStatusError) as err:
+            client.embeddings.create(model=MODEL, input=["a"] * 20)
+    assert err.value.status_code == 502
+    assert "the answer from the backend's /v1/embeddings exceeds the 1024-byte limit" in err.value.message
