@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Literal, get_args
@@ -89,21 +90,26 @@ def bwrap_prefix(work: Path, disk_bytes: int) -> list[str]:
 
 
 def bwrap_works() -> bool:
-    """bubblewrap is installed and can build this process's sandbox here (tested once, with the same
-    namespaces and privileges as a real run)."""
+    """bubblewrap is installed and can build this process's sandbox here: tested once, with the very command a
+    run uses (its namespaces, privileges, mounts and options)."""
     with _probe_lock:
         if "ok" not in _bwrap_ok:
-            ok = False
-            if shutil.which("bwrap") and sys.platform.startswith("linux"):
-                probe = Path(os.path.realpath(sys.executable))
-                cmd = [*_bwrap_namespaces(), "--ro-bind", "/", "/", "--", str(probe), "-I", "-c", "print('ok')"]
-                try:
-                    out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
-                    ok = out.returncode == 0 and out.stdout.strip() == "ok"
-                except (OSError, subprocess.SubprocessError):
-                    ok = False
-            _bwrap_ok["ok"] = ok
+            _bwrap_ok["ok"] = bool(shutil.which("bwrap")) and sys.platform.startswith("linux") and _probe_bwrap()
         return _bwrap_ok["ok"]
+
+
+def _probe_bwrap() -> bool:
+    with tempfile.TemporaryDirectory(prefix="swarm_bwrap_probe_") as tmp:
+        work = Path(tmp)
+        (work / "program.py").write_text("print('ok')\n", encoding="utf-8")
+        (work / "preamble.py").write_text("", encoding="utf-8")
+        python = os.path.realpath(sys.executable)
+        cmd = [*bwrap_prefix(work, 1 << 20), python, "-I", f"{INSIDE}/program.py"]
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return False
+    return out.returncode == 0 and out.stdout.strip() == "ok"
 
 
 def resolve(unshare_prefix: list[str]) -> str:
@@ -117,10 +123,12 @@ def resolve(unshare_prefix: list[str]) -> str:
     strong_unshare = os.geteuid() == 0 and "--pid" in unshare_prefix and "--map-root-user" not in unshare_prefix
     if mode in ("auto", "unshare") and strong_unshare:
         return "unshare"
+    # As root, bubblewrap runs without a user namespace (see _bwrap_namespaces), which takes CAP_SYS_ADMIN.
+    as_root = " (as root it needs CAP_SYS_ADMIN; or run the service as another user)" if os.geteuid() == 0 else ""
     why = {
-        "bwrap": "bubblewrap (bwrap) is not installed or cannot create namespaces here",
+        "bwrap": "bubblewrap (bwrap) is not installed or cannot create namespaces here" + as_root,
         "unshare": "unshare needs root and new network + pid namespaces, which this process cannot create",
-        "auto": "neither bubblewrap nor root unshare (network + pid namespaces) is available",
+        "auto": "neither bubblewrap nor root unshare (network + pid namespaces) is available" + as_root,
     }[mode]
     raise SandboxUnavailable(
         f"code_eval refused: no real isolation for model-written code ({why}). Install bubblewrap "
