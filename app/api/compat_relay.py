@@ -21,6 +21,7 @@ from app.core.errors import SwarmError, Unsupported
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 Family = str  # "openai" | "responses" | "anthropic": where each API reports usage
 DEFAULT_LIMITS = UpstreamLimits()
+USAGE = b'"usage"'  # every API's usage object sits under this key; events without it need no parsing
 
 
 def _count(value: Any) -> int:
@@ -62,8 +63,8 @@ class SseMeter:
 
     def feed(self, piece: bytes) -> bytes:
         events = self._events.feed(piece)
-        if not events:
-            return b""
+        if USAGE not in events:  # (b"" too) no event here reports usage: relayed as is, nothing parsed or copied
+            return events
         return b"".join(self._event(e + b"\n\n") for e in events.split(b"\n\n") if e.strip())
 
     def flush(self) -> bytes:
@@ -71,7 +72,7 @@ class SseMeter:
 
     def _event(self, event: bytes) -> bytes:
         for line in event.splitlines():
-            if not line.startswith(b"data:") or line[5:].strip() == b"[DONE]":
+            if not line.startswith(b"data:") or USAGE not in line:
                 continue
             try:
                 obj = json.loads(line[5:])
