@@ -98,10 +98,20 @@ def bwrap_works() -> bool:
         return _bwrap_ok["ok"]
 
 
+# What a run does before the code starts (sandbox._PREAMBLE): as root, the drop to nobody.
+_PROBE = f"""import os
+if os.geteuid() == 0:
+    os.setgroups([])
+    os.setgid({NOBODY})
+    os.setuid({NOBODY})
+print('ok')
+"""
+
+
 def _probe_bwrap() -> bool:
     with tempfile.TemporaryDirectory(prefix="swarm_bwrap_probe_") as tmp:
         work = Path(tmp)
-        (work / "program.py").write_text("print('ok')\n", encoding="utf-8")
+        (work / "program.py").write_text(_PROBE, encoding="utf-8")
         (work / "preamble.py").write_text("", encoding="utf-8")
         python = os.path.realpath(sys.executable)
         cmd = [*bwrap_prefix(work, 1 << 20), python, "-I", f"{INSIDE}/program.py"]

@@ -191,3 +191,16 @@ def test_code_never_runs_as_root_on_the_host(mode: str) -> None:
     assert host_uid != 0, res.stdout
     if os.geteuid() == 0:
         assert host_uid == isolation.NOBODY, res.stdout
+
+
+def test_bwrap_is_probed_with_the_command_a_run_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bubblewrap that cannot build the run's own sandbox (here: an option it rejects) is not used, and the
+    refusal says what root needs."""
+    monkeypatch.setattr(isolation, "_bwrap_ok", {})
+    monkeypatch.setattr(isolation, "_bwrap_namespaces", lambda: ["bwrap", "--no-such-option"])
+    monkeypatch.setenv("SWARM_SANDBOX", "bwrap")
+    isolation._state.pop("mode", None)
+    assert not isolation.bwrap_works()
+    with pytest.raises(SandboxUnavailable, match="bubblewrap") as err:
+        run_python("print(1)")
+    assert ("CAP_SYS_ADMIN" in err.value.message) == (os.geteuid() == 0)
