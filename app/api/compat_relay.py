@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
@@ -16,10 +15,13 @@ from app.api.gateway import Call
 from app.api.relay import RelayResponse
 from app.backends.base import JSON
 from app.backends.compat import error_event
+from app.backends.upstream_limits import LineSplitter, UpstreamLimits, too_big
 from app.core.errors import SwarmError, Unsupported
 
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 Family = str  # "openai" | "responses" | "anthropic": where each API reports usage
+DEFAULT_LIMITS = UpstreamLimits()
+USAGE = b'"usage"'  # every API's usage object sits under this key; events without it need no parsing
 
 
 def _count(value: Any) -> int:
@@ -46,31 +48,31 @@ def usage_of(family: Family, obj: Any) -> JSON | None:
     return _native(usage.get("prompt_tokens"), usage.get("completion_tokens")) if isinstance(usage, dict) else None
 
 
-@dataclass
 class SseMeter:
     """Reads usage off an SSE stream without changing a byte of it, except (drop_usage) the usage-only chunk
-    the router asked for on the client's behalf."""
+    the router asked for on the client's behalf. Events are split in linear time; an event over `max_event`
+    bytes raises BadBackendResponse (SWARM_UPSTREAM_MAX_LINE_BYTES)."""
 
-    family: Family
-    drop_usage: bool = False
-    usage: JSON = field(default_factory=lambda: _native(0, 0))
-    _pending: bytes = b""
+    def __init__(
+        self, family: Family, drop_usage: bool = False, *, max_event: int = DEFAULT_LIMITS.max_line_bytes, url: str = ""
+    ) -> None:
+        self.family = family
+        self.drop_usage = drop_usage
+        self.usage: JSON = _native(0, 0)
+        self._events = LineSplitter(url or "the backend", max_event, sep=b"\n\n", what="an SSE event")
 
     def feed(self, piece: bytes) -> bytes:
-        self._pending += piece
-        cut = self._pending.rfind(b"\n\n") + 2
-        if cut < 2:
-            return b""
-        events, self._pending = self._pending[:cut], self._pending[cut:]
+        events = self._events.feed(piece)
+        if USAGE not in events:  # (b"" too) no event here reports usage: relayed as is, nothing parsed or copied
+            return events
         return b"".join(self._event(e + b"\n\n") for e in events.split(b"\n\n") if e.strip())
 
     def flush(self) -> bytes:
-        rest, self._pending = self._pending, b""
-        return rest
+        return self._events.take_pending()
 
     def _event(self, event: bytes) -> bytes:
         for line in event.splitlines():
-            if not line.startswith(b"data:") or line[5:].strip() == b"[DONE]":
+            if not line.startswith(b"data:") or USAGE not in line:
                 continue
             try:
                 obj = json.loads(line[5:])
@@ -102,8 +104,10 @@ async def relay(
 ) -> Response:
     """Send the call on, relay the answer: an error status or a whole answer as one body, a stream as it comes."""
     reply = await call.relay(request, path, body)
+    limits, base = call.gateway.limits, getattr(call.backend, "base_url", None)
+    url = f"{base}{path}" if isinstance(base, str) else f"the backend's {path}"
     if reply.status >= 400 or not stream:
-        data = b"".join([piece async for piece in _read(request, call, reply.body)])
+        data = await _read(request, call, reply.body, limits.max_response_bytes, url)
         if reply.status == 404 and "json" not in (reply.media_type or ""):
             # An older Ollama without this endpoint answers with its router's plain-text 404.
             raise Unsupported(f"the upstream Ollama does not serve {path}: update Ollama (see the README)")
@@ -118,21 +122,28 @@ async def relay(
         status = reply.status if reply.status < 500 else 502
         return Response(data, status, headers=call.headers(), media_type=reply.media_type)
     first = await call.first(request, reply.body)
-    meter = SseMeter(family, drop_usage)
+    meter = SseMeter(family, drop_usage, max_event=limits.max_line_bytes, url=url)
     headers = {**call.headers(), **STREAM_HEADERS}
     blocks = _blocks(call, meter, first, reply.body, path)
     return RelayResponse(blocks, headers, reply.media_type or "text/event-stream", lambda: call.end(reply.body))
 
 
-async def _read(request: Request, call: Call, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _read(request: Request, call: Call, body: AsyncIterator[bytes], limit: int, url: str) -> bytes:
+    """A whole answer, refused (BadBackendResponse: a 502 in the caller's shape) once it grows past `limit`."""
+    parts: list[bytes] = []
+    size = 0
     try:
         while (piece := await until_disconnect(request, call.upstream(anext(body, None)))) is not None:
-            yield piece
+            size += len(piece)
+            if size > limit:
+                raise too_big(url, "the answer", limit)
+            parts.append(piece)
     finally:
         try:
             await close_stream(body)
         finally:
             call.release()  # no await between this and the caller's charge (finish)
+    return b"".join(parts)
 
 
 async def _blocks(

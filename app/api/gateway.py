@@ -17,12 +17,14 @@ from app.api.disconnect import close_stream, until_disconnect
 from app.api.metrics import T0_KEY, Metrics
 from app.api.tenancy import TenantCtx, TenantResolver
 from app.backends.base import JSON, Backend, RawReply, Usage
+from app.backends.upstream_limits import UpstreamLimits
 from app.core.errors import BadBackendResponse, BadRequest, Forbidden, InfeasibleError, SwarmError
 from app.domain.models import Agent, Subtask
 from app.execution.budget import call_estimate
 from app.execution.calls import catalog_specs
 from app.execution.decomposer import classify, estimate_difficulty
 from app.execution.orchestrator import observe_usage
+from app.execution.runtime import upstream_limits
 from app.execution.sched_plan import ModelSpec
 from app.execution.scheduler import CallRequest, Lease
 from app.execution.state import GpuState
@@ -146,9 +148,10 @@ class Gateway:
 
     supports_auto = False
 
-    def __init__(self, backend: Backend, metrics: Metrics | None = None) -> None:
+    def __init__(self, backend: Backend, metrics: Metrics | None = None, limits: UpstreamLimits | None = None) -> None:
         self._backend = backend
         self.metrics = metrics
+        self.limits = limits or UpstreamLimits()  # what a relayed answer may weigh (compat_relay)
 
     async def backend_for(self, request: Request) -> Backend:
         return self._backend
@@ -201,7 +204,7 @@ class TenantGateway(Gateway):
 
     def __init__(self, resolver: TenantResolver, usage: UsageSink, metrics: Metrics | None) -> None:
         runtime = resolver.runtime
-        super().__init__(runtime.pool.default.backend, metrics)
+        super().__init__(runtime.pool.default.backend, metrics, upstream_limits(runtime.settings))
         self.runtime = runtime
         self.resolver = resolver
         self.usage = usage

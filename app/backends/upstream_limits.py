@@ -30,36 +30,53 @@ def too_big(url: str, what: str, limit: int) -> BadBackendResponse:
 
 
 class LineSplitter:
-    """Whole lines out of arbitrary pieces, in linear time: a partial line is kept as a list of pieces and only
-    each new piece is searched for a newline. A partial line over `max_line` bytes raises."""
+    """Whole lines (or, with sep=b"\n\n", whole SSE events) out of arbitrary pieces, in linear time: a partial
+    line is kept as a list of pieces, and only each new piece (plus the end of the one before, where a separator
+    may have started) is searched for a separator. A partial line over `max_line` bytes raises (and is dropped)."""
 
-    def __init__(self, url: str, max_line: int) -> None:
+    def __init__(self, url: str, max_line: int, sep: bytes = b"\n", what: str = "a stream line") -> None:
         self.url = url
         self.max_line = max_line
+        self.sep = sep
+        self.what = what
         self._parts: list[bytes] = []
         self._size = 0
 
+    def _too_big(self) -> BadBackendResponse:
+        self._parts, self._size = [], 0
+        return too_big(self.url, self.what, self.max_line)
+
     def feed(self, piece: bytes) -> bytes:
-        """The complete lines this piece finishes (b"" when none)."""
-        cut = piece.rfind(b"\n") + 1
-        if cut == 0:
+        """The complete lines this piece finishes, separators included (b"" when none)."""
+        if not piece:
+            return b""
+        tail = self._parts[-1][1 - len(self.sep) :] if self._parts and len(self.sep) > 1 else b""
+        found = (tail + piece if tail else piece).rfind(self.sep)
+        if found < 0:
             self._parts.append(piece)
             self._size += len(piece)
             if self._size > self.max_line:
-                raise too_big(self.url, "a stream line", self.max_line)
+                raise self._too_big()
             return b""
+        cut = found + len(self.sep) - len(tail)  # >= 1: a separator cannot lie wholly in the tail
         lines = b"".join([*self._parts, piece[:cut]])
         rest = piece[cut:]
         self._parts, self._size = ([rest], len(rest)) if rest else ([], 0)
-        if len(lines) > self.max_line and any(len(line) > self.max_line for line in lines.split(b"\n")):
-            raise too_big(self.url, "a stream line", self.max_line)
+        if len(lines) > self.max_line and any(len(line) > self.max_line for line in lines.split(self.sep)):
+            raise self._too_big()
         if self._size > self.max_line:
-            raise too_big(self.url, "a stream line", self.max_line)
+            raise self._too_big()
         return lines
 
     @property
     def pending(self) -> bytes:
         return b"".join(self._parts)
+
+    def take_pending(self) -> bytes:
+        """The partial line so far, handed out once (the splitter is empty afterwards)."""
+        rest = b"".join(self._parts)
+        self._parts, self._size = [], 0
+        return rest
 
 
 def check_counts(data: dict[str, Any], url: str) -> None:

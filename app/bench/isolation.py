@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Literal, get_args
@@ -49,12 +50,24 @@ def _python_root() -> str:
     return os.path.realpath(sys.base_prefix)
 
 
-def bwrap_prefix(work: Path, disk_bytes: int) -> list[str]:
-    """bubblewrap: new user, pid, net, ipc and uts namespaces, nothing of the host but /usr and the interpreter
-    (read-only), a size-capped private /work and /tmp, a cleared environment, killed with its parent."""
+def _bwrap_namespaces() -> list[str]:
+    """Namespaces and privileges. Run by root, bubblewrap's user namespace would map the sandbox's uid to root
+    outside it, and the kernel exempts root from RLIMIT_NPROC: so root gets no user namespace, keeps only the
+    capabilities to change uid, and the preamble drops to nobody (a real host uid the process limit applies to)
+    before the untrusted code runs. Anyone else gets a user namespace in which they are nobody."""
     exe = shutil.which("bwrap") or "bwrap"
+    cmd = [exe, "--die-with-parent", "--new-session"]
+    if os.geteuid() == 0:
+        cmd += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+        return [*cmd, "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    return [*cmd, "--unshare-all", "--uid", str(NOBODY), "--gid", str(NOBODY)]
+
+
+def bwrap_prefix(work: Path, disk_bytes: int) -> list[str]:
+    """bubblewrap: new pid, net, ipc and uts namespaces, nothing of the host but /usr and the interpreter
+    (read-only), a size-capped private /work and /tmp, a cleared environment, killed with its parent."""
     py_root = _python_root()
-    cmd = [exe, "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr"]
+    cmd = [*_bwrap_namespaces(), "--ro-bind", "/usr", "/usr"]
     for link in ("lib", "lib64", "bin", "sbin"):
         target = Path("/") / link
         if target.is_symlink():
@@ -62,37 +75,51 @@ def bwrap_prefix(work: Path, disk_bytes: int) -> list[str]:
         elif target.is_dir():
             cmd += ["--ro-bind", str(target), str(target)]
     if not py_root.startswith("/usr/"):
+        # Its parents are made traversable for nobody (bubblewrap would copy e.g. /root's 0700).
+        for parent in reversed(Path(py_root).parents[:-1]):
+            cmd += ["--perms", "0755", "--dir", str(parent)]
         cmd += ["--ro-bind", py_root, py_root]
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(disk_bytes), "--tmpfs", "/tmp"]
-    cmd += ["--size", str(disk_bytes), "--tmpfs", "/work", "--chdir", "/work"]
+    cmd += ["--proc", "/proc", "--dev", "/dev"]
+    # World-writable is private here (own mount namespace): the code's uid may differ from the mount's owner.
+    cmd += ["--perms", "1777", "--size", str(disk_bytes), "--tmpfs", "/tmp"]
+    cmd += ["--perms", "1777", "--size", str(disk_bytes), "--tmpfs", "/work", "--chdir", "/work"]
     cmd += ["--ro-bind", str(work / "program.py"), f"{INSIDE}/program.py"]
     cmd += ["--ro-bind", str(work / "preamble.py"), f"{INSIDE}/preamble.py"]
-    cmd += ["--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8"]
-    cmd += ["--uid", str(NOBODY), "--gid", str(NOBODY), "--"]
+    cmd += ["--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8", "--"]
     return cmd
 
 
 def bwrap_works() -> bool:
-    """bubblewrap is installed and can build its namespaces here (tested once)."""
+    """bubblewrap is installed and can build this process's sandbox here: tested once, with the very command a
+    run uses (its namespaces, privileges, mounts and options)."""
     with _probe_lock:
         if "ok" not in _bwrap_ok:
-            ok = False
-            if shutil.which("bwrap") and sys.platform.startswith("linux"):
-                probe = Path(os.path.realpath(sys.executable))
-                cmd = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/"]
-                try:
-                    out = subprocess.run(
-                        [*cmd, "--", str(probe), "-I", "-c", "print('ok')"],
-                        capture_output=True,
-                        text=True,
-                        timeout=10,
-                        check=False,
-                    )
-                    ok = out.returncode == 0 and out.stdout.strip() == "ok"
-                except (OSError, subprocess.SubprocessError):
-                    ok = False
-            _bwrap_ok["ok"] = ok
+            _bwrap_ok["ok"] = bool(shutil.which("bwrap")) and sys.platform.startswith("linux") and _probe_bwrap()
         return _bwrap_ok["ok"]
+
+
+# What a run does before the code starts (sandbox._PREAMBLE): as root, the drop to nobody.
+_PROBE = f"""import os
+if os.geteuid() == 0:
+    os.setgroups([])
+    os.setgid({NOBODY})
+    os.setuid({NOBODY})
+print('ok')
+"""
+
+
+def _probe_bwrap() -> bool:
+    with tempfile.TemporaryDirectory(prefix="swarm_bwrap_probe_") as tmp:
+        work = Path(tmp)
+        (work / "program.py").write_text(_PROBE, encoding="utf-8")
+        (work / "preamble.py").write_text("", encoding="utf-8")
+        python = os.path.realpath(sys.executable)
+        cmd = [*bwrap_prefix(work, 1 << 20), python, "-I", f"{INSIDE}/program.py"]
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return False
+    return out.returncode == 0 and out.stdout.strip() == "ok"
 
 
 def resolve(unshare_prefix: list[str]) -> str:
@@ -106,10 +133,12 @@ def resolve(unshare_prefix: list[str]) -> str:
     strong_unshare = os.geteuid() == 0 and "--pid" in unshare_prefix and "--map-root-user" not in unshare_prefix
     if mode in ("auto", "unshare") and strong_unshare:
         return "unshare"
+    # As root, bubblewrap runs without a user namespace (see _bwrap_namespaces), which takes CAP_SYS_ADMIN.
+    as_root = " (as root it needs CAP_SYS_ADMIN; or run the service as another user)" if os.geteuid() == 0 else ""
     why = {
-        "bwrap": "bubblewrap (bwrap) is not installed or cannot create namespaces here",
+        "bwrap": "bubblewrap (bwrap) is not installed or cannot create namespaces here" + as_root,
         "unshare": "unshare needs root and new network + pid namespaces, which this process cannot create",
-        "auto": "neither bubblewrap nor root unshare (network + pid namespaces) is available",
+        "auto": "neither bubblewrap nor root unshare (network + pid namespaces) is available" + as_root,
     }[mode]
     raise SandboxUnavailable(
         f"code_eval refused: no real isolation for model-written code ({why}). Install bubblewrap "

@@ -178,15 +178,16 @@ def run_python(
     isolation = network_isolation(use_unshare)
     bwrap = isolation.startswith("bwrap")
     prefix = _unshare_prefix() if use_unshare and not bwrap else []
-    root = os.geteuid() == 0 and "--map-root-user" not in prefix and not bwrap
+    # Root bypasses the process limit (RLIMIT_NPROC) and file permissions: the code runs as nobody, a real uid
+    # on the host (bubblewrap's own user namespace would map it back to root, see isolation._bwrap_namespaces).
+    root = os.geteuid() == 0 and "--map-root-user" not in prefix
     work = Path(tempfile.mkdtemp(prefix="swarm_sbx_"))  # private (0700), removed afterwards
     try:
         (work / "program.py").write_text(program, encoding="utf-8")
         (work / "preamble.py").write_text(_PREAMBLE, encoding="utf-8")
         if bwrap:
             prefix = bwrap_prefix(work, lim.disk_mb * 1024 * 1024)
-        if root:
-            # Root would bypass the process limit and file permissions: run as nobody in a dir it owns.
+        if root and not bwrap:  # the code's dir (bubblewrap gives it a private /work of its own instead)
             os.chown(work, NOBODY, NOBODY)
         files = INSIDE if bwrap else str(work)
         cfg = {

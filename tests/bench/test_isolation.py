@@ -145,3 +145,62 @@ print(' '.join(out))
     assert "reached" not in res.stdout and res.stdout.strip(), res
     assert db.read_text() == "tenant prompts" and accepted == []
     server.close()
+
+
+FORK_CAP = 200  # the test's own bound: even with no process limit at all it makes at most this many processes
+
+
+def test_process_limit_stops_a_fork_bomb(mode: str) -> None:
+    """RLIMIT_NPROC holds in every mode, also when the service runs as root (which the kernel exempts from it):
+    forking is refused at the limit, long before the wall-clock limit."""
+    code = (
+        "import os, time\n"
+        "made = 0\n"
+        "try:\n"
+        f"    for _ in range({FORK_CAP}):\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(2)\n"
+        "            os._exit(0)\n"
+        "        made += 1\n"
+        "except OSError as exc:\n"
+        "    print('refused', made, type(exc).__name__)\n"
+        "else:\n"
+        "    print('unrefused', made)\n"
+    )
+    res = run_python(code, SandboxLimits(timeout_s=20, nproc=16))
+    verdict, made, *_ = [*res.stdout.split(), "", ""]
+    assert verdict == "refused" and int(made) < 16, res
+    assert not res.timed_out and res.duration_s < 10, res
+
+
+def _host_uid_of(stdout: str) -> int:
+    """The uid the code ran as, seen from outside every user namespace (its uid mapped through uid_map)."""
+    lines = stdout.strip().splitlines()
+    uid = int(lines[0])
+    for entry in lines[1:]:
+        inside, outside, count = (int(x) for x in entry.split())
+        if inside <= uid < inside + count:
+            return outside + uid - inside
+    raise AssertionError(f"uid {uid} is not mapped: {stdout!r}")
+
+
+def test_code_never_runs_as_root_on_the_host(mode: str) -> None:
+    res = run_python("import os\nprint(os.getuid())\nprint(open('/proc/self/uid_map').read())")
+    assert res.ok, res
+    host_uid = _host_uid_of(res.stdout)
+    assert host_uid != 0, res.stdout
+    if os.geteuid() == 0:
+        assert host_uid == isolation.NOBODY, res.stdout
+
+
+def test_bwrap_is_probed_with_the_command_a_run_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bubblewrap that cannot build the run's own sandbox (here: an option it rejects) is not used, and the
+    refusal says what root needs."""
+    monkeypatch.setattr(isolation, "_bwrap_ok", {})
+    monkeypatch.setattr(isolation, "_bwrap_namespaces", lambda: ["bwrap", "--no-such-option"])
+    monkeypatch.setenv("SWARM_SANDBOX", "bwrap")
+    isolation._state.pop("mode", None)
+    assert not isolation.bwrap_works()
+    with pytest.raises(SandboxUnavailable, match="bubblewrap") as err:
+        run_python("print(1)")
+    assert ("CAP_SYS_ADMIN" in err.value.message) == (os.geteuid() == 0)
