@@ -29,7 +29,8 @@ from app.domain.models import Agent, Subtask
 from app.execution.calls import catalog_specs
 from app.execution.orchestrator import Orchestrator
 from app.execution.results import JobSpec
-from app.execution.scheduler import CallRequest, GpuScheduler
+from app.execution.sched_types import CallRequest
+from app.execution.scheduler import GpuScheduler
 from app.execution.state import GpuState
 from app.execution.telemetry import Recorder
 from app.routing import Estimator, load_agents

@@ -26,7 +26,8 @@ from app.execution.decomposer import classify, estimate_difficulty
 from app.execution.orchestrator import observe_usage
 from app.execution.runtime import upstream_limits
 from app.execution.sched_plan import ModelSpec
-from app.execution.scheduler import CallRequest, Lease
+from app.execution.sched_types import CallRequest
+from app.execution.scheduler import Lease
 from app.execution.state import GpuState
 from app.execution.usage import UsageSink
 from app.routing import route_single

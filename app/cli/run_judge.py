@@ -8,10 +8,10 @@ from typing import Any
 from app.bench.judge import judge
 from app.domain.models import Agent
 from app.domain.status import SubtaskStatus
+from app.execution.calls import catalog_specs
 from app.execution.llm import bind_chat
 from app.execution.results import JobResult
-from app.execution.sched_plan import ModelSpec
-from app.execution.scheduler import CallRequest
+from app.execution.sched_types import CallRequest
 from app.execution.state import GpuState
 from app.execution.telemetry import Recorder
 from app.routing import Estimator
@@ -51,7 +51,7 @@ async def judge_job(
     event with the rationale beside the score, and (as in the original) the score teaches the estimator."""
     out: list[Evaluation] = []
     # The judge model is a call like any other: the GPU's scheduler makes room for it.
-    specs = {a.name: ModelSpec(a.vram_gb, a.load_time_ms) for a in agents}
+    specs = catalog_specs(agents)
     lease = await gpu.scheduler.acquire(CallRequest(recorder.tenant_id, {model: 1.0}, specs, kind="helper"))
     async with lease:
         chat = bind_chat(gpu.backend, model, keep_alive)

@@ -43,7 +43,7 @@ class SchedulerSettings(BaseModel):
     # swap_aware: the scheduler decides loads and evictions; fifo: calls go straight to the backend (Ollama's order).
     policy: Literal["swap_aware", "fifo"] = "swap_aware"
     num_parallel: int = Field(default=4, ge=1, le=256)  # calls one model runs at once: Ollama's OLLAMA_NUM_PARALLEL
-    max_wait_s: float = Field(default=15.0, gt=0, le=86_400)  # a call older than this forces its model in next
+    max_wait_s: float = Field(default=20.0, gt=0, le=86_400)  # a call older than this forces its model in next
     wait_weight: float = Field(default=0.1, ge=0, le=1e6)  # value a queued call gains per second it waits
     hold_s: float = Field(default=3.0, ge=0, le=3600)  # a model's clients likely call again within this
     hold_value: float = Field(default=1.0, ge=0, le=1e6)  # what that likely next call is worth

@@ -9,7 +9,8 @@ from app.core.errors import InfeasibleError
 from app.domain.models import Agent
 from app.domain.status import JobStatus
 from app.execution.sched_plan import ModelSpec
-from app.execution.scheduler import CallRequest, Lease
+from app.execution.sched_types import CallRequest
+from app.execution.scheduler import Lease
 
 if TYPE_CHECKING:
     from app.execution.lifecycle import JobLifecycle
@@ -21,7 +22,7 @@ PREFERRED_BONUS = 0.2
 
 
 def catalog_specs(agents: list[Agent]) -> dict[str, ModelSpec]:
-    return {a.name: ModelSpec(a.vram_gb, a.load_time_ms) for a in agents}
+    return {a.name: ModelSpec(a.vram_gb, a.load_time_ms, a.tokens_per_s) for a in agents}
 
 
 def helper_candidates(

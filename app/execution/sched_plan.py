@@ -3,7 +3,10 @@ the next resident set (a "wait" pseudo-model of size 0 lets calls stay queued at
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -11,14 +14,19 @@ from app.routing.dp import fitting_sets, solve_dp
 from app.routing.estimator import Estimates
 from app.routing.milp import solve_milp
 
+if TYPE_CHECKING:
+    from app.execution.sched_timing import CallTimes
+
 WAIT = "\x00wait"  # not a model name Ollama accepts, so it never collides
 MAX_COLUMNS = 400  # the most valuable queued calls the decision looks at
+PLAN_SHARE = 0.95  # deadlines are planned at this share of max_wait_s: the rest absorbs misjudged call times
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     vram_gb: float
     load_ms: float
+    tokens_per_s: float = 0.0  # the catalog's decode speed (0: unknown), to guess the calls of an unseen model
 
 
 @dataclass(frozen=True)
@@ -107,3 +115,31 @@ def choose_resident(
 
 def _spec(specs: dict[str, ModelSpec], model: str) -> ModelSpec:
     return specs.get(model) or ModelSpec(vram_gb=0.0, load_ms=5000.0)
+
+
+def deadline_plan(
+    oldest: dict[str, float],
+    start: float,
+    max_wait_s: float,
+    times: CallTimes,
+    spec: Callable[[str], ModelSpec],
+    capacity_gb: float,
+) -> set[str]:
+    """The models to force in now so that no queued call waits past max_wait_s.
+
+    `oldest`: each model queued calls want but that is not resident, with its oldest call's arrival. They are taken
+    in the order of those deadlines and packed into successive resident sets (a model joins the set before it when
+    both fit in G). The first set can come in at `start` (once the calls in flight have drained); each later one
+    once the set before it has loaded and served a call. When a call would pass its deadline by then, the first set
+    is forced now; otherwise nothing is."""
+    phase: list[str] = []
+    first: list[str] = []
+    slack = math.inf
+    for model in sorted(oldest, key=lambda m: (oldest[m], m)):
+        if phase and sum(spec(m).vram_gb for m in [*phase, model]) > capacity_gb + 1e-9:
+            first = first or phase
+            start += sum(times.load_s(m) for m in phase) + max(times.first_call_s(m) for m in phase)
+            phase = []
+        phase.append(model)
+        slack = min(slack, oldest[model] + PLAN_SHARE * max_wait_s - start)
+    return set(first or phase) if slack <= 0 else set()

@@ -15,38 +15,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import math
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from app.core.errors import BackendError, GpuSaturated, InfeasibleError, QueueFull
 from app.domain.knobs import RoutingParams
-from app.execution.sched_plan import ModelSpec, QueuedDemand, choose_resident
+from app.execution.sched_plan import ModelSpec, QueuedDemand, choose_resident, deadline_plan
+from app.execution.sched_timing import CallTimes
+from app.execution.sched_types import CallRequest, SchedEvent, Waiter
 
 if TYPE_CHECKING:
     from app.backends.base import Backend
     from app.core.settings import SchedulerSettings
 
 log = logging.getLogger("swarm.scheduler")
-_ids = itertools.count(1)
-
-
-@dataclass
-class CallRequest:
-    """One model call to schedule. `candidates` maps model -> utility (one entry: an explicit model)."""
-
-    tenant: str
-    candidates: dict[str, float]
-    specs: dict[str, ModelSpec] = field(default_factory=dict)  # the caller's catalog entries, where known
-    kind: str = "proxy"  # proxy | job | helper | bench
-    est_tokens: int = 256
-    weight: float = 1.0
-    label: str = ""
 
 
 @dataclass
@@ -58,40 +45,19 @@ class Lease:
     tenant: str = ""
     waited_s: float = 0.0
     started: float | None = None  # scheduler clock at dispatch
+    cold: bool = False  # dispatched while its model was still to be loaded: its time includes the load
     released: bool = False
 
     def release(self) -> None:
         if not self.released:
             self.released = True
-            self.scheduler._release(self.model, self.tenant, self.started)
+            self.scheduler._release(self.model, self.tenant, self.started, self.cold)
 
     async def __aenter__(self) -> Lease:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self.release()
-
-
-@dataclass
-class Waiter:
-    req: CallRequest
-    future: asyncio.Future[Lease]
-    arrival: float
-    id: int = field(default_factory=lambda: next(_ids))
-
-
-@dataclass
-class SchedEvent:
-    """A load, eviction or dispatch, with why (for /gpus, metrics and telemetry)."""
-
-    kind: str
-    model: str
-    at: float
-    reason: str = ""
-    tenant: str = ""
-    waited_s: float = 0.0
-    load_ms: float = 0.0
-    ts: float = field(default_factory=time.time)  # wall clock, for timelines
 
 
 class GpuScheduler:
@@ -121,9 +87,8 @@ class GpuScheduler:
         self.last_used: dict[str, float] = {}
         self.recent: dict[str, dict[str, float]] = {}  # model -> tenant -> when its last call there ended
         self.running: dict[str, Counter[str]] = {}  # model -> tenant -> calls in flight
-        self.call_s: dict[str, float] = {}  # model -> how long its calls take (moving average), for drains
-        # Seconds of real load time per second of catalog load time (a time-scaled simulator loads faster).
-        self.load_scale = float(getattr(backend, "time_scale", 1.0))
+        self.fresh: set[str] = set()  # reserved models whose first call (which loads them) has not returned yet
+        self.times = CallTimes(self._spec, float(getattr(backend, "time_scale", 1.0)))
         self.specs: dict[str, ModelSpec] = {}
         self.vtime: dict[str, float] = {}  # tenant -> virtual time (fair queuing)
         self.events: list[SchedEvent] = []
@@ -161,6 +126,8 @@ class GpuScheduler:
         if req.kind not in ("job", "helper"):
             self.admit(req.tenant)
         self.specs.update(req.specs)
+        for model in req.candidates:
+            self.times.expect(model, req.est_tokens)
         too_big = [m for m in req.candidates if self._spec(m).vram_gb > self.capacity_gb + 1e-9]
         if len(too_big) == len(req.candidates):
             need = min(self._spec(m).vram_gb for m in too_big)
@@ -247,11 +214,12 @@ class GpuScheduler:
         if mine >= self.cfg.max_queue_per_tenant:
             raise QueueFull(f"tenant {tenant!r} already has {mine} calls waiting on this GPU; retry later", retry)
 
-    def _release(self, model: str, tenant: str = "", started: float | None = None) -> None:
+    def _release(self, model: str, tenant: str = "", started: float | None = None, cold: bool = False) -> None:
         now = self.clock()
         if started is not None:
-            took = now - started
-            self.call_s[model] = took if model not in self.call_s else 0.8 * self.call_s[model] + 0.2 * took
+            self.times.finished(model, now - started, cold)
+        if cold:
+            self.fresh.discard(model)
         self.recent.setdefault(model, {})[tenant] = now
         self.running.get(model, Counter())[tenant] -= 1
         self._settled = False
@@ -274,30 +242,63 @@ class GpuScheduler:
 
     def _pump(self) -> None:
         now = self.clock()
-        for waiter in sorted(self.queue, key=lambda w: self._priority(w, now)):
+        urgent = self._urgent(now)
+        blocked = self._blocked(urgent, now)
+        for waiter in sorted(self.queue, key=lambda w: self._priority(w, urgent)):
             model = self._bind(waiter.req, self._planned.get(waiter.id))
-            if model is not None:
+            if model is not None and model not in blocked:
                 self._dispatch(waiter, model, now)
         if self.queue and not self._settled and (self._swap is None or self._swap.done()):
             self._swap = asyncio.create_task(self._swap_cycle())
         if self.queue and self._tick is None:
             self._tick = asyncio.get_running_loop().call_later(self.cfg.tick_s, self._on_tick)
 
+    def _blocked(self, urgent: set[str], now: float) -> set[str]:
+        """A forced swap is coming: no new call starts on a model it will drop (that would only delay the drain),
+        unless the model was just brought in for its calls or holds a call older than any of the forced ones."""
+        if not urgent:
+            return set()
+        due = min(w.arrival for w in self.queue if self._want(w) in urgent)
+        older = {self._want(w) for w in self.queue if w.arrival <= due}
+        drop = self._to_evict(urgent, [m for m in urgent if m not in self.resident], now)
+        return {m for m in drop if m not in self.fresh and m not in older}
+
     def _on_tick(self) -> None:
         self._tick = None
         self._settled = False  # waits have grown: decide again
         self._pump()
 
-    def _priority(self, w: Waiter, now: float) -> tuple[int, float, float]:
-        return (0 if self._forced(w, now) else 1, self.vtime.get(w.req.tenant, 0.0), w.arrival)
+    def _priority(self, w: Waiter, urgent: set[str]) -> tuple[int, float, float]:
+        return (0 if self._want(w) in urgent else 1, self.vtime.get(w.req.tenant, 0.0), w.arrival)
 
-    def _forced(self, w: Waiter, now: float) -> bool:
-        """A call whose wait would pass max_wait_s by the time its model is in (a drain of the calls in flight, then
-        its load) forces the model in next."""
-        model = max(w.req.candidates.items(), key=lambda kv: kv[1])[0]
-        drain = max((self.call_s.get(m, 0.0) for m in self.resident if self.inflight[m]), default=0.0)
-        lead = drain + self._spec(model).load_ms / 1e3 * self.load_scale + 2 * self.cfg.tick_s
-        return now - w.arrival >= max(0.0, self.cfg.max_wait_s - lead)
+    @staticmethod
+    def _want(w: Waiter) -> str:
+        return max(w.req.candidates.items(), key=lambda kv: kv[1])[0]
+
+    def _urgent(self, now: float) -> set[str]:
+        """The models to force in now so that no queued call waits past max_wait_s (sched_plan.deadline_plan)."""
+        oldest: dict[str, float] = {}
+        for w in self.queue:
+            model = self._want(w)
+            if model not in self.resident or model in self.draining:
+                oldest[model] = min(oldest.get(model, math.inf), w.arrival)
+        if not oldest:
+            return set()
+        start = now + self._drain_s(now) + self.cfg.tick_s
+        return deadline_plan(oldest, start, self.cfg.max_wait_s, self.times, self._spec, self.capacity_gb)
+
+    def _drain_s(self, now: float) -> float:
+        """How long until every resident model could be dropped: the calls in flight run their course, and a queued
+        call that could start on a resident model now would run a whole call."""
+        startable = {self._want(w) for w in self.queue}
+        out = 0.0
+        for model in self.resident:
+            loading = model in self.fresh
+            if self.inflight[model]:
+                out = max(out, self.times.remaining_s(model, now, loading))
+            if model in startable and self._free(model):
+                out = max(out, self.times.whole_s(model, loading))
+        return out
 
     def _free(self, model: str) -> bool:
         return (
@@ -341,7 +342,8 @@ class GpuScheduler:
         start = max(self.vtime.get(req.tenant, 0.0), floor)
         self.vtime[req.tenant] = start + req.est_tokens / max(req.weight, 1e-6)
         waited = now - arrival
-        lease = Lease(self, model, req.tenant, waited_s=waited, started=now)
+        self.times.started(model, now, req.est_tokens)
+        lease = Lease(self, model, req.tenant, waited_s=waited, started=now, cold=model in self.fresh)
         self._emit(SchedEvent("dispatch", model, now, req.kind, req.tenant, round(waited, 4)))
         return lease
 
@@ -361,7 +363,8 @@ class GpuScheduler:
 
     def _release_all(self, reason: str) -> None:
         now = self.clock()
-        for w in sorted(self.queue, key=lambda w: self._priority(w, now)):
+        urgent = self._urgent(now)
+        for w in sorted(self.queue, key=lambda w: self._priority(w, urgent)):
             model = max(w.req.candidates.items(), key=lambda kv: kv[1])[0]
             self._emit(SchedEvent("unscheduled", model, now, reason, w.req.tenant))
             self._dispatch(w, model, now)
@@ -393,12 +396,14 @@ class GpuScheduler:
                 await self._drained.wait()
             for model in evict:
                 await self.backend.unload(model)
+                self.fresh.discard(model)
                 self._emit(SchedEvent("evict", model, self.clock(), reason))
             await self.refresh()
             for model in load:
                 # Reserved, not loaded here: the first call dispatched to it loads it (Ollama loads on demand and
                 # queues that model's other calls behind the load), and reports the load in its load_duration.
                 self.resident[model] = self._spec(model).vram_gb
+                self.fresh.add(model)
                 self._emit(SchedEvent("load", model, self.clock(), reason))
             self.max_resident_gb = max(self.max_resident_gb, sum(self.resident.values()))
         finally:
@@ -432,10 +437,11 @@ class GpuScheduler:
     def _demands(self, now: float) -> list[QueuedDemand]:
         out = []
         per_tenant = Counter(w.req.tenant for w in self.queue)
+        urgent = self._urgent(now)
         for w in self.queue:
             wait = now - w.arrival
             bonus = self.cfg.wait_weight * wait
-            forced = self._forced(w, now)
+            forced = self._want(w) in urgent
             fair = w.req.weight / math.sqrt(per_tenant[w.req.tenant])
             # Every call is worth 1 on its best candidate (the caller already weighed the models); a lesser
             # candidate is worth its utility gap less.

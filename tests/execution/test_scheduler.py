@@ -19,7 +19,8 @@ from app.domain.models import Agent, Subtask
 from app.execution.calls import catalog_specs
 from app.execution.orchestrator import Orchestrator
 from app.execution.results import JobSpec
-from app.execution.scheduler import CallRequest, GpuScheduler, SchedEvent
+from app.execution.sched_types import CallRequest, SchedEvent
+from app.execution.scheduler import GpuScheduler
 from app.execution.state import GpuState
 from app.execution.telemetry import Recorder
 from app.routing import Estimator, load_agents
@@ -278,3 +279,27 @@ async def test_inline_agents_keep_their_own_priors_after_the_catalog_was_reconci
     inline = [a.model_copy(update={"capabilities": {"code": 0.99}}) for a in HEAVY]
     again = watch.reconcile(sim, inline).routable
     assert [a.capabilities["code"] for a in again] == [0.99] * len(HEAVY)
+
+
+async def test_models_starving_at_once_all_come_in_by_their_deadline() -> None:
+    """Two calls for models that cannot share the GPU (phi4 alone; llama beside gemma) arrive together while a steady
+    stream keeps gemma and qwen busy: the first forced swap must come early enough for the second one too."""
+    sim = SimBackend(HEAVY, 14.0, time_scale=0.2)
+    sched = GpuScheduler(sim, 14.0, settings(max_wait_s=1.5, num_parallel=2))
+    stop = time.monotonic() + 5.0
+
+    async def stream(model: str) -> None:
+        while time.monotonic() < stop:
+            await _call(sched, sim, "steady", {model: 1.0})
+
+    async def starving(model: str) -> float:
+        await asyncio.sleep(0.5)
+        lease = await sched.acquire(CallRequest("b", {model: 1.0}, catalog_specs(HEAVY)))
+        async with lease:
+            await sim.chat({"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": False})
+        return lease.waited_s
+
+    phi4, llama, *_ = await asyncio.gather(
+        starving("phi4:14b"), starving("llama3.1:8b"), *(stream(m) for m in ("gemma2:2b", "qwen2.5-coder:7b") * 2)
+    )
+    assert max(phi4, llama) <= 1.5 + 0.1, (phi4, llama)
