@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.core.errors import DagError
+from app.core.errors import BudgetExceeded, DagError
 from app.domain.models import MAX_ORIGINAL_DIFFICULTY, TASK_TYPES, Subtask, unit_difficulty
 from app.execution.dag import TaskDAG
 from app.execution.llm import ChatFn
@@ -162,6 +162,8 @@ async def decompose(query: str, chat: ChatFn | None) -> Decomposition:
         return Decomposition(parse(reply.content, query), "decomposer")
     except (ValueError, ValidationError, DagError, TypeError) as exc:
         return heuristic(query, f"decomposer output unusable: {str(exc)[:200]}")
+    except BudgetExceeded:  # the tenant's budget is spent: the job stops, no fallback
+        raise
     except Exception as exc:  # backend failures must not kill the job: fall back and say why
         return heuristic(query, f"decomposer call failed: {type(exc).__name__}: {str(exc)[:200]}")
 

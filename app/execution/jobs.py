@@ -88,7 +88,7 @@ async def run_job(
     budget is spent; `reserved` tokens held at admission are released when the job settles."""
     recorder = Recorder(runtime.repo, tenant_id, jsonl_path)
     recorder.listeners.extend(listeners or [])
-    meter = JobMeter(runtime, tenant) if tenant is not None else None
+    meter = JobMeter(runtime, tenant, reserved) if tenant is not None else None
     if meter is not None:
         recorder.listeners.append(meter)  # last: the other listeners see the event that exhausts the budget
     orch = Orchestrator(
@@ -98,22 +98,23 @@ async def run_job(
         keep_alive=runtime.settings.keep_alive,
         max_concurrency=runtime.settings.max_concurrency,
     )
+    if meter is not None:
+        try:
+            return await orch.run(spec)
+        finally:
+            # Charged as they finished; what no event charged yet (a call cut by a cancel or by the budget's stop
+            # counts its estimate) is charged now, once per call; the rest of the reservation goes back.
+            meter.settle(orch.ledger())
+            meter.close()
     try:
         result = await orch.run(spec)
     except asyncio.CancelledError:
-        # Cancelled: the calls not charged yet (a call cut mid-way counts its estimate), before the reservation goes.
         spent = orch.tokens_spent()
-        if meter is not None:
-            meter.charge(spent - meter.charged)
-        elif spent > 0:
+        if spent > 0:
             runtime.tenants.add_tokens(tenant_id, spent)
             runtime.usage.add_id(tenant_id, spent)
         raise
     finally:
         runtime.usage.release(tenant_id, reserved)
-    spent = orch.tokens_spent()
-    if meter is None:
-        await runtime.charge(tenant_id, spent)
-    else:  # the calls were charged as they finished; what is left are the helper calls (decomposer, synthesis)
-        meter.charge(spent - meter.charged)
+    await runtime.charge(tenant_id, orch.tokens_spent())
     return result

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from app.domain.status import JobStatus
 from app.execution.jobs import create_job_row, run_job
 from app.execution.results import JobResult, JobSpec
 from app.execution.runtime import Runtime
@@ -22,6 +24,7 @@ class JobManager:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._subscribers: dict[str, list[asyncio.Queue[dict[str, Any]]]] = {}
+        self._unstarted: set[str] = set()  # jobs whose runner has not run its first step yet
 
     def _publish(self, job_id: str, record: dict[str, Any]) -> None:
         for queue in self._subscribers.get(job_id, []):
@@ -40,6 +43,7 @@ class JobManager:
         job_id = spec.job_id
 
         async def runner() -> JobResult:
+            self._unstarted.discard(job_id)
             try:
                 return await run_job(
                     self.runtime,
@@ -54,7 +58,18 @@ class JobManager:
                 self.runtime.tasks.pop(job_id, None)
                 self._publish(job_id, END)
 
+        def never_ran(_: asyncio.Task[JobResult]) -> None:
+            """Cancelled before its first step, the runner's own clean-up never ran: do it here (cancel() marks
+            the row)."""
+            if job_id in self._unstarted:
+                self._unstarted.discard(job_id)
+                self.runtime.usage.release(tenant_id, reserved)
+                self.runtime.tasks.pop(job_id, None)
+                self._publish(job_id, END)
+
+        self._unstarted.add(job_id)
         task = asyncio.create_task(runner(), name=f"job:{job_id}")
+        task.add_done_callback(never_ran)
         self.runtime.tasks[job_id] = task
         return task
 
@@ -65,9 +80,13 @@ class JobManager:
         task = self.runtime.tasks.get(job_id)
         if task is None:
             return False
+        unstarted = job_id in self._unstarted
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+        if unstarted:  # cancelled before it ran at all: nothing else moves its row out of `queued`
+            fields = {"status": JobStatus.CANCELLED, "error": "cancelled by request", "finished_at": time.time()}
+            await asyncio.to_thread(self.runtime.repo.update_job, job_id, **fields)
         return True
 
     @contextlib.asynccontextmanager

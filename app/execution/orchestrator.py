@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from app.backends.base import Usage
 from app.core.errors import BackendError
 from app.domain.models import Plan, RoutingProblem, Subtask
 from app.domain.status import FINISHED_SUBTASK, JobStatus, SubtaskStatus
-from app.execution.budget import HelperMeter, cut_estimate
+from app.execution.budget import HelperMeter, cut_estimate, ledger_key
 from app.execution.calls import JobCalls, helper_candidates
 from app.execution.cpu import run_cpu
 from app.execution.dag import TaskDAG
@@ -45,7 +46,9 @@ class Orchestrator:
         self.keep_alive = keep_alive
         self.max_concurrency = max_concurrency
         self.results: dict[str, SubtaskResult] = {}  # the running job's subtasks (what a cancel charges)
-        self.helpers = HelperMeter(gpu.backend)  # the decomposer, planner and synthesiser calls, counted
+        # the decomposer, planner and synthesiser calls: counted, and each reported as a `helper_call` event
+        self.helpers = HelperMeter(gpu.backend, self._helper_call)
+        self.job_id = ""
 
     async def run(self, spec: JobSpec) -> JobResult:
         """The job stays `queued` until its first model call is dispatched by the GPU's scheduler."""
@@ -56,8 +59,9 @@ class Orchestrator:
         log = StepLog()
         plan_source = spec.plan_source
         loaded_before = list(self.gpu.loaded_names)  # as last read from the backend (no extra call here)
-        await self.rec.event("job_start", spec.job_id, job_start(spec, loaded_before))
-        try:
+        self.job_id, self.results, self.helpers.tokens = spec.job_id, results, 0
+        try:  # a cancel at any await below (the first included) finishes the job as cancelled
+            await self.rec.event("job_start", spec.job_id, job_start(spec, loaded_before))
             subtasks, plan_source = await self._subtasks(spec, log)
             dag = TaskDAG(subtasks)
             results = {s.id: SubtaskResult(s.id, s.task_type) for s in subtasks}
@@ -77,6 +81,11 @@ class Orchestrator:
             result = await self._finish(life, spec, results, log, status, error, final, started, plan_source)
         await self.rec.event("job_costs", spec.job_id, job_costs(spec, result.summary, loaded_before))
         return result
+
+    async def _helper_call(self, tokens: int, final: bool) -> None:
+        """A helper call finished: its event (the job's meter charges it, and stops the job if the budget is spent)."""
+        payload = {"tokens": tokens, "helper_tokens": self.helpers.tokens, "final": final}
+        await self.rec.event("helper_call", self.job_id, payload)
 
     async def _helper(self, spec: JobSpec, label: str, explicit: str | None, preferred: str | None = None) -> Lease:
         """A helper call (decomposer, planner, synthesiser) leases whichever capable model the scheduler binds:
@@ -210,7 +219,7 @@ class Orchestrator:
                 async with lease:
                     await self._run_subtask(spec, dag, sid, a, results, lease=lease)
 
-        await asyncio.gather(*(one(sid) for sid in ready))
+        await run_all([one(sid) for sid in ready])
         for sid in ready:
             if results[sid].status == SubtaskStatus.FAILED:
                 for child in dag.descendants(sid):
@@ -274,15 +283,20 @@ class Orchestrator:
             )
             self.estimator.observe_tokens(res.model, sub.estimated_tokens, usage.eval_tokens)
             observe_usage(self.estimator, res.model, usage)
-            if spec.score_fn is not None:
-                # scorers may run a sandboxed subprocess (code_eval): keep the event loop free
-                res.score = await asyncio.to_thread(spec.score_fn, sub, res.output)
-                if res.score is not None:
-                    self.estimator.observe_score(res.model, sub.task_type, res.score, difficulty=sub.difficulty)
+        # The call is over: its outcome is scored and recorded even if the job is cancelled meanwhile (its row and
+        # its charge then agree); the cancel goes on right after.
+        await finish_anyway(self._conclude(spec, sub, res, t0))
+
+    async def _conclude(self, spec: JobSpec, sub: Subtask, res: SubtaskResult, t0: float) -> None:
+        if spec.score_fn is not None and res.status == SubtaskStatus.DONE:
+            # scorers may run a sandboxed subprocess (code_eval): keep the event loop free
+            res.score = await asyncio.to_thread(spec.score_fn, sub, res.output or "")
+            if res.score is not None:
+                self.estimator.observe_score(res.model, sub.task_type, res.score, difficulty=sub.difficulty)
         res.latency_ms = (time.perf_counter() - t0) * 1000
         fields = {k: v for k, v in res.to_dict().items() if k not in ("id", "task_type")}
-        await self.rec.update_subtask(spec.job_id, sid, **fields)
-        await self.rec.event("subtask", spec.job_id, {"subtask_id": sid, **fields})
+        await self.rec.update_subtask(spec.job_id, sub.id, **fields)
+        await self.rec.event("subtask", spec.job_id, {"subtask_id": sub.id, **fields})
 
     async def _cut(self, spec: JobSpec, sid: str, res: SubtaskResult, estimate: tuple[int, int]) -> None:
         """The job was cancelled during this subtask's model call, which answers nothing: the call counts its
@@ -293,6 +307,13 @@ class Orchestrator:
         fields = {k: v for k, v in res.to_dict().items() if k not in ("id", "task_type")}
         with contextlib.suppress(Exception):  # the charge does not depend on this row; the cancel goes on
             await self.rec.update_subtask(spec.job_id, sid, **fields)
+
+    def ledger(self) -> dict[str, int]:
+        """The running job's tokens per charge key (JobMeter): each subtask's call (a call cut by a cancel counts
+        its estimate) and its helper calls together."""
+        out = {ledger_key(self.job_id, sid): r.prompt_tokens + r.eval_tokens for sid, r in self.results.items()}
+        out[ledger_key(self.job_id)] = self.helpers.tokens
+        return out
 
     def tokens_spent(self) -> int:
         """Tokens the job's model calls used so far, its helper calls' too (a call cut by a cancel counts its
@@ -343,7 +364,7 @@ class Orchestrator:
             "options": {"num_predict": max(64, min(1024, 2 * sum(s.estimated_tokens for s in sinks)))},
         }
         async with await self._helper(spec, "synthesizer", spec.synth_model, preferred=last) as lease:
-            body = await self.helpers.chat({**request, "model": lease.model})
+            body = await self.helpers.chat({**request, "model": lease.model}, final=True)
             await self._helper_done(log)
         return str((body.get("message") or {}).get("content", ""))
 
@@ -382,6 +403,33 @@ class Orchestrator:
         await self.rec.event("job_dag_summary", spec.job_id, summary)
         await self.rec.event("job", spec.job_id, {"status": status, "error": error, "final_answer": final, **summary})
         return result
+
+
+async def run_all(coros: list[Coroutine[Any, Any, None]]) -> None:
+    """Run the coroutines as tasks. The first to fail (a spent budget, a bug) cancels the others, and a cancel of
+    the caller cancels them all; either way every task has ended (a call cut mid-way recorded as such) before
+    this returns or raises, so nothing of the job runs on, or is charged, after it settles."""
+    tasks = [asyncio.create_task(c) for c in coros]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            raise exc
+
+
+async def finish_anyway(work: Coroutine[Any, Any, None]) -> None:
+    """Await `work` to its end even when the caller is cancelled meanwhile; the cancel is raised after it."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):  # e.g. the budget's stop: the cancel wins
+            await task
+        raise
 
 
 def with_inputs(dag: TaskDAG, sid: str, results: dict[str, SubtaskResult]) -> Subtask:

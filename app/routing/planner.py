@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app.core.errors import BudgetExceeded
 from app.domain.models import Plan, PlannerInfo, RoutingProblem
 from app.routing.baselines import greedy_assign
 from app.routing.estimator import Estimates
@@ -222,6 +223,8 @@ async def plan_with_llm(
         reason = f"invalid after repair: first answer: {why}; repaired answer: {why2}"
     except TimeoutError:
         reason = f"planner call timed out after {timeout_s:g} s"
+    except BudgetExceeded:  # the job's tenant spent its budget on this call: the job stops, no fallback plan
+        raise
     except Exception as exc:  # the chat fn is foreign code; any failure must degrade to a plan, not a crash
         reason = f"planner call failed: {type(exc).__name__}: {exc}"
     return _plan(problem, est, greedy_assign(est), "fallback_greedy", reason, calls.info)
