@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.backends.base import Backend
@@ -10,6 +11,7 @@ from app.bench.config import BenchConfig
 from app.bench.judge import judge
 from app.bench.types import JobRecord
 from app.domain.models import Agent
+from app.execution.budget import HelperMeter
 from app.execution.llm import bind_chat
 from app.routing import Estimator
 
@@ -64,17 +66,19 @@ async def judge_rows(
     agents: list[Agent],
     config: BenchConfig,
     estimators: dict[str, Estimator] | None = None,
+    charge: Callable[[int, bool], Awaitable[None]] | None = None,
 ) -> None:
     """Judge every finished subtask after all modes ran (so judging never perturbs a mode's GPU state).
 
     Judge scores sit beside the benchmark scores, with the judge's rationale; each one is a scored result for the
     mode's own estimator (`estimators`, by mode; a frozen one ignores it). Failures land in judge_error.
+    `charge`: told each judge call's tokens as it finishes (the tenant's budget).
     """
     if isinstance(backend, SimBackend):
         # The judge prompt quotes the task, so the sim's answer keys would answer it with the task's own answer;
         # a key-less sim twin answers the judge's JSON schema instead.
         backend = SimBackend(agents, backend.memory.capacity_gb, seed=backend.seed, name="sim-judge")
-    chat = bind_chat(backend, judge_model_for(config, agents), config.keep_alive)
+    chat = bind_chat(HelperMeter(backend, charge), judge_model_for(config, agents), config.keep_alive)
     descriptions = {(j.example.id, s.id): s.description for j in jobs for s in j.example.subtasks}
     difficulty = {(j.example.id, s.id): s.difficulty for j in jobs for s in j.example.subtasks}
     for row in rows:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from app.bench.pairwise import judge_swapped
 from app.bench.types import JobRecord
 from app.domain.models import Agent
 from app.domain.status import SubtaskStatus
+from app.execution.budget import HelperMeter
 from app.execution.llm import bind_chat
 from app.routing.registry import EXACT, PLANNER
 
@@ -52,14 +54,19 @@ def _tally(items: list[dict[str, Any]], a: str, b: str, model: str) -> dict[str,
 
 
 async def mtbench_pairwise(
-    rows: list[dict[str, Any]], jobs: list[JobRecord], backend: Backend, agents: list[Agent], config: BenchConfig
+    rows: list[dict[str, Any]],
+    jobs: list[JobRecord],
+    backend: Backend,
+    agents: list[Agent],
+    config: BenchConfig,
+    charge: Callable[[int, bool], Awaitable[None]] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(report fields, per-judgement records). Each turn is judged with the conversation's question for that turn;
     a pair of answers counts as a win only when both orders agree (else a tie)."""
     if isinstance(backend, SimBackend):  # a key-less twin: the sim would answer the quoted task otherwise
         backend = SimBackend(agents, backend.memory.capacity_gb, seed=backend.seed, name="sim-judge")
     model = config.mtbench_judge_model or judge_model_for(config, agents)
-    chat = bind_chat(backend, model, config.keep_alive)
+    chat = bind_chat(HelperMeter(backend, charge), model, config.keep_alive)  # charge: each call's tokens
     answers = {
         (r["mode"], r["job"], r["subtask"]): r["output"] or ""
         for r in rows

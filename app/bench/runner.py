@@ -6,10 +6,10 @@ import asyncio
 import json
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from app.backends.base import Backend
 from app.backends.sim import SimBackend
@@ -24,6 +24,7 @@ from app.bench.simkeys import register_examples
 from app.bench.types import Example, JobRecord, ScoreResult
 from app.core.errors import InfeasibleError, ValidationFailed
 from app.domain.models import Agent, Plan, RoutingProblem, Subtask
+from app.execution.budget import JobMeter
 from app.execution.cpu import run_cpu
 from app.execution.orchestrator import Orchestrator
 from app.execution.results import JobResult, JobSpec
@@ -34,6 +35,7 @@ from app.routing.registry import EXACT
 from app.routing.router import route_exact
 from app.storage.repo import Repo
 
+T = TypeVar("T")
 __all__ = ["BenchConfig", "BenchResult", "JobRecord", "ProgressFn", "run_bench"]
 
 
@@ -187,10 +189,13 @@ async def run_bench(
     gpu: GpuState | None = None,
     repo: Repo | None = None,
     tenant_id: str = "default",
+    meter: JobMeter | None = None,
 ) -> BenchResult:
     """Run every mode over the same examples; write all outputs into config.output_dir and return the report.
     `gpu`: the service's GPU (its scheduler is shared with all other traffic); None = a private one on `backend`.
     With a repo, every telemetry event also lands in its event log (tagged with bench_id = the output folder name).
+    `meter`: the tenant's budget; every model call (jobs, their helpers, the judges) is charged as it finishes and
+    the run fails (BudgetExceeded) after the job that spends the budget.
     """
     started = time.perf_counter()
     out = Path(config.output_dir)
@@ -217,16 +222,41 @@ async def run_bench(
             loaded = await reset_backend(backend, config.warm, config.keep_alive)
             starts.append({"block": block, "mode": mode, "loaded": loaded})
             tap = taps[mode]
-            rec = recorders.setdefault(mode, _recorder(out, mode, repo, tenant_id))
+            rec = recorders.setdefault(mode, _recorder(out, mode, repo, tenant_id, meter))
             orch = Orchestrator(gpu, tap, rec, keep_alive=config.keep_alive, max_concurrency=config.max_concurrency)
             for i in idx:
                 ex = examples[i]
-                result, scores, optima = await _run_job(config, orch, tap, agents, mode, ex)
+                result, scores, optima = await _metered(meter, orch, _run_job(config, orch, tap, agents, mode, ex))
                 jobs.append(JobRecord(mode, block, ex, result, scores, optima))
                 done[(mode, ex.benchmark)] += 1
                 if progress is not None:
                     progress(mode, ex.benchmark, done[(mode, ex.benchmark)], totals[(mode, ex.benchmark)])
-    return await _conclude(config, out, backend, agents, jobs, starts, started, recorders, dict(taps))
+    return await _conclude(config, out, backend, agents, jobs, starts, started, recorders, dict(taps), meter)
+
+
+async def _metered(meter: JobMeter | None, orch: Orchestrator, work: Awaitable[T]) -> T:
+    """A benchmark job under the tenant's budget: what its events did not charge (a call cut by a cancel) is
+    charged when it ends; the run stops after it when the budget is spent."""
+    try:
+        result = await work
+    finally:
+        if meter is not None:
+            meter.settle(orch.ledger())
+    if meter is not None:
+        meter.check()
+    return result
+
+
+def _judge_charge(meter: JobMeter | None) -> Callable[[int, bool], Awaitable[None]] | None:
+    """The judges' calls charged to the tenant as they finish (judging starts only while budget is left)."""
+    if meter is None:
+        return None
+    meter.check()
+
+    async def charge(tokens: int, final: bool) -> None:
+        meter.charge(tokens)
+
+    return charge
 
 
 async def _conclude(
@@ -239,12 +269,13 @@ async def _conclude(
     started: float,
     recorders: dict[str, Recorder],
     taps: dict[str, Estimator],
+    meter: JobMeter | None = None,
 ) -> BenchResult:
     """After every mode ran: the optional judges (never during a mode: they would perturb its GPU state), the
     report and every output file."""
     rows = output_rows(jobs)
     if config.judge:
-        await judge_rows(rows, jobs, backend, agents, config, dict(taps))
+        await judge_rows(rows, jobs, backend, agents, config, dict(taps), charge=_judge_charge(meter))
         keys = ("subtask", "model", "score", "judge_score", "judge_rationale", "judge_error")
         for row in rows:  # the verdicts in telemetry too, rationale beside the score
             await recorders[row["mode"]].event("judge", f"{row['mode']}-{row['job']}", {k: row[k] for k in keys})
@@ -252,18 +283,21 @@ async def _conclude(
     # report building is CPU work: the bounded CPU executor, never the event loop (inline in a dry run's thread)
     report, job_rows = await run_cpu(build_report, config, agents, jobs, rows, starts, elapsed_s, gpu_name=backend.name)
     if config.mtbench_judge and BENCH in config.benchmarks:
-        fields, judgements = await mtbench_pairwise(rows, jobs, backend, agents, config)
+        fields, judgements = await mtbench_pairwise(rows, jobs, backend, agents, config, _judge_charge(meter))
         report |= fields
         write_judgements(out, judgements)
     await run_cpu(write_report, out, report, rows, jobs, job_rows)
     return BenchResult(config, out, report, jobs, rows, dict(taps))
 
 
-def _recorder(out: Path, mode: str, repo: Repo | None, tenant_id: str) -> Recorder:
+def _recorder(out: Path, mode: str, repo: Repo | None, tenant_id: str, meter: JobMeter | None = None) -> Recorder:
     """A mode's telemetry: its JSONL file and, with a repo, the database's event log (events only: bench jobs
     have no `jobs` rows), every event tagged with the run and the mode."""
     tags = {"bench_id": out.name, "routing_mode": mode}
-    return Recorder(repo, tenant_id, out / "runs" / mode / "telemetry.jsonl", events_only=True, tags=tags)
+    rec = Recorder(repo, tenant_id, out / "runs" / mode / "telemetry.jsonl", events_only=True, tags=tags)
+    if meter is not None:
+        rec.listeners.append(meter)
+    return rec
 
 
 def _write_inputs(out: Path, config: BenchConfig, examples: list[Example]) -> None:

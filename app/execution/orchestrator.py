@@ -291,7 +291,7 @@ class Orchestrator:
         if spec.score_fn is not None and res.status == SubtaskStatus.DONE:
             # scorers may run a sandboxed subprocess (code_eval): keep the event loop free
             res.score = await asyncio.to_thread(spec.score_fn, sub, res.output or "")
-            if res.score is not None:
+            if res.score is not None and res.model is not None:
                 self.estimator.observe_score(res.model, sub.task_type, res.score, difficulty=sub.difficulty)
         res.latency_ms = (time.perf_counter() - t0) * 1000
         fields = {k: v for k, v in res.to_dict().items() if k not in ("id", "task_type")}

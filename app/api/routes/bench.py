@@ -19,6 +19,7 @@ from app.bench.runner import BenchConfig, BenchResult, preflight, private_sim, r
 from app.core.errors import NotFound
 from app.domain.knobs import KnobOverrides
 from app.domain.status import JobStatus
+from app.execution.budget import JobMeter, job_estimate
 from app.execution.cpu import INLINE
 from app.execution.runtime import Runtime
 from app.routing import Estimator
@@ -139,7 +140,9 @@ def _run_private(config: BenchConfig, ctx: TenantCtx, estimator: Estimator, prog
     )
 
 
-async def _run(runtime: Runtime, ctx: TenantCtx, config: BenchConfig, progress: _Progress) -> BenchResult:
+async def _run(
+    runtime: Runtime, ctx: TenantCtx, config: BenchConfig, progress: _Progress, meter: JobMeter | None
+) -> BenchResult:
     if config.dry_run:
         snapshot = Estimator.from_dict(runtime.estimator.to_dict())
         return await runtime.bench_pool.run(_run_private, config, ctx, snapshot, progress)
@@ -153,6 +156,7 @@ async def _run(runtime: Runtime, ctx: TenantCtx, config: BenchConfig, progress: 
         gpu=ctx.gpu,
         repo=runtime.repo,
         tenant_id=ctx.tenant.id,
+        meter=meter,
     )
     await ctx.gpu.refresh()
     if not config.freeze_estimator:  # scores on the real GPU teach the service (saved per catalog)
@@ -160,11 +164,13 @@ async def _run(runtime: Runtime, ctx: TenantCtx, config: BenchConfig, progress: 
     return result
 
 
-async def _execute(runtime: Runtime, ctx: TenantCtx, run_id: str, config: BenchConfig) -> None:
+async def _execute(
+    runtime: Runtime, ctx: TenantCtx, run_id: str, config: BenchConfig, meter: JobMeter | None = None
+) -> None:
     try:
         # at most SWARM_BENCH_MAX_RUNNING runs execute (per tenant: _PER_TENANT); the others stay `queued`
         async with runtime.bench_slots.hold(ctx.tenant.id):
-            await _execute_now(runtime, ctx, run_id, config)
+            await _execute_now(runtime, ctx, run_id, config, meter)
     except asyncio.CancelledError:
         await asyncio.to_thread(
             runtime.repo.update_bench_run, run_id, status=JobStatus.CANCELLED, finished_at=time.time()
@@ -173,15 +179,19 @@ async def _execute(runtime: Runtime, ctx: TenantCtx, run_id: str, config: BenchC
     finally:
         _progress_map(runtime).pop(run_id, None)
         runtime.tasks.pop(run_id, None)
+        if meter is not None:
+            meter.close()
 
 
-async def _execute_now(runtime: Runtime, ctx: TenantCtx, run_id: str, config: BenchConfig) -> None:
+async def _execute_now(
+    runtime: Runtime, ctx: TenantCtx, run_id: str, config: BenchConfig, meter: JobMeter | None
+) -> None:
     repo = runtime.repo
     progress = _Progress(config)
     _progress_map(runtime)[run_id] = progress
     await asyncio.to_thread(repo.update_bench_run, run_id, status=JobStatus.RUNNING)
     try:
-        result = await _run(runtime, ctx, config, progress)
+        result = await _run(runtime, ctx, config, progress, meter)
     except Exception as exc:
         log.exception("bench run %s failed", run_id)
         msg = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
@@ -205,7 +215,13 @@ async def start_bench(body: BenchRequest, ctx: TenantDep, runtime: RuntimeDep) -
         ctx.check_budget()
     run_id = new_id("bench")
     config = to_config(body, runtime, ctx, Path(runtime.settings.runs_dir) / "bench" / run_id)
-    await asyncio.to_thread(preflight, config, ctx.agents)  # bad G, warm set or missing data: 422 now
+    examples = await asyncio.to_thread(preflight, config, ctx.agents)  # bad G, warm set or missing data: 422 now
+    meter = None
+    if not body.dry_run:  # a real run's calls are the tenant's: reserved now, charged as they finish
+        estimate = len(config.modes) * sum(job_estimate(ex.plain_subtasks()) for ex in examples)
+        ctx.check_budget(reserve=estimate)
+        reserved = estimate if ctx.tenant.token_budget is not None else 0
+        meter = JobMeter(runtime, ctx.tenant, reserved)
     row = BenchRun(
         id=run_id,
         tenant_id=ctx.tenant.id,
@@ -215,8 +231,16 @@ async def start_bench(body: BenchRequest, ctx: TenantDep, runtime: RuntimeDep) -
         config=config.model_dump(mode="json"),
         output_dir=config.output_dir,
     )
-    await asyncio.to_thread(runtime.repo.create_bench_run, row)
-    runtime.tasks[run_id] = asyncio.create_task(_execute(runtime, ctx, run_id, config), name=f"bench:{run_id}")
+    try:
+        await asyncio.to_thread(runtime.repo.create_bench_run, row)
+    except BaseException:
+        if meter is not None:
+            meter.close()
+        raise
+    task = asyncio.create_task(_execute(runtime, ctx, run_id, config, meter), name=f"bench:{run_id}")
+    if meter is not None:  # also when the run is cancelled before it starts
+        task.add_done_callback(lambda _: meter.close())
+    runtime.tasks[run_id] = task
     return JSONResponse({"id": run_id, "status": JobStatus.QUEUED}, status_code=202)
 
 
