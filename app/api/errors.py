@@ -52,8 +52,8 @@ def compat_status(exc: e.SwarmError) -> int:
     if isinstance(exc, e.BadBackendResponse) and exc.status is not None:
         # an upstream client error is relayed; an upstream failure is a bad gateway, never our own 500
         return exc.status if exc.status < 500 else 502
-    if isinstance(exc, e.ValidationFailed):
-        return 400
+    if isinstance(exc, e.ValidationFailed) and exc.code != "exceeds_tenant_config":
+        return 400  # a request asking for more than its tenant's configuration is 422, as on /jobs and /route
     return status_for(exc)
 
 

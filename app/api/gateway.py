@@ -15,12 +15,13 @@ from fastapi import Request
 
 from app.api.disconnect import close_stream, until_disconnect
 from app.api.metrics import T0_KEY, Metrics
+from app.api.narrowing import WidensTenant
 from app.api.tenancy import TenantCtx, TenantResolver
 from app.backends.base import JSON, Backend, RawReply, Usage
 from app.backends.upstream_limits import UpstreamLimits
-from app.core.errors import BadBackendResponse, BadRequest, Forbidden, InfeasibleError, SwarmError
+from app.core.errors import BadBackendResponse, BadRequest, ClientGone, Forbidden, InfeasibleError, SwarmError
 from app.domain.models import Agent, Subtask
-from app.execution.budget import call_estimate
+from app.execution.budget import call_estimate, charge_tenant
 from app.execution.calls import catalog_specs
 from app.execution.decomposer import classify, estimate_difficulty
 from app.execution.orchestrator import observe_usage
@@ -57,6 +58,7 @@ class Call:
     upstream_s: float = 0.0
     lease: Lease | None = None  # the GPU scheduler's dispatch of this call; released when the call ends
     reserved: int = 0  # tokens held against the tenant's budget from admission until the call ends
+    prompt_estimate: int = 0  # the request body at four bytes a token: charged if the client leaves unanswered
     chunks: int = 0  # token chunks relayed so far (a cut stream is charged these)
     finished: bool = False
     skipped: tuple[str, ...] = ()  # model="auto": catalog models left out because they are not installed
@@ -81,8 +83,10 @@ class Call:
         a real status code; cancelled if the client leaves; the stream is closed when this fails."""
         try:
             first = await until_disconnect(request, self.upstream(anext(stream, None)))
-        except BaseException:
+        except BaseException as exc:
             await close_stream(stream)
+            if isinstance(exc, ClientGone):
+                self.abandoned()
             self.release()
             raise
         if first is None:
@@ -124,20 +128,33 @@ class Call:
         self.release()
         await close_stream(stream)
 
+    def abandoned(self) -> None:
+        """The client left before any answer: the upstream call is cancelled, with no usage to read. The model read
+        the prompt, and what it generated before the cancel is unknown: the call is charged its prompt estimate."""
+        if not self.finished:
+            self.finished = True
+            self.gateway.account_partial(self, self.prompt_estimate)
+
     async def relay(self, request: Request, path: str, body: bytes) -> RawReply:
         """A compatible-API call (OpenAI, Responses, Anthropic) the backend answers in that API's own format
-        (Backend.relay_compat): cancelled if the client leaves before the answer's head; the caller reads the body
-        and accounts it (finish), or releases the call if it ends otherwise."""
+        (Backend.relay_compat): cancelled if the client leaves before the answer's head (charged: abandoned); the
+        caller reads the body and accounts it (finish), or releases the call if it ends otherwise."""
         try:
             return await until_disconnect(request, self.upstream(self.backend.relay_compat(path, body)))
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, ClientGone):
+                self.abandoned()
             self.release()
             raise
 
     async def complete(self, request: Request, work: Awaitable[JSON]) -> JSON:
-        """A non-streaming upstream call: cancelled if the client leaves, accounted when it answers."""
+        """A non-streaming upstream call: cancelled (and charged: abandoned) if the client leaves, accounted when
+        it answers."""
         try:
             final = await until_disconnect(request, self.upstream(work))
+        except ClientGone:
+            self.abandoned()
+            raise
         finally:
             self.release()
         self.finish(final)
@@ -166,8 +183,11 @@ class Gateway:
         max_tokens: Any = None,
         *,
         tools: bool = False,
+        dispatch: bool = True,
     ) -> Call:
-        """`tools`: the request offers tools, so model="auto" picks only among models that can call them."""
+        """`tools`: the request offers tools, so model="auto" picks only among models that can call them.
+        `dispatch=False`: nothing will run on the model (a token count): the tenant and the model are resolved,
+        nothing is leased or reserved."""
         t0 = float(request.scope.get(T0_KEY) or time.perf_counter())
         return Call(self, self._backend, model, False, api, t0)
 
@@ -231,6 +251,7 @@ class TenantGateway(Gateway):
         max_tokens: Any = None,
         *,
         tools: bool = False,
+        dispatch: bool = True,
     ) -> Call:
         """Resolve the tenant, reserve the call's estimate against its budget (429 when spent plus reserved tokens
         reach it), and wait for the GPU's scheduler to dispatch the call: an explicit model as asked; "auto" bound
@@ -246,7 +267,10 @@ class TenantGateway(Gateway):
             candidates, agents, skipped = await self._route(ctx, text(), max_tokens, tools)
         else:
             await self.runtime.catalog.check_model(ctx.gpu.backend, model)
+            await self._check_fits(ctx, model)
             candidates = {model: 1.0}
+        if not dispatch:  # no lease (the scheduler would load the model for nothing), no reservation
+            return Call(self, ctx.gpu.backend, next(iter(candidates)), routed, api, t0, ctx.tenant, skipped=skipped)
         req = CallRequest(ctx.tenant.id, candidates, self._specs(agents), kind="proxy", label=api)
         scheduler = ctx.gpu.scheduler
         estimate = call_estimate(body_bytes, max_tokens, self.runtime.settings.proxy_reserve_tokens)
@@ -261,7 +285,23 @@ class TenantGateway(Gateway):
             raise
         call = Call(self, ctx.gpu.backend, lease.model, routed, api, t0, ctx.tenant, lease=lease, skipped=skipped)
         call.reserved = reserved
+        call.prompt_estimate = call_estimate(body_bytes, 0, 0)
         return call
+
+    async def _check_fits(self, ctx: TenantCtx, model: str) -> None:
+        """An explicit model must fit the tenant's configured GPU budget, as a job's or /route's models must
+        (WidensTenant: 422, exceeds_tenant_config). A model whose size is unknown (in no catalog) is not refused."""
+        if ctx.tenant.gpu_vram_gb is None:
+            return
+        rec = await self.runtime.catalog.current(ctx.gpu.backend, ctx.agents)
+        known = {a.name: a for a in [*rec.routable, *ctx.agents]}
+        name = _catalog_name(model, set(known))
+        if name is not None and known[name].vram_gb > ctx.gpu_vram_gb + 1e-9:
+            raise WidensTenant(
+                "model",
+                f"{model} needs {known[name].vram_gb:g} GB of GPU memory, more than this tenant's limit of "
+                f"{ctx.gpu_vram_gb:g} GB (its gpu_vram_gb)",
+            )
 
     async def models_changed(self, backend: Backend) -> None:
         await self.runtime.catalog.refresh(backend)
@@ -287,7 +327,7 @@ class TenantGateway(Gateway):
 
     def account_partial(self, call: Call, chunks: int) -> None:
         if call.tenant is not None:
-            self.usage.add(call.tenant, chunks)
+            charge_tenant(self.runtime, call.tenant, chunks)
 
     def unreserve(self, call: Call) -> None:
         if call.tenant is not None:
@@ -299,7 +339,7 @@ class TenantGateway(Gateway):
         observe_usage(self.runtime.estimator, call.model, Usage.from_response(final))
         if call.tenant is not None:
             tokens = int(final.get("prompt_eval_count") or 0) + int(final.get("eval_count") or 0)
-            self.usage.add(call.tenant, tokens)
+            charge_tenant(self.runtime, call.tenant, tokens)  # every cached copy of the tenant sees it
 
     async def _route(
         self, ctx: TenantCtx, text: str, max_tokens: Any, tools: bool = False

@@ -25,8 +25,8 @@ def job_estimate(subtasks: list[Subtask] | None) -> int:
 def call_estimate(body_bytes: int, max_tokens: Any, default: int) -> int:
     """Tokens a proxied call reserves at admission: its prompt (the request body at four bytes a token, above the
     prompt's real count for text) plus its output limit (the max tokens field; `default` when it sets none or an
-    unlimited -1/-2)."""
-    limited = isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens >= 0
+    unlimited value: -1/-2, and 0, which Ollama's runner reads as no limit either)."""
+    limited = isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens > 0
     return max(0, body_bytes) // 4 + (max_tokens if limited else default)
 
 

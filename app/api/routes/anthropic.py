@@ -72,8 +72,10 @@ async def messages_count_tokens(request: Request) -> Response:
         body = parse_body(await request.body())
         model = require_model(body)
         check_anthropic(body, counting=True)
-        call = await gateway_of(request).begin(request, "anthropic", model, lambda: last_user_text(body), 0)
-        call.release()  # nothing runs on the model: its slot and the budget reservation go back at once
+        # nothing runs on the model: no scheduler slot (it would load the model for nothing), no reservation
+        call = await gateway_of(request).begin(
+            request, "anthropic", model, lambda: last_user_text(body), 0, dispatch=False
+        )
         return Response(
             dumps({"input_tokens": count_tokens(body)}), media_type="application/json", headers=call.headers()
         )

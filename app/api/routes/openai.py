@@ -48,6 +48,7 @@ async def _forward(
     else:
         if path == "/v1/chat/completions":
             check_openai_chat(body)
+            raw = _max_tokens_too(raw, body)
         elif path == "/v1/completions":
             check_text(_prompt_text(body), "prompt")
             options_of(body)
@@ -64,6 +65,21 @@ async def _forward(
     if call.routed or drop:
         raw = dumps(body)
     return await relay(request, call, path, raw, family, stream=stream, drop_usage=drop)
+
+
+def _max_tokens_too(raw: bytes, body: JSON) -> bytes:
+    """Ollama's /v1 reads only `max_tokens` (as num_predict), never `max_completion_tokens`: a request that sets
+    only the latter gets `max_tokens` too, appended to the body with every other byte kept, so the model stops
+    where the client asked (and the call's reservation holds)."""
+    limit = body.get("max_completion_tokens")
+    if body.get("max_tokens") is not None or not isinstance(limit, int) or isinstance(limit, bool):
+        return raw
+    if "max_tokens" in body:  # an explicit null: replaced (a duplicate key would leave the reading to the parser)
+        body["max_tokens"] = limit
+        return dumps(body)
+    body["max_tokens"] = limit
+    text = raw.rstrip()
+    return text[:-1] + b',"max_tokens":' + str(limit).encode() + b"}"
 
 
 def _responses_text(body: JSON) -> str:
@@ -101,7 +117,7 @@ async def chat_completions(request: Request) -> Response:
         "/v1/chat/completions",
         "openai",
         lambda b: last_user_text(b.get("messages")),
-        ("max_completion_tokens", "max_tokens"),
+        ("max_tokens", "max_completion_tokens"),  # the limit Ollama honours (max_tokens; see _max_tokens_too)
     )
     return await _guard(request, lambda: work)
 
