@@ -207,19 +207,31 @@ class Orchestrator:
         by_id = {a.subtask_id: a for a in plan.assignments}
         loads: dict[str, float] = {}
 
+        stopped: list[BaseException] = []  # a sibling failed (a spent budget): start no further call
+
         async def one(sid: str) -> None:
             a = by_id[sid]
             tokens = dag.nodes[sid].estimated_tokens
             async with sem:
+                if stopped:
+                    return
                 try:
                     lease = await self.calls.lease({a.model: a.utility}, kind="job", label=sid, est_tokens=tokens)
                 except BackendError as exc:  # its model could not be loaded: the subtask fails, not the job
                     await self._run_subtask(spec, dag, sid, a, results, failed=exc)
                     return
                 async with lease:
-                    await self._run_subtask(spec, dag, sid, a, results, lease=lease)
+                    if not stopped:
+                        await self._run_subtask(spec, dag, sid, a, results, lease=lease)
 
-        await run_all([one(sid) for sid in ready])
+        async def guarded(sid: str) -> None:
+            try:
+                await one(sid)
+            except Exception as exc:
+                stopped.append(exc)
+                raise
+
+        await run_all([guarded(sid) for sid in ready])
         for sid in ready:
             if results[sid].status == SubtaskStatus.FAILED:
                 for child in dag.descendants(sid):

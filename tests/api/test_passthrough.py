@@ -1,5 +1,6 @@
 """Pass-through, table-driven: a client request → what the (recording, fake) Ollama received → what the client got.
-Every field reaches Ollama unchanged except `model` for model="auto"; every field Ollama returns reaches the client."""
+Every field reaches Ollama unchanged except `model` for model="auto" (and, on /v1 chat, `max_tokens` added when only
+`max_completion_tokens` is set: Ollama reads only the former); every field Ollama returns reaches the client."""
 
 from __future__ import annotations
 
@@ -398,22 +399,33 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeOllama, 
             yield fake, router_url
 
 
+def limit_added(path: str, request: dict[str, Any]) -> dict[str, Any]:
+    """The field the router adds to a /v1 chat request setting only max_completion_tokens, which Ollama's /v1 does
+    not read: max_tokens, with the same value (appended to the body's bytes)."""
+    limit = request.get("max_completion_tokens")
+    if path == "/v1/chat/completions" and request.get("max_tokens") is None and isinstance(limit, int):
+        return {"max_tokens": limit}
+    return {}
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_passes_through(rig: tuple[FakeOllama, str], case: Case) -> None:
     fake, router_url = rig
     fake.script(case.upstream_path, case.reply, case.reply_type)
     sent = enc(case.request)
+    added = limit_added(case.path, case.request)
     resp = httpx.post(router_url + case.path, content=sent, headers={"content-type": "application/json"}, timeout=30)
     assert resp.status_code == 200, resp.text
     got = fake.last(case.upstream_path)
     if case.routed is not None:
         model = resp.headers["x-swarm-routed-model"]
         assert model in ("qwen2.5-coder:7b", "llama3.1:8b")  # the catalog's tool-calling models
-        assert got.json() == {**case.request, "model": model}
+        assert got.json() == {**case.request, "model": model, **added}
     elif case.received is None:
-        assert got.body == sent
+        appended = b"".join(b',"%s":%d' % (k.encode(), v) for k, v in added.items())
+        assert got.body == (sent[:-1] + appended + b"}" if added else sent)
     else:
-        assert got.json() == case.received
+        assert got.json() == {**case.received, **added}
     expected = case.reply if case.client_gets is None else case.client_gets
     if case.path.startswith("/api/"):  # native answers are parsed (usage is read) and re-encoded: same fields
         assert resp.json() == json.loads(expected)
