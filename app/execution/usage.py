@@ -20,8 +20,8 @@ FLUSH_DELAY_S = 2.0  # proxied usage is written in batches, off the request path
 
 
 class UsageSink:
-    """Charges tokens to tenants. `add` batches (the proxy's hot path never waits on the database); `record` writes
-    at once. Cached tenant objects (budget checks) see a charge immediately either way."""
+    """Charges tokens to tenants. `add_id` batches (the hot paths never wait on the database); `record` writes at
+    once. The cached tenant objects (budget checks) are charged by the caller (budget.charge_tenant)."""
 
     def __init__(self, repo: Repo, flush_delay_s: float = FLUSH_DELAY_S, journal: UsageJournal | None = None) -> None:
         self.repo = repo
@@ -35,14 +35,6 @@ class UsageSink:
         self.lock = threading.Lock()
         if journal is not None:
             journal.replay(repo.add_tokens_used)
-
-    def add(self, tenant: Tenant, tokens: int) -> None:
-        if tokens <= 0:
-            return
-        if tenant.token_budget is not None:
-            # The cached tenant object is shared by requests with the same key: its budget check sees this now.
-            tenant.tokens_used += tokens
-        self.add_id(tenant.id, tokens)
 
     def add_id(self, tenant_id: str, tokens: int) -> None:
         """Charge in the next batch; journaled first, so a kill -9 before the batch is written loses nothing."""

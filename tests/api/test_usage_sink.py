@@ -40,8 +40,7 @@ class SlowRepo:
 async def test_usage_is_exact_before_during_and_after_a_batched_write() -> None:
     repo = SlowRepo()
     sink = UsageSink(repo)  # type: ignore[arg-type]
-    tenant = SimpleNamespace(id="t", token_budget=None, tokens_used=0)
-    sink.add(tenant, 100)  # type: ignore[arg-type]
+    sink.add_id("t", 100)
     assert sink.task is not None
     sink.task.cancel()  # flush by hand below
     assert (await asyncio.to_thread(sink.tokens_used, "t"))[1] == 100  # pending, not written
