@@ -16,7 +16,7 @@ from app.api.deps import RuntimeDep, TenantCtx, TenantDep
 from app.api.narrowing import narrow
 from app.bench.registry import list_benchmarks
 from app.bench.runner import BenchConfig, BenchResult, preflight, private_sim, run_bench
-from app.core.errors import NotFound
+from app.core.errors import NotFound, SwarmError
 from app.domain.knobs import KnobOverrides
 from app.domain.status import JobStatus
 from app.execution.budget import JobMeter, job_estimate
@@ -193,7 +193,10 @@ async def _execute_now(
     try:
         result = await _run(runtime, ctx, config, progress, meter)
     except Exception as exc:
-        log.exception("bench run %s failed", run_id)
+        if isinstance(exc, SwarmError):  # a known stop (a spent budget, an upstream error): its reason, no traceback
+            log.warning("bench run %s failed: %s", run_id, exc.message)
+        else:
+            log.exception("bench run %s failed", run_id)
         msg = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
         await asyncio.to_thread(
             repo.update_bench_run, run_id, status=JobStatus.FAILED, error=msg, finished_at=time.time()
