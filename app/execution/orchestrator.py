@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Coroutine
 from typing import Any
 
 from app.backends.base import Usage
@@ -24,6 +23,7 @@ from app.execution.results import JobResult, JobSpec, SubtaskResult
 from app.execution.scheduler import Lease
 from app.execution.state import GpuState
 from app.execution.steps import StepLog, StepObservation, StepRecord, job_costs, job_start, summarize
+from app.execution.tasks import finish_anyway, run_all
 from app.execution.telemetry import Recorder
 from app.routing import ChatFn, Estimator, route, route_sync
 from app.routing.registry import RouteContext, needs_chat
@@ -415,33 +415,6 @@ class Orchestrator:
         await self.rec.event("job_dag_summary", spec.job_id, summary)
         await self.rec.event("job", spec.job_id, {"status": status, "error": error, "final_answer": final, **summary})
         return result
-
-
-async def run_all(coros: list[Coroutine[Any, Any, None]]) -> None:
-    """Run the coroutines as tasks. The first to fail (a spent budget, a bug) cancels the others, and a cancel of
-    the caller cancels them all; either way every task has ended (a call cut mid-way recorded as such) before
-    this returns or raises, so nothing of the job runs on, or is charged, after it settles."""
-    tasks = [asyncio.create_task(c) for c in coros]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    for task in tasks:
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            raise exc
-
-
-async def finish_anyway(work: Coroutine[Any, Any, None]) -> None:
-    """Await `work` to its end even when the caller is cancelled meanwhile; the cancel is raised after it."""
-    task = asyncio.ensure_future(work)
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):  # e.g. the budget's stop: the cancel wins
-            await task
-        raise
 
 
 def with_inputs(dag: TaskDAG, sid: str, results: dict[str, SubtaskResult]) -> Subtask:
