@@ -13,10 +13,11 @@ from fastapi.responses import Response
 from app.api.disconnect import close_stream, until_disconnect
 from app.api.gateway import Call
 from app.api.relay import RelayResponse
+from app.api.usage_counts import with_counts
 from app.backends.base import JSON
 from app.backends.compat import error_event
-from app.backends.upstream_limits import LineSplitter, UpstreamLimits, too_big
-from app.core.errors import SwarmError, Unsupported
+from app.backends.upstream_limits import SSE_SEPARATORS, LineSplitter, UpstreamLimits, is_count, too_big
+from app.core.errors import BadBackendResponse, SwarmError, Unsupported
 
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 Family = str  # "openai" | "responses" | "anthropic": where each API reports usage
@@ -24,11 +25,10 @@ DEFAULT_LIMITS = UpstreamLimits()
 USAGE = b'"usage"'  # every API's usage object sits under this key; events without it need no parsing
 
 
-def _count(value: Any) -> int:
-    """A token count the upstream reported; anything but a non-negative number (hostile data) counts 0."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 2**53:
-        return 0
-    return int(value)
+def _count(value: Any) -> int | None:
+    """A token count the upstream reported; None for anything but a count (missing, or hostile data: the call is
+    then charged by counting, usage_counts.with_counts)."""
+    return int(value) if is_count(value) else None
 
 
 def _native(prompt: Any, completion: Any) -> JSON:
@@ -58,14 +58,14 @@ class SseMeter:
     ) -> None:
         self.family = family
         self.drop_usage = drop_usage
-        self.usage: JSON = _native(0, 0)
-        self._events = LineSplitter(url or "the backend", max_event, sep=b"\n\n", what="an SSE event")
+        self.usage: JSON = _native(None, None)
+        self._events = LineSplitter(url or "the backend", max_event, what="an SSE event", seps=SSE_SEPARATORS)
 
     def feed(self, piece: bytes) -> bytes:
         events = self._events.feed(piece)
         if USAGE not in events:  # (b"" too) no event here reports usage: relayed as is, nothing parsed or copied
             return events
-        return b"".join(self._event(e + b"\n\n") for e in events.split(b"\n\n") if e.strip())
+        return b"".join(self._event(e) if USAGE in e else e for e in self._events.split(events))
 
     def flush(self) -> bytes:
         return self._events.take_pending()
@@ -112,10 +112,8 @@ async def relay(
             # An older Ollama without this endpoint answers with its router's plain-text 404.
             raise Unsupported(f"the upstream Ollama does not serve {path}: update Ollama (see the README)")
         if reply.status < 400:
-            try:
-                call.finish(usage_of(family, json.loads(data)) or _native(0, 0))
-            except (ValueError, RecursionError, AttributeError, TypeError):  # hostile JSON: relayed, not accounted
-                call.finish(_native(0, 0))
+            answer = _answer(data, url)
+            call.finish(with_counts(usage_of(family, answer) or _native(None, None), answer=answer))
         else:
             call.gateway.observe_error(f"upstream_{reply.status}")
         # an upstream failure is a bad gateway for our caller, never our own 500
@@ -126,6 +124,19 @@ async def relay(
     headers = {**call.headers(), **STREAM_HEADERS}
     blocks = _blocks(call, meter, first, reply.body, path)
     return RelayResponse(blocks, headers, reply.media_type or "text/event-stream", lambda: call.end(reply.body))
+
+
+def _answer(data: bytes, url: str) -> JSON:
+    """A whole 2xx answer must be one JSON object (a bad gateway otherwise, never relayed as a success)."""
+    try:
+        answer = json.loads(data)
+    except RecursionError:
+        raise BadBackendResponse(f"JSON from {url} is nested too deeply") from None
+    except ValueError as exc:
+        raise BadBackendResponse(f"invalid JSON from {url}: {data[:200]!r}") from exc
+    if not isinstance(answer, dict):
+        raise BadBackendResponse(f"expected a JSON object from {url}, got {type(answer).__name__}")
+    return answer
 
 
 async def _read(request: Request, call: Call, body: AsyncIterator[bytes], limit: int, url: str) -> bytes:
