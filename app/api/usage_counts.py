@@ -16,20 +16,18 @@ TEXT_KEYS = frozenset(
 
 
 def text_chars(answer: Any) -> int:
-    """Characters of generated text in a parsed answer: every string (and key) under a text key, walked without
-    recursion (an upstream's nesting cannot overflow the stack)."""
+    """Characters of generated text in a parsed answer: every string held by a text key (directly, or in a list
+    under it), walked without recursion (an upstream's nesting cannot overflow the stack)."""
     total = 0
-    stack: list[tuple[Any, bool]] = [(answer, False)]
+    stack: list[tuple[Any, str]] = [(answer, "")]
     while stack:
-        obj, inside = stack.pop()
+        obj, key = stack.pop()
         if isinstance(obj, str):
-            total += len(obj) if inside else 0
+            total += len(obj) if key in TEXT_KEYS else 0
         elif isinstance(obj, dict):
-            for key, value in obj.items():
-                total += len(key) if inside and isinstance(key, str) else 0
-                stack.append((value, inside or key in TEXT_KEYS))
+            stack.extend((value, str(name)) for name, value in obj.items())
         elif isinstance(obj, list):
-            stack.extend((item, inside) for item in obj)
+            stack.extend((item, key) for item in obj)
     return total
 
 

@@ -64,11 +64,20 @@ class LineSplitter:
         """Where the last separator in `data` ends (-1 when there is none)."""
         return max((data.rfind(sep) + len(sep) if sep in data else -1) for sep in self.seps)
 
+    def _tail(self) -> bytes:
+        """The last bytes kept (one less than the longest separator): where a separator may have started."""
+        need, tail = self._longest - 1, b""
+        for part in reversed(self._parts):
+            if len(tail) >= need:
+                break
+            tail = part[len(tail) - need :] + tail
+        return tail
+
     def feed(self, piece: bytes) -> bytes:
         """The complete lines this piece finishes, separators included (b"" when none)."""
         if not piece:
             return b""
-        tail = self._parts[-1][1 - self._longest :] if self._parts and self._longest > 1 else b""
+        tail = self._tail()
         end = self._last_end(tail + piece if tail else piece)
         if end < 0:
             self._parts.append(piece)

@@ -104,6 +104,7 @@ async def _relay(
         while item is not None:
             block, final = item
             if final is not None:
+                call.saw(max(0, block.count(b"\n") - 1))  # the token lines that came with the final one
                 call.finish(final)
                 yield block, True
                 return
