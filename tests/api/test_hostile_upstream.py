@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.backends.transport import TransportKind, make_transport
 from app.main import create_app
 from tests.api.conftest import ADMIN_KEY, router_settings, serve
 from tests.api.hostile_ollama import TEXT, USAGE, WORDS, HostileOllama
@@ -120,17 +121,16 @@ def test_a_bad_usage_journal_line_never_blocks_start_up(tmp_path: Path) -> None:
 # ---- 2. endless response heads ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["http1", "httpx"])
-def test_endless_response_headers_are_refused(tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize("kind", ["lean", "httpx"])  # httpx: h11 refuses a head over 16 KiB on its own
+def test_endless_response_headers_are_refused(kind: TransportKind) -> None:
     import asyncio
 
     from app.backends.ollama import OllamaBackend
-    from app.backends.transport import make_transport
     from app.core.errors import BadBackendResponse
 
     fake = HostileOllama()
     with fake.serve() as fake_url:
-        backend = OllamaBackend(make_transport(kind, fake_url, deadline_s=15.0))  # type: ignore[arg-type]
+        backend = OllamaBackend(make_transport(kind, fake_url, deadline_s=15.0))
 
         async def call() -> None:
             try:
@@ -139,10 +139,12 @@ def test_endless_response_headers_are_refused(tmp_path: Path, kind: str) -> None
                 await backend.aclose()
 
         started = time.monotonic()
-        with pytest.raises(BadBackendResponse):
+        with pytest.raises(BadBackendResponse, match=r"header|Receive buffer too long"):
             asyncio.run(call())
         assert time.monotonic() - started < 5
-        assert fake.head_bytes_sent < 4 * 1024 * 1024  # the client stopped reading early
+        # the client hung up at once: what the fake wrote is what the socket buffers took (the old lean client
+        # read on for the whole deadline, hundreds of megabytes)
+        assert fake.head_bytes_sent < 64 * 1024 * 1024
 
 
 def test_endless_response_headers_are_a_502_through_the_router(hostile: Hostile) -> None:
