@@ -20,6 +20,7 @@ USAGE: dict[str, Any] = {
     "negusage": (-5, -100_000),
     "nousage": None,
 }
+MODES = (*USAGE, "ok", "manyheaders", "hugeheader", "invalid", "nonobj", "deep", "crlf")
 WORDS = 5  # content chunks of a stream, "w0 " .. "w4 "
 TEXT = "hello world, " * 20  # the text of a whole answer (260 characters)
 
@@ -104,10 +105,10 @@ class HostileOllama:
             return await _send(writer, 200, b'{"status": "success"}')
         request = json.loads(body or b"{}")
         model = str(request.get("model", ""))
-        mode = model if model in (*USAGE, "ok", "manyheaders", "invalid", "nonobj", "deep", "crlf") else self.default
+        mode = model if model in MODES else self.default
         stream = request.get("stream", path.startswith("/api/")) is not False
-        if mode == "manyheaders":
-            await self._endless_head(writer)
+        if mode in ("manyheaders", "hugeheader"):
+            await self._endless_head(writer, many=mode == "manyheaders")
             return False
         if mode in ("invalid", "nonobj", "deep") and not stream:
             bad = {"invalid": b"{not json", "nonobj": b"[1,2,3]", "deep": b"[" * 100_000 + b"]" * 100_000}
@@ -124,12 +125,12 @@ class HostileOllama:
         await writer.drain()
         return True
 
-    async def _endless_head(self, writer: asyncio.StreamWriter) -> None:
-        """Header lines without end (for at most 20 s), until the client hangs up."""
-        writer.write(b"HTTP/1.1 200 OK\r\n")
+    async def _endless_head(self, writer: asyncio.StreamWriter, *, many: bool) -> None:
+        """Header lines (or one header value) without end (for at most 20 s), until the client hangs up."""
+        writer.write(b"HTTP/1.1 200 OK\r\n" if many else b"HTTP/1.1 200 OK\r\nX-Big: ")
         started, n = time.monotonic(), 0
         while time.monotonic() - started < 20:
-            block = b"".join(b"X-%d: v\r\n" % (n + k) for k in range(1000))
+            block = b"".join(b"X-%d: v\r\n" % (n + k) for k in range(1000)) if many else b"a" * 8000
             n += 1000
             self.head_bytes_sent += len(block)
             writer.write(block)
