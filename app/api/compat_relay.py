@@ -106,7 +106,8 @@ async def relay(
     reply = await call.relay(request, path, body)
     limits, base = call.gateway.limits, getattr(call.backend, "base_url", None)
     url = f"{base}{path}" if isinstance(base, str) else f"the backend's {path}"
-    if reply.status >= 400 or not stream:
+    # a stream request answered with one JSON document (not SSE) is a whole answer, checked like one
+    if reply.status >= 400 or not stream or "json" in (reply.media_type or ""):
         data = await _read(request, call, reply.body, limits.max_response_bytes, url)
         if reply.status == 404 and "json" not in (reply.media_type or ""):
             # An older Ollama without this endpoint answers with its router's plain-text 404.

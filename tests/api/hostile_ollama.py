@@ -110,7 +110,7 @@ class HostileOllama:
         if mode in ("manyheaders", "hugeheader"):
             await self._endless_head(writer, many=mode == "manyheaders")
             return False
-        if mode in ("invalid", "nonobj", "deep") and not stream:
+        if mode == "nonobj" or (mode in ("invalid", "deep") and not stream):  # [1,2,3] to a stream request too
             bad = {"invalid": b"{not json", "nonobj": b"[1,2,3]", "deep": b"[" * 100_000 + b"]" * 100_000}
             return await _send(writer, 200, bad[mode])
         usage = USAGE.get(mode, (3, 2))

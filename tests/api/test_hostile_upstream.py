@@ -162,6 +162,10 @@ def test_v1_answers_that_are_not_a_json_object_are_a_502(hostile: Hostile, path:
         resp = httpx.post(f"{hostile.url}{path}", headers=ADMIN, json={"model": model, **V1[path]}, timeout=30)
         assert resp.status_code == 502, (path, model, resp.text[:200])
         assert needle in resp.json()["error"]["message"], (path, model, resp.text[:200])
+    # a stream request answered with one JSON document instead of SSE is checked as a whole answer
+    body = {"model": "nonobj", "stream": True, **V1[path]}
+    resp = httpx.post(f"{hostile.url}{path}", headers=ADMIN, json=body, timeout=30)
+    assert resp.status_code == 502 and "JSON object" in resp.json()["error"]["message"], resp.text[:200]
 
 
 @pytest.mark.parametrize(
