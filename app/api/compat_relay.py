@@ -35,6 +35,12 @@ def _native(prompt: Any, completion: Any) -> JSON:
     return {"prompt_eval_count": _count(prompt), "eval_count": _count(completion)}
 
 
+def _reported(usage: dict[str, Any], prompt_key: str, completion_key: str) -> JSON:
+    """The counts a usage object carries, native-named; a field it has but that is no count is None."""
+    names = ((prompt_key, "prompt_eval_count"), (completion_key, "eval_count"))
+    return {name: _count(usage[key]) for key, name in names if key in usage}
+
+
 def usage_of(family: Family, obj: Any) -> JSON | None:
     """Native-shaped token counts from one whole answer (or one streamed event), None when it carries none."""
     if not isinstance(obj, dict):
@@ -43,9 +49,9 @@ def usage_of(family: Family, obj: Any) -> JSON | None:
         key = "response" if family == "responses" else "message"
         inner = obj.get(key)
         usage = (inner if isinstance(inner, dict) else obj).get("usage")
-        return _native(usage.get("input_tokens"), usage.get("output_tokens")) if isinstance(usage, dict) else None
+        return _reported(usage, "input_tokens", "output_tokens") if isinstance(usage, dict) else None
     usage = obj.get("usage")
-    return _native(usage.get("prompt_tokens"), usage.get("completion_tokens")) if isinstance(usage, dict) else None
+    return _reported(usage, "prompt_tokens", "completion_tokens") if isinstance(usage, dict) else None
 
 
 class SseMeter:
@@ -87,8 +93,10 @@ class SseMeter:
         found = usage_of(self.family, obj)
         if found is None:
             return
-        for key, value in found.items():  # Anthropic splits input (message_start) and output (message_delta)
-            if value or self.family != "anthropic":
+        # Anthropic splits input (message_start) and output (message_delta): a later 0 keeps the earlier count; a
+        # field that is no count (None) voids it, so the call is charged by counting
+        for key, value in found.items():
+            if value != 0 or self.family != "anthropic":
                 self.usage[key] = value
 
 

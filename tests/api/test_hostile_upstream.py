@@ -284,3 +284,18 @@ def test_relayed_admin_bodies_with_lone_surrogates_are_a_400(
     resp = httpx.post(f"{hostile.url}{path}", headers=headers, content=raw, timeout=30)
     assert resp.status_code == 400 and resp.json()["error"].startswith(field), resp.text
     assert not [p for p, _ in hostile.fake.requests[before:] if p == path]  # never sent upstream
+
+
+@pytest.mark.parametrize(("output", "expected"), [(20, 20), (0, 1), ("lots", None), (-3, None), (10**30, None)])
+def test_anthropic_stream_usage_is_merged_and_a_bad_output_count_voids_it(output: object, expected: int | None) -> None:
+    from app.api.compat_relay import SseMeter
+    from app.api.usage_counts import with_counts
+
+    start = {"type": "message_start", "message": {"usage": {"input_tokens": 10, "output_tokens": 1}}}
+    delta = {"type": "message_delta", "usage": {"output_tokens": output}}
+    meter = SseMeter("anthropic", max_event=4096)
+    for name, event in (("message_start", start), ("message_delta", delta)):
+        meter.feed(f"event: {name}\ndata: {json.dumps(event)}\n\n".encode())
+    assert meter.usage == {"prompt_eval_count": 10, "eval_count": expected}
+    charged = with_counts(meter.usage, chunks=9)
+    assert charged["eval_count"] == (expected if expected is not None else 9) and charged["prompt_eval_count"] == 10
