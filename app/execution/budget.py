@@ -11,6 +11,7 @@ from typing import Any
 from app.core.errors import BudgetExceeded
 from app.domain.models import Subtask
 from app.execution.runtime import Runtime
+from app.execution.usage import bounded
 from app.storage.models import Tenant
 
 QUERY_ESTIMATE = 1024  # tokens reserved for a query job before its decomposition is known
@@ -91,6 +92,7 @@ def charge_tenant(runtime: Runtime, tenant: Tenant, tokens: int) -> None:
     tokens at once; the usage sink journals them and writes them in its next batch."""
     if tokens <= 0:
         return
+    tokens = bounded(tokens)  # what the sink charges too
     before = tenant.tokens_used
     runtime.tenants.add_tokens(tenant.id, tokens)
     if tenant.tokens_used == before:  # the admitted object is not (or no longer) in the cache
