@@ -163,3 +163,29 @@ async def test_the_backends_reported_size_outweighs_a_callers_catalog() -> None:
     again.release()
     busy.release()
     sched.close()
+
+
+async def test_metrics_follow_the_queue_by_model_and_tenant_and_count_scheduler_loads() -> None:
+    from prometheus_client import generate_latest
+
+    from app.api.metrics import Metrics, scheduler_listener
+
+    agents = [agent("x", 8, 5000), agent("y", 6)]
+    sim = SimBackend(agents, 10.0, time_scale=0.001)
+    sched = GpuScheduler(sim, 10.0, settings(hold_s=0, num_parallel=1))
+    metrics = Metrics()
+    sched.listeners.append(scheduler_listener(metrics, "gpu0", lambda: sched.queue))
+    specs = catalog_specs(agents)
+    busy = await sched.acquire(CallRequest("s", {"y": 1.0}, specs))
+    auto = asyncio.create_task(sched.acquire(CallRequest("u", {"x": 0.9, "y": 0.85}, specs)))  # queued: y is busy
+    await asyncio.sleep(0.05)
+    text = generate_latest(metrics.registry).decode()
+    assert 'swarm_scheduler_queue_depth{gpu="gpu0",model="x"} 1.0' in text
+    assert 'swarm_scheduler_tenant_queue_depth{gpu="gpu0",tenant="u"} 1.0' in text
+    busy.release()
+    (await auto).release()  # served on y, its second choice: every gauge drops back to 0
+    text = generate_latest(metrics.registry).decode()
+    assert 'swarm_scheduler_queue_depth{gpu="gpu0",model="x"} 0.0' in text
+    assert 'swarm_scheduler_tenant_queue_depth{gpu="gpu0",tenant="u"} 0.0' in text
+    assert 'swarm_scheduler_loads_total{gpu="gpu0",model="y",reason="free_memory"} 1.0' in text
+    sched.close()
