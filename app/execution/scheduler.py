@@ -321,7 +321,7 @@ class GpuScheduler:
         # restarts at the queue's floor, so it cannot bank time while away.
         floor = min((self.vtime.get(x.req.tenant, 0.0) for x in self.queue), default=0.0)
         start = max(self.vtime.get(req.tenant, 0.0), floor)
-        self.vtime[req.tenant] = start + req.est_tokens / max(req.weight, 1e-6)
+        self.vtime[req.tenant] = start + req.est_tokens / self._weight(req)
         waited = now - arrival
         self.times.started(model, now, req.est_tokens)
         lease = Lease(self, model, req.tenant, waited_s=waited, started=now, cold=model in self.fresh)
@@ -415,7 +415,7 @@ class GpuScheduler:
             wait = now - w.arrival
             bonus = self.cfg.wait_weight * wait
             forced = self._want(w) in urgent
-            fair = w.req.weight / math.sqrt(per_tenant[w.req.tenant])
+            fair = self._weight(w.req) / math.sqrt(per_tenant[w.req.tenant])
             # Every call is worth 1 on its best candidate (the caller already weighed the models); a lesser
             # candidate is worth its utility gap less.
             best = max(w.req.candidates.values())
@@ -445,6 +445,10 @@ class GpuScheduler:
                     hold += weight * max(0.0, 1.0 - idle / self.cfg.hold_s)
             out[m] = hold
         return out
+
+    def _weight(self, req: CallRequest) -> float:
+        """The call's weight times its tenant's fair-share weight (settings: tenant_weights)."""
+        return max(req.weight * self.cfg.tenant_weights.get(req.tenant, 1.0), 1e-6)
 
     def _specs_now(self) -> dict[str, ModelSpec]:
         return {m: self._spec(m) for m in {*self.specs, *self.observed, *self.resident}}

@@ -189,3 +189,24 @@ async def test_metrics_follow_the_queue_by_model_and_tenant_and_count_scheduler_
     assert 'swarm_scheduler_tenant_queue_depth{gpu="gpu0",tenant="u"} 0.0' in text
     assert 'swarm_scheduler_loads_total{gpu="gpu0",model="y",reason="free_memory"} 1.0' in text
     sched.close()
+
+
+async def test_tenant_weights_share_a_contended_gpu_in_proportion() -> None:
+    agents = [agent("y", 6)]
+    sim = SimBackend(agents, 10.0, time_scale=0.001)
+    sched = GpuScheduler(sim, 10.0, settings(num_parallel=1, tenant_weights={"heavy": 3.0}))
+    specs = catalog_specs(agents)
+    first = await sched.acquire(CallRequest("light", {"y": 1.0}, specs))  # holds the only slot: the rest queue
+    order: list[str] = []
+
+    async def call(tenant: str) -> None:
+        async with await sched.acquire(CallRequest(tenant, {"y": 1.0}, specs)):
+            order.append(tenant)
+            await asyncio.sleep(0.005)
+
+    calls = [asyncio.create_task(call(t)) for _ in range(20) for t in ("light", "heavy")]
+    await asyncio.sleep(0.05)
+    first.release()
+    await asyncio.wait_for(asyncio.gather(*calls), 10)
+    assert 10 <= order[:16].count("heavy") <= 14  # about three in four while both wait (equal weights: 8)
+    sched.close()
