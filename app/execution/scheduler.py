@@ -115,12 +115,14 @@ class GpuScheduler:
             raise ValueError("a call needs at least one candidate model")
         if self.cfg.policy == "fifo":  # pass-through: the backend loads and queues as it likes
             return self._grant(req, next(iter(req.candidates)), self.clock())
+        self.specs.update(req.specs)
+        if any(m not in self.specs for m in req.candidates):
+            req.candidates = {self._canon(m): u for m, u in req.candidates.items()}
         if self.queue or not self._known:
             return None
         model = self._bind(req)
         if model is None:
             return None
-        self.specs.update(req.specs)
         return self._grant(req, model, self.clock())
 
     async def acquire(self, req: CallRequest) -> Lease:
@@ -130,7 +132,6 @@ class GpuScheduler:
             return lease
         if req.kind not in ("job", "helper"):
             self.admit(req.tenant)
-        self.specs.update(req.specs)
         for model in req.candidates:
             self.times.expect(model, req.est_tokens)
         too_big = [m for m in req.candidates if self._spec(m).vram_gb > self.capacity_gb + 1e-9]
@@ -163,8 +164,8 @@ class GpuScheduler:
         loaded = await self.backend.loaded()
         # Reserved models whose first call has not loaded them yet are not in /api/ps: they still hold their room.
         reserved = {m: self._spec(m).vram_gb for m in self.fresh}
-        self.resident = {**reserved, **{m.name: m.size_vram / 1e9 for m in loaded}}
-        self.observed.update({m.name: m.size_vram / 1e9 for m in loaded if m.size_vram > 0})
+        self.resident = {**reserved, **{self._canon(m.name): m.size_vram / 1e9 for m in loaded}}
+        self.observed.update({self._canon(m.name): m.size_vram / 1e9 for m in loaded if m.size_vram > 0})
         self._known = True
         self.max_resident_gb = max(self.max_resident_gb, sum(self.resident.values()))
 
@@ -445,6 +446,14 @@ class GpuScheduler:
                     hold += weight * max(0.0, 1.0 - idle / self.cfg.hold_s)
             out[m] = hold
         return out
+
+    def _canon(self, name: str) -> str:
+        """One spelling per model: Ollama reads a name without a tag as name:latest, so `llama3.1` and
+        `llama3.1:latest` are the same model here, under the spelling the catalog (or /api/ps) already uses."""
+        if name in self.specs or name in self.resident:
+            return name
+        other = name.removesuffix(":latest") if name.endswith(":latest") else None if ":" in name else f"{name}:latest"
+        return other if other is not None and (other in self.specs or other in self.resident) else name
 
     def _weight(self, req: CallRequest) -> float:
         """The call's weight times its tenant's fair-share weight (settings: tenant_weights)."""

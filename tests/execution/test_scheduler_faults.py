@@ -210,3 +210,21 @@ async def test_tenant_weights_share_a_contended_gpu_in_proportion() -> None:
     await asyncio.wait_for(asyncio.gather(*calls), 10)
     assert 10 <= order[:16].count("heavy") <= 14  # about three in four while both wait (equal weights: 8)
     sched.close()
+
+
+async def test_a_model_named_without_its_tag_is_the_catalogs_model() -> None:
+    """Clients of Ollama often send `x` for `x:latest`: the scheduler treats both as one model, with its size."""
+    agents = [agent("x:latest", 8), agent("y:latest", 8)]
+    sim = SimBackend(agents, 10.0, time_scale=0.001)
+    sched = GpuScheduler(sim, 10.0, settings(hold_s=0))
+    watch = Watch(sched, 10.0)
+    specs = catalog_specs(agents)
+    for name in ("x", "y", "x:latest", "y", "x"):
+        lease = await asyncio.wait_for(sched.acquire(CallRequest("t", {name: 1.0}, specs)), 3)
+        assert lease.model == (name if name.endswith(":latest") else f"{name}:latest")
+        async with lease:
+            await chat(sim, lease.model)
+    assert watch.violations == [] and set(sched.resident) <= {"x:latest", "y:latest"}
+    evicts = sum(e.kind == "evict" for e in sched.events)
+    assert evicts == 4 and sum(e.kind == "unload" for e in sim.events) == evicts  # every swap was the scheduler's
+    sched.close()
