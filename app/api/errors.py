@@ -16,6 +16,7 @@ from app.core import errors as e
 STATUS: list[tuple[type[e.SwarmError], int]] = [
     (e.Unauthorized, 401),
     (e.Forbidden, 403),
+    (e.RequestTimeout, 408),
     (e.NotFound, 404),
     (e.ModelNotFound, 404),
     (e.BudgetExceeded, 429),
@@ -158,13 +159,29 @@ def allowed_methods(request: Request) -> set[str]:
     return methods or {"GET"}
 
 
+def swarm_error(exc: e.SwarmError) -> JSONResponse:
+    """Our own endpoints' shape: {"error": {"message", "type", "code"}} (with the field when one is named)."""
+    field = getattr(exc, "field", None)
+    extra = {"details": [{"field": field, "message": exc.message}]} if isinstance(field, str) else {}
+    body = error_body(exc.message, type(exc).__name__, exc.code, **extra)
+    return JSONResponse(body, status_for(exc), headers=retry_headers(exc))
+
+
+def family_error(path: str, exc: e.SwarmError) -> JSONResponse:
+    """`exc` in the shape of the API family serving `path` (for answers given before any endpoint runs)."""
+    if path.startswith("/api/"):
+        return ollama_error(exc)
+    if path.startswith("/v1/messages"):
+        return anthropic_error(exc)
+    if path.startswith("/v1/"):
+        return openai_error(exc)
+    return swarm_error(exc)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(e.SwarmError)
     async def _swarm(_: Request, exc: e.SwarmError) -> JSONResponse:
-        field = getattr(exc, "field", None)
-        extra = {"details": [{"field": field, "message": exc.message}]} if isinstance(field, str) else {}
-        body = error_body(exc.message, type(exc).__name__, exc.code, **extra)
-        return JSONResponse(body, status_for(exc), headers=retry_headers(exc))
+        return swarm_error(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
