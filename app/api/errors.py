@@ -135,6 +135,15 @@ def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def body_error(cause: BaseException) -> str:
+    """Why a request body could not be read as JSON, as invalid JSON is reported (validation_details)."""
+    if isinstance(cause, UnicodeDecodeError):
+        return f"invalid JSON: not UTF-8 text (byte 0x{cause.object[cause.start]:02x} at offset {cause.start})"
+    if isinstance(cause, RecursionError):
+        return "invalid JSON: nested too deeply"
+    return f"invalid JSON: {type(cause).__name__}"
+
+
 def _leaf_routes(routes: list[Any], prefix: str = "") -> list[tuple[str, Any]]:
     """(prefix, route) for every route, through included routers (FastAPI wraps them)."""
     out: list[tuple[str, Any]] = []
@@ -200,6 +209,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.__cause__ is not None:  # FastAPI could not decode the JSON body
+            details = [{"field": "body", "message": body_error(exc.__cause__)}]
+            message = f"body: {details[0]['message']}"
+            return JSONResponse(error_body(message, "invalid_request_error", "invalid_input", details=details), 422)
         headers = dict(exc.headers or {})
         if exc.status_code == 405:  # Starlette names the first matching route's methods; the path serves all these
             headers["Allow"] = ", ".join(sorted(allowed_methods(request)))
