@@ -172,11 +172,11 @@ def test_stalled_body_gets_408_in_the_callers_shape(server: tuple[str, int], pat
 def test_body_sent_at_a_fair_pace_is_served(server: tuple[str, int]) -> None:
     """Slower than the idle gap in total, but above the minimum rate: not cut."""
     payload = json.dumps({"model": "auto", "messages": [{"role": "user", "content": "hi"}]}).encode()
-    payload = payload[:-1] + b" " * 3000 + b"}"
+    payload = payload[:-1] + b" " * 6000 + b"}"
     with socket.create_connection(server) as conn:
         conn.sendall(_head("/v1/chat/completions", len(payload)))
-        for i in range(0, len(payload), 100):  # about 2,000 bytes/s for 1.5 s
-            conn.sendall(payload[i : i + 100])
+        for i in range(0, len(payload), 200):  # about 4,000 bytes/s for 1.5 s
+            conn.sendall(payload[i : i + 200])
             time.sleep(0.05)
         answer = _answer(conn, 5)
     assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
@@ -216,10 +216,8 @@ def test_caller_without_a_valid_key_is_refused_before_its_body(
     addr, _ = keyed
     with socket.create_connection(addr) as conn:
         conn.sendall(_head(path, 100_000, headers))  # no body byte sent at all
-        started = time.monotonic()
         answer = _answer(conn, 3)  # ends when the server closes the connection
-        assert time.monotonic() - started < 0.45  # before any body timeout could have fired
-    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]  # not the body pace's 408: refused before the body
     assert b"connection: close" in answer.lower()
 
 
@@ -230,5 +228,5 @@ def test_caller_with_a_valid_key_still_sends_its_body(keyed: tuple[tuple[str, in
         conn.sendall(_head("/v1/chat/completions", len(payload), f"Authorization: Bearer {key}\r\n"))
         time.sleep(0.2)
         conn.sendall(payload)
-        answer = _answer(conn, 0.0 + 5)
+        answer = _answer(conn, 5)
     assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
