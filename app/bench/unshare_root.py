@@ -15,7 +15,7 @@ from pathlib import Path
 NOBODY = 65534
 INSIDE = "/sbx"  # where the program's files appear
 FLAGS = ["--mount", "--propagation", "private", "--net", "--pid", "--fork", "--kill-child"]
-DEVICES = ("null", "zero", "full", "random", "urandom")
+DEVICES = "null zero full random urandom"  # bound from the host's /dev
 
 # $1 the new root (an empty dir), $2 the run's host dir, $3 the interpreter's root, $4 the byte cap; then the
 # command. The shell stays pid 1 of the new pid namespace (pid 1 ignores default-action signals such as SIGXCPU).
@@ -47,7 +47,7 @@ umount -l /.old
 cd /work
 PATH=$RUN_PATH
 "$@"
-""".replace("DEVICES", " ".join(DEVICES)).replace("$INSIDE", INSIDE)
+""".replace("DEVICES", DEVICES).replace("$INSIDE", INSIDE)
 
 _probe_lock = threading.Lock()
 _probe: dict[str, bool] = {}

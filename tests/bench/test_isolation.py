@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -88,7 +89,8 @@ def test_bytes_written_are_capped(mode: str) -> None:
     assert not res.ok and "wrote" not in res.stdout, res
 
 
-def test_setsid_daemon_does_not_outlive_the_run(mode: str, tmp_path: Path) -> None:
+def test_setsid_daemon_does_not_outlive_the_run(mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the run's dir (others may run sandboxes meanwhile)
     marker = "swarm-daemon-" + os.urandom(4).hex()
     code = (
         "import os, time\n"
@@ -100,12 +102,11 @@ def test_setsid_daemon_does_not_outlive_the_run(mode: str, tmp_path: Path) -> No
         "time.sleep(0.3)\n"
         "print('spawned')\n"
     )
-    before = set(Path(p).name for p in Path("/tmp").glob("swarm_sbx_*"))
     res = run_python(code, SandboxLimits(timeout_s=3))
     time.sleep(0.2)
     alive = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmd_has(p, marker)]
     assert alive == [], (res, alive)
-    assert set(Path(p).name for p in Path("/tmp").glob("swarm_sbx_*")) <= before  # the temp dir is gone
+    assert list(tmp_path.glob("swarm_sbx_*")) == []  # the temp dir is gone
 
 
 def _cmd_has(proc: Path, marker: str) -> bool:
