@@ -13,10 +13,11 @@ from fastapi.responses import Response
 from app.api.disconnect import close_stream, until_disconnect
 from app.api.gateway import Call
 from app.api.relay import RelayResponse
+from app.api.usage_counts import with_counts
 from app.backends.base import JSON
 from app.backends.compat import error_event
-from app.backends.upstream_limits import LineSplitter, UpstreamLimits, too_big
-from app.core.errors import SwarmError, Unsupported
+from app.backends.upstream_limits import SSE_SEPARATORS, LineSplitter, UpstreamLimits, is_count, too_big
+from app.core.errors import BadBackendResponse, SwarmError, Unsupported
 
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 Family = str  # "openai" | "responses" | "anthropic": where each API reports usage
@@ -24,15 +25,20 @@ DEFAULT_LIMITS = UpstreamLimits()
 USAGE = b'"usage"'  # every API's usage object sits under this key; events without it need no parsing
 
 
-def _count(value: Any) -> int:
-    """A token count the upstream reported; anything but a non-negative number (hostile data) counts 0."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 2**53:
-        return 0
-    return int(value)
+def _count(value: Any) -> int | None:
+    """A token count the upstream reported; None for anything but a count (missing, or hostile data: the call is
+    then charged by counting, usage_counts.with_counts)."""
+    return int(value) if is_count(value) else None
 
 
 def _native(prompt: Any, completion: Any) -> JSON:
     return {"prompt_eval_count": _count(prompt), "eval_count": _count(completion)}
+
+
+def _reported(usage: dict[str, Any], prompt_key: str, completion_key: str) -> JSON:
+    """The counts a usage object carries, native-named; a field it has but that is no count is None."""
+    names = ((prompt_key, "prompt_eval_count"), (completion_key, "eval_count"))
+    return {name: _count(usage[key]) for key, name in names if key in usage}
 
 
 def usage_of(family: Family, obj: Any) -> JSON | None:
@@ -43,9 +49,9 @@ def usage_of(family: Family, obj: Any) -> JSON | None:
         key = "response" if family == "responses" else "message"
         inner = obj.get(key)
         usage = (inner if isinstance(inner, dict) else obj).get("usage")
-        return _native(usage.get("input_tokens"), usage.get("output_tokens")) if isinstance(usage, dict) else None
+        return _reported(usage, "input_tokens", "output_tokens") if isinstance(usage, dict) else None
     usage = obj.get("usage")
-    return _native(usage.get("prompt_tokens"), usage.get("completion_tokens")) if isinstance(usage, dict) else None
+    return _reported(usage, "prompt_tokens", "completion_tokens") if isinstance(usage, dict) else None
 
 
 class SseMeter:
@@ -58,14 +64,14 @@ class SseMeter:
     ) -> None:
         self.family = family
         self.drop_usage = drop_usage
-        self.usage: JSON = _native(0, 0)
-        self._events = LineSplitter(url or "the backend", max_event, sep=b"\n\n", what="an SSE event")
+        self.usage: JSON = _native(None, None)
+        self._events = LineSplitter(url or "the backend", max_event, what="an SSE event", seps=SSE_SEPARATORS)
 
     def feed(self, piece: bytes) -> bytes:
         events = self._events.feed(piece)
         if USAGE not in events:  # (b"" too) no event here reports usage: relayed as is, nothing parsed or copied
             return events
-        return b"".join(self._event(e + b"\n\n") for e in events.split(b"\n\n") if e.strip())
+        return b"".join(self._event(e) if USAGE in e else e for e in self._events.split(events))
 
     def flush(self) -> bytes:
         return self._events.take_pending()
@@ -87,8 +93,10 @@ class SseMeter:
         found = usage_of(self.family, obj)
         if found is None:
             return
-        for key, value in found.items():  # Anthropic splits input (message_start) and output (message_delta)
-            if value or self.family != "anthropic":
+        # Anthropic splits input (message_start) and output (message_delta): a later 0 keeps the earlier count; a
+        # field that is no count (None) voids it, so the call is charged by counting
+        for key, value in found.items():
+            if value != 0 or self.family != "anthropic":
                 self.usage[key] = value
 
 
@@ -106,16 +114,15 @@ async def relay(
     reply = await call.relay(request, path, body)
     limits, base = call.gateway.limits, getattr(call.backend, "base_url", None)
     url = f"{base}{path}" if isinstance(base, str) else f"the backend's {path}"
-    if reply.status >= 400 or not stream:
+    # a stream request answered with one JSON document (not SSE) is a whole answer, checked like one
+    if reply.status >= 400 or not stream or "json" in (reply.media_type or ""):
         data = await _read(request, call, reply.body, limits.max_response_bytes, url)
         if reply.status == 404 and "json" not in (reply.media_type or ""):
             # An older Ollama without this endpoint answers with its router's plain-text 404.
             raise Unsupported(f"the upstream Ollama does not serve {path}: update Ollama (see the README)")
         if reply.status < 400:
-            try:
-                call.finish(usage_of(family, json.loads(data)) or _native(0, 0))
-            except (ValueError, RecursionError, AttributeError, TypeError):  # hostile JSON: relayed, not accounted
-                call.finish(_native(0, 0))
+            answer = _answer(data, url)
+            call.finish(with_counts(usage_of(family, answer) or _native(None, None), answer=answer))
         else:
             call.gateway.observe_error(f"upstream_{reply.status}")
         # an upstream failure is a bad gateway for our caller, never our own 500
@@ -126,6 +133,19 @@ async def relay(
     headers = {**call.headers(), **STREAM_HEADERS}
     blocks = _blocks(call, meter, first, reply.body, path)
     return RelayResponse(blocks, headers, reply.media_type or "text/event-stream", lambda: call.end(reply.body))
+
+
+def _answer(data: bytes, url: str) -> JSON:
+    """A whole 2xx answer must be one JSON object (a bad gateway otherwise, never relayed as a success)."""
+    try:
+        answer = json.loads(data)
+    except RecursionError:
+        raise BadBackendResponse(f"JSON from {url} is nested too deeply") from None
+    except ValueError as exc:
+        raise BadBackendResponse(f"invalid JSON from {url}: {data[:200]!r}") from exc
+    if not isinstance(answer, dict):
+        raise BadBackendResponse(f"expected a JSON object from {url}, got {type(answer).__name__}")
+    return answer
 
 
 async def _read(request: Request, call: Call, body: AsyncIterator[bytes], limit: int, url: str) -> bytes:

@@ -16,6 +16,7 @@ from fastapi import Request
 from app.api.disconnect import close_stream, until_disconnect
 from app.api.metrics import T0_KEY, Metrics
 from app.api.tenancy import TenantCtx, TenantResolver
+from app.api.usage_counts import with_counts
 from app.backends.base import JSON, Backend, RawReply, Usage
 from app.backends.upstream_limits import UpstreamLimits
 from app.core.errors import BadBackendResponse, BadRequest, Forbidden, InfeasibleError, SwarmError
@@ -107,7 +108,7 @@ class Call:
         """Account a final response (tokens, loads, the tenant's budget); the model's slot is free again."""
         self.finished = True
         self.release()
-        self.gateway.account(self, final)
+        self.gateway.account(self, with_counts(final, self.chunks))  # no usage reported: chunks or text counted
 
     def saw(self, chunks: int) -> None:
         self.chunks += chunks

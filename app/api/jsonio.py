@@ -26,11 +26,27 @@ def parse_body(raw: bytes) -> JSON:
         raise BadRequest("invalid JSON body: nested too deeply") from None
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
+    _check_surrogates(raw, body)
+    return body
+
+
+def _check_surrogates(raw: bytes, body: Any) -> None:
     if b"\\ud" in raw or b"\\uD" in raw:  # only an escape can carry a lone surrogate into the parsed body
         where = lone_surrogate(body)
         if where is not None:
             raise BadRequest(f"{where}: contains a lone UTF-16 surrogate (not valid Unicode)", where.split(".")[0])
-    return body
+
+
+def check_relayed(raw: bytes) -> None:
+    """A body relayed to the upstream as is (model management): a lone surrogate anywhere is a 400 naming the
+    field; whether the rest is valid is the upstream's call."""
+    if b"\\ud" not in raw and b"\\uD" not in raw:
+        return
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        return
+    _check_surrogates(raw, body)
 
 
 def _bad(text: str) -> bool:

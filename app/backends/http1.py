@@ -23,6 +23,8 @@ HIGH_WATER = 256 * 1024  # buffered response bytes at which reading from the soc
 MAX_IDLE = 128  # idle keep-alive connections kept per origin
 PARK_S = 5.0  # how long a released connection may wait for the end of its body before it is closed instead
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+MAX_HEADERS = 100  # response header lines (interim responses' included) before the head is refused
+MAX_HEAD_BYTES = 64 * 1024  # bytes read before a response's head is complete (status line, headers, interims)
 
 
 class Http1Error(Exception):
@@ -54,6 +56,9 @@ class _Connection(asyncio.Protocol):
             self.transport.resume_reading()
         self.parser = httptools.HttpResponseParser(self)
         self.interim = False
+        self.head_done = False
+        self.head_bytes = 0
+        self.header_count = 0
         self.status = 0
         self.headers: dict[str, str] = {}
         self.keep_alive = False
@@ -96,11 +101,24 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._fail(Http1Error("unexpected protocol upgrade in the response"))
         except httptools.HttpParserError as exc:
-            self._fail(Http1Error(f"malformed HTTP response: {exc}"))
+            self._fail(self._head_error() or Http1Error(f"malformed HTTP response: {exc}"))
+        else:
+            if not self.head_done:  # a head that never ends (endless header lines) is refused, never buffered
+                self.head_bytes += len(data)
+                if self.head_bytes > MAX_HEAD_BYTES:
+                    self._fail(Http1Error(f"the response head exceeds {MAX_HEAD_BYTES} bytes"))
+
+    def _head_error(self) -> Http1Error | None:
+        if self.header_count > MAX_HEADERS:
+            return Http1Error(f"the response has more than {MAX_HEADERS} header lines")
+        return None
 
     # -- httptools callbacks ---------------------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_count += 1
+        if self.header_count > MAX_HEADERS:
+            raise OverflowError("too many header lines")  # the parser stops; data_received reports why
         self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
@@ -109,6 +127,7 @@ class _Connection(asyncio.Protocol):
             self.interim = True  # 100 Continue / 103 Early Hints: the real response follows
             self.headers.clear()
             return
+        self.head_done = True
         self.keep_alive = self.parser.should_keep_alive()
         framed = "content-length" in self.headers or "chunked" in self.headers.get("transfer-encoding", "")
         self.until_close = not framed and self.status not in (204, 304) and self.status >= 200

@@ -14,7 +14,7 @@ from app.backends.base import JSON, Backend
 from app.core.errors import AgentFileError, ModelNotFound, SwarmError
 from app.domain.models import Agent
 from app.routing.agents import parse_agents
-from app.routing.derived import agent_from_tag
+from app.routing.derived import agent_from_tag, tag_name
 
 log = logging.getLogger("swarm.catalog")
 MISS_RECHECK_S = 2.0  # an explicit request for an unseen model re-reads /api/tags at most this often
@@ -37,6 +37,7 @@ class Inventory:
     models: dict[str, JSON]  # canonical name -> /api/tags entry
     checked_at: float
     error: str | None = None
+    rejected: tuple[str, ...] = ()  # rows without a usable model name: why
 
     def has(self, name: str) -> bool:
         return canonical(name) in self.models
@@ -54,6 +55,7 @@ class Reconciled:
     known: bool
     checked_at: float = 0.0
     error: str | None = None
+    skipped: list[str] = field(default_factory=list)  # installed models not offered: why (bad /api/tags rows)
 
     @property
     def none_installed(self) -> bool:
@@ -66,6 +68,7 @@ class Reconciled:
             "missing": self.missing,
             "installed_not_in_catalog": self.extra,
             "offered_with_derived_defaults": self.offered,
+            "installed_not_offered": self.skipped,
             "checked_at": self.checked_at or None,
             "error": self.error,
         }
@@ -98,8 +101,13 @@ class CatalogWatch:
             models = previous.models if previous else {}
             inv = Inventory(backend.name, models, previous.checked_at if previous else 0.0, exc.message)
         else:
-            models = {canonical(str(t.get("name") or t.get("model") or "")): t for t in tags}
-            inv = Inventory(backend.name, models, time.time())
+            models, rejected = {}, []
+            for tag in tags:
+                try:
+                    models[canonical(tag_name(tag))] = tag
+                except AgentFileError as exc:  # a row without a usable name: reported, never fatal
+                    rejected.append(exc.message[:300])
+            inv = Inventory(backend.name, models, time.time(), rejected=tuple(rejected))
         self.inventories[backend.name] = inv
         return inv
 
@@ -136,11 +144,13 @@ class CatalogWatch:
         named = {canonical(a.name) for a in agents}
         extra = sorted(str(t.get("name") or name) for name, t in inv.models.items() if name not in named)
         offered: list[str] = []
+        skipped = list(inv.rejected)
         if self.offer_installed and extra:
-            derived = _derived_agents(inv.models[canonical(n)] for n in extra)
+            derived, bad = _derived_agents(inv.models[canonical(n)] for n in extra)
             routable += derived
             offered = [a.name for a in derived]
-        return Reconciled(routable, missing, extra, offered, True, inv.checked_at, inv.error)
+            skipped += bad
+        return Reconciled(routable, missing, extra, offered, True, inv.checked_at, inv.error, skipped)
 
     async def check_model(self, backend: Backend, model: str) -> None:
         """An explicit request: ModelNotFound (404, naming the model and how to pull it) when the backend's
@@ -164,11 +174,15 @@ class CatalogWatch:
                 await self.refresh(backend)
 
 
-def _derived_agents(tags: Iterable[JSON]) -> list[Agent]:
-    out = []
+def _derived_agents(tags: Iterable[JSON]) -> tuple[list[Agent], list[str]]:
+    """Agents for installed models the catalog does not name, and why each odd /api/tags row was skipped."""
+    out: list[Agent] = []
+    skipped: list[str] = []
     for tag in tags:
         try:
             out.extend(parse_agents([agent_from_tag(tag)], source="installed model"))
-        except AgentFileError as exc:  # an odd /api/tags row is skipped, not fatal
-            log.warning("installed model not offered: %s", exc.message)
-    return out
+        except (AgentFileError, ValueError, TypeError, OverflowError) as exc:  # skipped and reported, never fatal
+            reason = exc.message if isinstance(exc, AgentFileError) else f"{type(exc).__name__}: {exc}"
+            log.warning("installed model not offered: %s", reason)
+            skipped.append(reason[:300])
+    return out, skipped

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from app.domain.status import JobStatus, job_transition
 from app.execution.telemetry import Recorder
+
+log = logging.getLogger("swarm")
 
 
 class JobLifecycle:
@@ -29,4 +32,11 @@ class JobLifecycle:
         """A terminal status (succeeded, failed, cancelled) with the job's outcome fields."""
         self.status = job_transition(self.status, status)
         await self.rec.drain()  # a background start (or event) is written before the outcome
-        await self.rec.update_job(self.job_id, status=self.status, finished_at=time.time(), **fields)
+        try:
+            await self.rec.update_job(self.job_id, status=self.status, finished_at=time.time(), **fields)
+        except Exception as exc:  # an outcome the database refuses: the job still ends (never `running` forever)
+            log.exception("could not record the outcome of job %s", self.job_id)
+            reason = f"the job's outcome could not be recorded: {type(exc).__name__}: {exc}"[:500]
+            if self.status == JobStatus.SUCCEEDED:
+                self.status = JobStatus.FAILED
+            await self.rec.update_job(self.job_id, status=self.status, finished_at=time.time(), error=reason)

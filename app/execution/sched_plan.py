@@ -143,3 +143,41 @@ def deadline_plan(
         phase.append(model)
         slack = min(slack, oldest[model] + PLAN_SHARE * max_wait_s - start)
     return set(first or phase) if slack <= 0 else set()
+
+
+def fits_beside(
+    demands: list[QueuedDemand],
+    resident: dict[str, float],
+    loading: set[str],
+    spec: Callable[[str], ModelSpec],
+    capacity_gb: float,
+) -> str | None:
+    """The most wanted queued model that fits beside the resident ones as they are, if any."""
+    free = capacity_gb - sum(resident.values())
+    wanted: dict[str, float] = {}
+    for d in demands:
+        model, value = max(d.values.items(), key=lambda kv: kv[1])
+        if model not in resident and model not in loading and spec(model).vram_gb <= free + 1e-9:
+            wanted[model] = wanted.get(model, 0.0) + value
+    return max(sorted(wanted), key=lambda m: wanted[m]) if wanted else None
+
+
+def to_evict(
+    target: set[str],
+    load: list[str],
+    resident: dict[str, float],
+    values: dict[str, float],
+    spec: Callable[[str], ModelSpec],
+    capacity_gb: float,
+) -> list[str]:
+    """Of the resident models the decision drops, only as many as the loads need room for (least valuable first,
+    by `values`): an idle model that does not stand in the way stays, ready for its next call."""
+    need = sum(spec(m).vram_gb for m in load)
+    kept = sum(resident.values())
+    evict = []
+    for model in sorted((m for m in resident if m not in target), key=lambda m: (values.get(m, 0.0), m)):
+        if kept + need <= capacity_gb + 1e-9:
+            break
+        evict.append(model)
+        kept -= resident[model]
+    return evict

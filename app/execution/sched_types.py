@@ -1,17 +1,19 @@
-"""The scheduler's records: a call to schedule, a queued call waiting for its lease, and what the scheduler did."""
+"""The scheduler's records (a call to schedule, a queued call waiting for its lease, what the scheduler did) and the
+views of its queue that /gpus and the dashboard show."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import time
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.execution.sched_plan import ModelSpec
 
 if TYPE_CHECKING:
-    from app.execution.scheduler import Lease
+    from app.execution.scheduler import GpuScheduler, Lease
 
 _ids = itertools.count(1)
 
@@ -49,3 +51,35 @@ class SchedEvent:
     waited_s: float = 0.0
     load_ms: float = 0.0
     ts: float = field(default_factory=time.time)  # wall clock, for timelines
+
+
+def queue_counts(queue: list[Waiter], tenant_id: str | None) -> dict[str, dict[str, int]]:
+    """Queued calls by (first-choice) model and by tenant; with `tenant_id`, that tenant's only."""
+    by_model: Counter[str] = Counter()
+    by_tenant: Counter[str] = Counter()
+    for w in queue:
+        if tenant_id is None or w.req.tenant == tenant_id:
+            by_model[next(iter(w.req.candidates))] += 1
+            by_tenant[w.req.tenant] += 1
+    return {"by_model": dict(by_model), "by_tenant": dict(by_tenant)}
+
+
+def scheduler_view(s: GpuScheduler) -> dict[str, Any]:
+    """What GET /gpus shows of one GPU: resident models with their calls in flight, the queue, recent events."""
+    now = s.clock()
+    return {
+        "policy": s.cfg.policy,
+        "capacity_gb": s.capacity_gb,
+        "num_parallel": s.cfg.num_parallel,
+        "resident": [
+            {"model": m, "size_gb": round(gb, 4), "in_flight": s.inflight[m], "draining": m in s.draining}
+            for m, gb in sorted(s.resident.items())
+        ],
+        "loading": sorted(s.loading),
+        "queue": {
+            "depth": len(s.queue),
+            **queue_counts(s.queue, None),
+            "oldest_wait_s": round(max((now - w.arrival for w in s.queue), default=0.0), 3),
+        },
+        "events": [vars(e) for e in s.events[-50:]],
+    }

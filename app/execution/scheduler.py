@@ -21,19 +21,22 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from app.core.errors import BackendError, GpuSaturated, InfeasibleError, QueueFull
 from app.domain.knobs import RoutingParams
-from app.execution.sched_plan import ModelSpec, QueuedDemand, choose_resident, deadline_plan
+from app.execution.cpu import run_cpu
+from app.execution.sched_plan import ModelSpec, QueuedDemand, choose_resident, deadline_plan, fits_beside, to_evict
 from app.execution.sched_timing import CallTimes
-from app.execution.sched_types import CallRequest, SchedEvent, Waiter
+from app.execution.sched_types import CallRequest, SchedEvent, Waiter, queue_counts
 
 if TYPE_CHECKING:
     from app.backends.base import Backend
     from app.core.settings import SchedulerSettings
 
 log = logging.getLogger("swarm.scheduler")
+SWAP_RETRIES = 3  # swaps in a row failing on a backend error before the queue is dispatched as it is
+BIG_DECISION = 64  # queued calls from which the swap decision runs on the CPU pool instead of the event loop
 
 
 @dataclass
@@ -87,6 +90,8 @@ class GpuScheduler:
         self.last_used: dict[str, float] = {}
         self.recent: dict[str, dict[str, float]] = {}  # model -> tenant -> when its last call there ended
         self.running: dict[str, Counter[str]] = {}  # model -> tenant -> calls in flight
+        self.observed: dict[str, float] = {}  # model -> GB the backend reported it using when loaded
+        self.failures = 0  # swaps in a row that failed on a backend error
         self.fresh: set[str] = set()  # reserved models whose first call (which loads them) has not returned yet
         self.times = CallTimes(self._spec, float(getattr(backend, "time_scale", 1.0)))
         self.specs: dict[str, ModelSpec] = {}
@@ -149,45 +154,17 @@ class GpuScheduler:
             self._forget(waiter)
             raise
 
-    def state(self) -> dict[str, Any]:
-        by_model: Counter[str] = Counter()
-        by_tenant: Counter[str] = Counter()
-        now = self.clock()
-        for w in self.queue:
-            by_model[next(iter(w.req.candidates))] += 1
-            by_tenant[w.req.tenant] += 1
-        return {
-            "policy": self.cfg.policy,
-            "capacity_gb": self.capacity_gb,
-            "num_parallel": self.cfg.num_parallel,
-            "resident": [
-                {"model": m, "size_gb": round(gb, 4), "in_flight": self.inflight[m], "draining": m in self.draining}
-                for m, gb in sorted(self.resident.items())
-            ],
-            "loading": sorted(self.loading),
-            "queue": {
-                "depth": len(self.queue),
-                "by_model": dict(by_model),
-                "by_tenant": dict(by_tenant),
-                "oldest_wait_s": round(max((now - w.arrival for w in self.queue), default=0.0), 3),
-            },
-            "events": [vars(e) for e in self.events[-50:]],
-        }
-
     def queue_snapshot(self, tenant_id: str | None) -> dict[str, dict[str, int]]:
         """Queued calls by (first-choice) model and by tenant; with `tenant_id`, that tenant's only."""
-        by_model: Counter[str] = Counter()
-        by_tenant: Counter[str] = Counter()
-        for w in self.queue:
-            if tenant_id is None or w.req.tenant == tenant_id:
-                by_model[next(iter(w.req.candidates))] += 1
-                by_tenant[w.req.tenant] += 1
-        return {"by_model": dict(by_model), "by_tenant": dict(by_tenant)}
+        return queue_counts(self.queue, tenant_id)
 
     async def refresh(self) -> None:
         """Read the truth (/api/ps): other clients of the same Ollama may have changed it."""
         loaded = await self.backend.loaded()
-        self.resident = {m.name: m.size_vram / 1e9 for m in loaded}
+        # Reserved models whose first call has not loaded them yet are not in /api/ps: they still hold their room.
+        reserved = {m: self._spec(m).vram_gb for m in self.fresh}
+        self.resident = {**reserved, **{m.name: m.size_vram / 1e9 for m in loaded}}
+        self.observed.update({m.name: m.size_vram / 1e9 for m in loaded if m.size_vram > 0})
         self._known = True
         self.max_resident_gb = max(self.max_resident_gb, sum(self.resident.values()))
 
@@ -242,6 +219,8 @@ class GpuScheduler:
 
     def _pump(self) -> None:
         now = self.clock()
+        if self._known and self._swap is not None and not self._swap.done():
+            self._reserve_free()
         urgent = self._urgent(now)
         blocked = self._blocked(urgent, now)
         for waiter in sorted(self.queue, key=lambda w: self._priority(w, urgent)):
@@ -259,8 +238,9 @@ class GpuScheduler:
         if not urgent:
             return set()
         due = min(w.arrival for w in self.queue if self._want(w) in urgent)
-        older = {self._want(w) for w in self.queue if w.arrival <= due}
-        drop = self._to_evict(urgent, [m for m in urgent if m not in self.resident], now)
+        older = {m for w in self.queue if w.arrival <= due for m in w.req.candidates}
+        load = [m for m in urgent if m not in self.resident]
+        drop = to_evict(urgent, load, self.resident, self._resident_values(now), self._spec, self.capacity_gb)
         return {m for m in drop if m not in self.fresh and m not in older}
 
     def _on_tick(self) -> None:
@@ -279,9 +259,10 @@ class GpuScheduler:
         """The models to force in now so that no queued call waits past max_wait_s (sched_plan.deadline_plan)."""
         oldest: dict[str, float] = {}
         for w in self.queue:
+            if any(m in self.resident and m not in self.draining for m in w.req.candidates):
+                continue  # it can run on what is loaded (a slot frees up): no swap is owed to it
             model = self._want(w)
-            if model not in self.resident or model in self.draining:
-                oldest[model] = min(oldest.get(model, math.inf), w.arrival)
+            oldest[model] = min(oldest.get(model, math.inf), w.arrival)
         if not oldest:
             return set()
         start = now + self._drain_s(now) + self.cfg.tick_s
@@ -352,9 +333,15 @@ class GpuScheduler:
     async def _swap_cycle(self) -> None:
         try:
             await self._swap_once()
+            self.failures = 0
         except BackendError as exc:
-            # The backend cannot say what is resident or drop a model (it is down, or answers garbage): nothing is
-            # gained by waiting, so every queued call goes on to its best model and meets the backend's own error.
+            # The backend cannot say what is resident or drop a model. A blip is retried at the next tick; when it
+            # persists (it is down, or answers garbage) nothing is gained by waiting, so every queued call goes on
+            # to its best model and meets the backend's own error.
+            self.failures += 1
+            if self.failures < SWAP_RETRIES:
+                log.warning("scheduler cannot read or change the GPU (%s): retrying", exc.message)
+                return
             log.warning("scheduler cannot read or change the GPU (%s): dispatching the queue as it is", exc.message)
             self._release_all(exc.message)
         except Exception:  # never wedge the queue
@@ -374,22 +361,25 @@ class GpuScheduler:
         demands = self._demands(now)
         if not demands:
             return
-        room = self._fits_beside(demands)
+        room = fits_beside(demands, self.resident, self.loading, self._spec, self.capacity_gb)
         if room is not None:  # loading into free memory costs no resident model anything: no trade-off to weigh
             load, evict, reason = [room], [], "free memory: serves queued calls without an eviction"
         else:
-            target, chosen, reason = choose_resident(
-                demands, self.resident, self._resident_values(now), self.specs, self.capacity_gb, self.switch_per_s
-            )
             waiters = list(self.queue)
+            args = (demands, dict(self.resident), self._resident_values(now), self._specs_now(), self.capacity_gb)
+            if len(waiters) >= BIG_DECISION:  # a large decision must not stall the event loop
+                target, chosen, reason = await run_cpu(choose_resident, *args, self.switch_per_s)
+            else:
+                target, chosen, reason = choose_resident(*args, self.switch_per_s)
             self._planned = {waiters[i].id: model for i, model in chosen.items() if i < len(waiters)}
             load = [m for m in target if m not in self.resident]
             if not load:  # waiting is worth more than any swap now: bind what the decision placed, then rest
                 self._settled = True
                 self._pump()
                 return
-            evict = self._to_evict(target, load, now)
+            evict = to_evict(target, load, self.resident, self._resident_values(now), self._spec, self.capacity_gb)
         self.draining.update(evict)
+        self.loading.update(load)
         try:
             while any(self.inflight[m] > 0 for m in evict):
                 self._drained.clear()
@@ -399,6 +389,12 @@ class GpuScheduler:
                 self.fresh.discard(model)
                 self._emit(SchedEvent("evict", model, self.clock(), reason))
             await self.refresh()
+            load = [m for m in load if m not in self.resident]
+            if sum(self.resident.values()) + sum(self._spec(m).vram_gb for m in load) > self.capacity_gb + 1e-9:
+                # The GPU is not as the decision saw it (another client loaded something, an unload is still in
+                # progress, a model came in beside): decide again at the next tick rather than overcommit.
+                log.info("scheduler: the GPU changed during a swap; deciding again")
+                load = []
             for model in load:
                 # Reserved, not loaded here: the first call dispatched to it loads it (Ollama loads on demand and
                 # queues that model's other calls behind the load), and reports the load in its load_duration.
@@ -408,31 +404,8 @@ class GpuScheduler:
             self.max_resident_gb = max(self.max_resident_gb, sum(self.resident.values()))
         finally:
             self.draining.difference_update(evict)
+            self.loading.clear()
         self._pump()
-
-    def _fits_beside(self, demands: list[QueuedDemand]) -> str | None:
-        """The most wanted queued model that fits beside the resident ones as they are, if any."""
-        free = self.capacity_gb - sum(self.resident.values())
-        wanted: dict[str, float] = {}
-        for d in demands:
-            model, value = max(d.values.items(), key=lambda kv: kv[1])
-            if model not in self.resident and model not in self.loading and self._spec(model).vram_gb <= free + 1e-9:
-                wanted[model] = wanted.get(model, 0.0) + value
-        return max(sorted(wanted), key=lambda m: wanted[m]) if wanted else None
-
-    def _to_evict(self, target: set[str], load: list[str], now: float) -> list[str]:
-        """Of the resident models the decision drops, only as many as the loads need room for (least valuable
-        first): an idle model that does not stand in the way stays, ready for its next call."""
-        need = sum(self._spec(m).vram_gb for m in load)
-        values = self._resident_values(now)
-        kept = sum(self.resident.values())
-        evict = []
-        for model in sorted((m for m in self.resident if m not in target), key=lambda m: (values.get(m, 0.0), m)):
-            if kept + need <= self.capacity_gb + 1e-9:
-                break
-            evict.append(model)
-            kept -= self.resident[model]
-        return evict
 
     def _demands(self, now: float) -> list[QueuedDemand]:
         out = []
@@ -473,8 +446,30 @@ class GpuScheduler:
             out[m] = hold
         return out
 
+    def _specs_now(self) -> dict[str, ModelSpec]:
+        return {m: self._spec(m) for m in {*self.specs, *self.observed, *self.resident}}
+
+    def _reserve_free(self) -> None:
+        """While a swap drains, a queued call whose model fits in the memory that nothing holds or awaits is not
+        kept waiting for it: the model is reserved now."""
+        after = sum(gb for m, gb in self.resident.items() if m not in self.draining)
+        after += sum(self._spec(m).vram_gb for m in self.loading)
+        free = self.capacity_gb - max(sum(self.resident.values()), after)  # room now and once the swap is done
+        for w in self.queue:
+            model = self._want(w)
+            if any(m in self.resident for m in w.req.candidates) or model in self.loading:
+                continue
+            if (need := self._spec(model).vram_gb) <= free + 1e-9:
+                self.resident[model], free = need, free - need
+                self.fresh.add(model)
+                self._emit(SchedEvent("load", model, self.clock(), "free memory: serves queued calls during a drain"))
+
     def _spec(self, model: str) -> ModelSpec:
-        return self.specs.get(model) or ModelSpec(vram_gb=self.resident.get(model, 0.0), load_ms=5000.0)
+        """A model's size and load time: the catalog's as the callers sent it, with the size the backend reported
+        once it was loaded taking precedence (a caller's catalog cannot misstate it for everyone)."""
+        spec = self.specs.get(model) or ModelSpec(vram_gb=self.resident.get(model, 0.0), load_ms=5000.0)
+        seen = self.observed.get(model)
+        return spec if seen is None else ModelSpec(seen, spec.load_ms, spec.tokens_per_s)
 
     def evictions_since(self, mark: int) -> list[str]:
         """Models evicted since `emitted` was `mark` (as far as the kept events reach)."""

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from app.execution.usage_journal import UsageJournal
+from app.execution.usage_journal import MAX_CHARGE, UsageJournal
 
 if TYPE_CHECKING:
     from app.storage.models import Tenant
@@ -17,6 +17,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("swarm.usage")
 FLUSH_DELAY_S = 2.0  # proxied usage is written in batches, off the request path
+
+
+def bounded(tokens: int) -> int:
+    """A charge within what the database column holds (callers validate counts; this is the last guard)."""
+    if tokens > MAX_CHARGE:
+        log.error("a charge of %d tokens is beyond any real usage: charged %d", tokens, MAX_CHARGE)
+        return MAX_CHARGE
+    return tokens
 
 
 class UsageSink:
@@ -39,6 +47,7 @@ class UsageSink:
     def add(self, tenant: Tenant, tokens: int) -> None:
         if tokens <= 0:
             return
+        tokens = bounded(tokens)
         if tenant.token_budget is not None:
             # The cached tenant object is shared by requests with the same key: its budget check sees this now.
             tenant.tokens_used += tokens
@@ -48,6 +57,7 @@ class UsageSink:
         """Charge in the next batch; journaled first, so a kill -9 before the batch is written loses nothing."""
         if tokens <= 0:
             return
+        tokens = bounded(tokens)
         if self.journal is not None:
             self.journal.append(tenant_id, tokens)
         self.pending[tenant_id] = self.pending.get(tenant_id, 0) + tokens
@@ -67,6 +77,7 @@ class UsageSink:
     async def record(self, tenant_id: str, tokens: int) -> None:
         """Charge and write now (a finished job)."""
         if tokens > 0:
+            tokens = bounded(tokens)
             with self.lock:
                 self.writing[tenant_id] = self.writing.get(tenant_id, 0) + tokens
             await asyncio.to_thread(self._write, tenant_id, tokens)

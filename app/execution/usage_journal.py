@@ -12,6 +12,7 @@ from pathlib import Path
 
 log = logging.getLogger("swarm.usage")
 PREFIX = "usage-"
+MAX_CHARGE = 2**53  # tokens in one charge: far beyond any real call or job, far within a 64-bit column
 
 
 def _alive(pid: int) -> bool:
@@ -74,15 +75,26 @@ class UsageJournal:
                 continue
             if int(pid) != os.getpid() and _alive(int(pid)):
                 continue
-            counts: Counter[str] = Counter()
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                tenant_id, _, text = line.rpartition(" ")
-                if tenant_id and text.isdigit():
-                    counts[tenant_id] += int(text)
-            for tenant_id, tokens in counts.items():
-                write(tenant_id, tokens)
-                total += tokens
+            for tenant_id, tokens in _read(path).items():
+                try:
+                    write(tenant_id, tokens)
+                    total += tokens
+                except Exception:  # one bad charge never blocks start-up: logged, and the rest still replayed
+                    log.exception("could not replay %d tokens for tenant %s from %s", tokens, tenant_id, path.name)
             path.unlink()
         if total:
             log.warning("replayed %d tokens of usage left unwritten by a stopped process", total)
         return total
+
+
+def _read(path: Path) -> Counter[str]:
+    """A journal's charges per tenant; a line that is not `<tenant id> <tokens>` with tokens in 1..MAX_CHARGE is
+    logged and skipped."""
+    counts: Counter[str] = Counter()
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        tenant_id, _, text = line.rpartition(" ")
+        if tenant_id and text.isascii() and text.isdigit() and len(text) <= 18 and 0 < int(text) <= MAX_CHARGE:
+            counts[tenant_id] = min(MAX_CHARGE, counts[tenant_id] + int(text))
+        elif line.strip():
+            log.warning("skipped a bad usage journal line in %s: %r", path.name, line[:100])
+    return counts

@@ -90,8 +90,8 @@ def exercise(url: str, *, streams_only: bool = False) -> list[tuple[str, str]]:
             out.append((path + " stream", last_ndjson_error(resp) if resp.status_code == 200 else ollama_shape(resp)))
         oa = {"model": "gemma2:2b", "messages": CHAT["messages"]}
         resp = c.post("/v1/chat/completions", json=oa)
-        # /v1 relays Ollama's own OpenAI-compatible answer byte for byte: a 200 the upstream mangled stays a 200
-        # (the relay never parses it into a 500); an upstream failure is a 502 in OpenAI's shape
+        # /v1 relays Ollama's own OpenAI-compatible answer byte for byte; a whole answer that is not a JSON object
+        # and an upstream failure are a 502 in OpenAI's shape
         assert resp.status_code != 500, resp.text[:300]
         if resp.status_code != 200:
             assert "error" in resp.json()

@@ -11,6 +11,7 @@ from app.api.deps import RuntimeDep, TenantDep
 from app.backends.residency import GpuMemory
 from app.core.errors import BackendError
 from app.execution.runtime import Runtime
+from app.execution.sched_types import scheduler_view
 from app.execution.state import GpuState
 from app.storage.models import TelemetryEvent
 
@@ -81,7 +82,7 @@ async def gpu_view(gpu: GpuState, tenant_names: list[str]) -> dict[str, Any]:
         resident, error = gpu.resident, exc.message
     memory = getattr(gpu.backend, "memory", None)
     busy = memory.in_flight() if isinstance(memory, GpuMemory) else dict(gpu.scheduler.inflight)
-    sched = gpu.scheduler.state()
+    sched = scheduler_view(gpu.scheduler)
     used = sum(m.size_vram for m in resident) / 1e9
     return {
         "id": gpu.backend.name,

@@ -12,7 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 from app.api.compat_check import check_embed_input, check_keep_alive, check_native
 from app.api.errors import ollama_error
 from app.api.gateway import AUTO, Call, gateway_of
-from app.api.jsonio import dumps, last_user_text, parse_body, require_model
+from app.api.jsonio import check_relayed, dumps, last_user_text, parse_body, require_model
 from app.api.relay import RelayResponse
 from app.backends.base import JSON
 from app.core.errors import BadBackendResponse, BadRequest, SwarmError
@@ -104,6 +104,7 @@ async def _relay(
         while item is not None:
             block, final = item
             if final is not None:
+                call.saw(max(0, block.count(b"\n") - 1))  # the token lines that came with the final one
                 call.finish(final)
                 yield block, True
                 return
@@ -233,7 +234,9 @@ async def _manage(request: Request, path: str) -> Response:
     """Relayed to the caller's backend byte for byte (status, body, content type), streamed (a pull's progress)."""
     gateway = gateway_of(request)
     backend = await gateway.admin_backend(request, path)
-    reply = await backend.manage(request.method, path, await request.body())
+    raw = await request.body()
+    check_relayed(raw)
+    reply = await backend.manage(request.method, path, raw)
     body = reply.body
     if path in ("/api/pull", "/api/delete"):  # the installed models change: re-read them once the reply is out
         body = _then(reply.body, lambda: gateway.models_changed(backend))
