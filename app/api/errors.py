@@ -110,7 +110,7 @@ def anthropic_error(exc: e.SwarmError) -> JSONResponse:
     """Anthropic's shape: {"type": "error", "error": {"type", "message"}}."""
     status = compat_status(exc)
     error = {"type": ANTHROPIC_TYPES.get(status, "api_error"), "message": exc.message}
-    return JSONResponse({"type": "error", "error": error}, status)
+    return JSONResponse({"type": "error", "error": error}, status, headers=retry_headers(exc))
 
 
 def error_body(message: str, type_: str, code: str | int | None = None, **extra: Any) -> dict[str, Any]:

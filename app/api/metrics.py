@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter as Counter_
 from typing import Any
 
 from fastapi import FastAPI
@@ -57,9 +58,23 @@ class Metrics:
             ("model",),
             registry=r,
         )
-        self.evictions = Counter("swarm_model_evictions", "Models the scheduler evicted", ("model",), registry=r)
+        self.evictions = Counter(
+            "swarm_model_evictions", "Models the scheduler evicted, with why", ("model", "reason"), registry=r
+        )
+        self.sched_loads = Counter(
+            "swarm_scheduler_loads",
+            "Models a GPU's scheduler brought in for queued calls of every kind, with why",
+            ("gpu", "model", "reason"),
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "swarm_scheduler_queue_depth", "Calls waiting in a GPU's scheduler, by model", ("gpu", "model"), registry=r
+        )
+        self.tenant_depth = Gauge(
+            "swarm_scheduler_tenant_queue_depth",
+            "Calls waiting in a GPU's scheduler, by tenant",
+            ("gpu", "tenant"),
+            registry=r,
         )
         self.queue_wait = Histogram(
             "swarm_scheduler_wait_seconds",
@@ -166,14 +181,34 @@ def metrics_of(app: Any) -> Metrics | None:
 def scheduler_listener(metrics: Metrics, gpu: str, queue_of: Any) -> Any:
     """A GPU scheduler event -> the collectors (loads, evictions, waits, queue depth per model)."""
 
+    seen: dict[str, set[str]] = {"model": set(), "tenant": set()}  # label values ever set: they drop back to 0
+
     def on_event(event: Any) -> None:
-        if event.kind == "evict":  # loads are counted from the calls' load_duration (observe_usage)
-            metrics.child(metrics.evictions, event.model).inc()
+        if event.kind == "evict":
+            metrics.child(metrics.evictions, event.model, _reason(event.reason)).inc()
+        elif event.kind == "load":  # a reservation: the first call dispatched to the model loads it
+            metrics.child(metrics.sched_loads, gpu, event.model, _reason(event.reason)).inc()
         elif event.kind == "dispatch":
             metrics.child(metrics.dispatches, gpu, event.reason).inc()
             metrics.child(metrics.queue_wait, gpu, event.reason).observe(event.waited_s)
-        if event.kind in ("queued", "dispatch", "cancelled", "load_failed"):
-            depth = sum(1 for w in queue_of() if next(iter(w.req.candidates)) == event.model)
-            metrics.child(metrics.queue_depth, gpu, event.model).set(depth)
+        if event.kind in ("queued", "dispatch", "cancelled", "load_failed", "unscheduled"):
+            queue = list(queue_of())
+            by_model = Counter_(next(iter(w.req.candidates)) for w in queue)
+            by_tenant = Counter_(str(w.req.tenant) for w in queue)
+            for label, gauge, counts in (
+                ("model", metrics.queue_depth, by_model),
+                ("tenant", metrics.tenant_depth, by_tenant),
+            ):
+                seen[label].update(counts)
+                for value in seen[label]:
+                    metrics.child(gauge, gpu, value).set(counts.get(value, 0))
 
     return on_event
+
+
+def _reason(text: str) -> str:
+    """A bounded label from a scheduler event's reason (its free text names models and counts)."""
+    for prefix in ("free memory", "serves", "keeps"):
+        if text.startswith(prefix):
+            return prefix.replace(" ", "_")
+    return "other"

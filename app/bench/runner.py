@@ -109,6 +109,15 @@ async def reset_backend(backend: Backend, warm: list[str], keep_alive: str) -> l
     return sorted(m.name for m in await backend.loaded())
 
 
+async def _start_state(gpu: GpuState, backend: Backend, config: BenchConfig, shared: bool) -> list[str]:
+    """The resident set a mode starts from. A private GPU is reset to the warm set; the service's GPU is shared
+    with other tenants' calls, so it is left as its scheduler keeps it (the report records what was resident)."""
+    if not shared:
+        return await reset_backend(backend, config.warm, config.keep_alive)
+    await gpu.refresh()
+    return sorted(gpu.loaded_names)
+
+
 def private_sim(config: BenchConfig, agents: list[Agent]) -> SimBackend:
     device = config.sim_device_gb or max(config.gpu_vram_gb, sum(a.vram_gb for a in agents))
     return SimBackend(agents, device, seed=config.seed, time_scale=config.time_scale, name="sim-bench")
@@ -201,6 +210,7 @@ async def run_bench(
     _write_inputs(out, config, examples)
     snapshot = estimator.to_dict()
     taps = {m: _tap(snapshot, config.freeze_estimator) for m in config.modes}
+    shared = gpu is not None
     if gpu is None:  # the scheduler holds the resident set within G, whatever a router planned
         gpu = GpuState(backend, config.gpu_vram_gb)
         if isinstance(backend, SimBackend) and backend.time_scale == 0:
@@ -214,7 +224,7 @@ async def run_bench(
     recorders: dict[str, Recorder] = {}
     for block, order, idx in mode_schedule(config.modes, len(examples), config.block_size):
         for mode in order:
-            loaded = await reset_backend(backend, config.warm, config.keep_alive)
+            loaded = await _start_state(gpu, backend, config, shared)
             starts.append({"block": block, "mode": mode, "loaded": loaded})
             tap = taps[mode]
             rec = recorders.setdefault(mode, _recorder(out, mode, repo, tenant_id))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -50,6 +50,8 @@ class SchedulerSettings(BaseModel):
     max_queue: int = Field(default=1000, ge=1, le=1_000_000)  # calls queued per GPU (beyond: 503)
     max_queue_per_tenant: int = Field(default=256, ge=1, le=1_000_000)  # per tenant and GPU (beyond: 429)
     tick_s: float = Field(default=0.25, gt=0, le=60)  # how often a waiting queue is re-examined
+    # Fair-share weights by tenant id (default 1): a tenant of weight 2 gets twice the share of a contended GPU.
+    tenant_weights: dict[str, Annotated[float, Field(gt=0, le=1e6)]] = Field(default_factory=dict)
 
 
 class ModelNames(BaseModel):

@@ -115,12 +115,14 @@ class GpuScheduler:
             raise ValueError("a call needs at least one candidate model")
         if self.cfg.policy == "fifo":  # pass-through: the backend loads and queues as it likes
             return self._grant(req, next(iter(req.candidates)), self.clock())
+        self.specs.update(req.specs)
+        if any(m not in self.specs for m in req.candidates):
+            req.candidates = {self._canon(m): u for m, u in req.candidates.items()}
         if self.queue or not self._known:
             return None
         model = self._bind(req)
         if model is None:
             return None
-        self.specs.update(req.specs)
         return self._grant(req, model, self.clock())
 
     async def acquire(self, req: CallRequest) -> Lease:
@@ -130,7 +132,6 @@ class GpuScheduler:
             return lease
         if req.kind not in ("job", "helper"):
             self.admit(req.tenant)
-        self.specs.update(req.specs)
         for model in req.candidates:
             self.times.expect(model, req.est_tokens)
         too_big = [m for m in req.candidates if self._spec(m).vram_gb > self.capacity_gb + 1e-9]
@@ -163,8 +164,8 @@ class GpuScheduler:
         loaded = await self.backend.loaded()
         # Reserved models whose first call has not loaded them yet are not in /api/ps: they still hold their room.
         reserved = {m: self._spec(m).vram_gb for m in self.fresh}
-        self.resident = {**reserved, **{m.name: m.size_vram / 1e9 for m in loaded}}
-        self.observed.update({m.name: m.size_vram / 1e9 for m in loaded if m.size_vram > 0})
+        self.resident = {**reserved, **{self._canon(m.name): m.size_vram / 1e9 for m in loaded}}
+        self.observed.update({self._canon(m.name): m.size_vram / 1e9 for m in loaded if m.size_vram > 0})
         self._known = True
         self.max_resident_gb = max(self.max_resident_gb, sum(self.resident.values()))
 
@@ -321,7 +322,7 @@ class GpuScheduler:
         # restarts at the queue's floor, so it cannot bank time while away.
         floor = min((self.vtime.get(x.req.tenant, 0.0) for x in self.queue), default=0.0)
         start = max(self.vtime.get(req.tenant, 0.0), floor)
-        self.vtime[req.tenant] = start + req.est_tokens / max(req.weight, 1e-6)
+        self.vtime[req.tenant] = start + req.est_tokens / self._weight(req)
         waited = now - arrival
         self.times.started(model, now, req.est_tokens)
         lease = Lease(self, model, req.tenant, waited_s=waited, started=now, cold=model in self.fresh)
@@ -415,7 +416,7 @@ class GpuScheduler:
             wait = now - w.arrival
             bonus = self.cfg.wait_weight * wait
             forced = self._want(w) in urgent
-            fair = w.req.weight / math.sqrt(per_tenant[w.req.tenant])
+            fair = self._weight(w.req) / math.sqrt(per_tenant[w.req.tenant])
             # Every call is worth 1 on its best candidate (the caller already weighed the models); a lesser
             # candidate is worth its utility gap less.
             best = max(w.req.candidates.values())
@@ -445,6 +446,18 @@ class GpuScheduler:
                     hold += weight * max(0.0, 1.0 - idle / self.cfg.hold_s)
             out[m] = hold
         return out
+
+    def _canon(self, name: str) -> str:
+        """One spelling per model: Ollama reads a name without a tag as name:latest, so `llama3.1` and
+        `llama3.1:latest` are the same model here, under the spelling the catalog (or /api/ps) already uses."""
+        if name in self.specs or name in self.resident:
+            return name
+        other = name.removesuffix(":latest") if name.endswith(":latest") else None if ":" in name else f"{name}:latest"
+        return other if other is not None and (other in self.specs or other in self.resident) else name
+
+    def _weight(self, req: CallRequest) -> float:
+        """The call's weight times its tenant's fair-share weight (settings: tenant_weights)."""
+        return max(req.weight * self.cfg.tenant_weights.get(req.tenant, 1.0), 1e-6)
 
     def _specs_now(self) -> dict[str, ModelSpec]:
         return {m: self._spec(m) for m in {*self.specs, *self.observed, *self.resident}}

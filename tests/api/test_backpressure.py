@@ -72,7 +72,7 @@ def test_a_client_that_leaves_is_removed_from_the_queue(slow_router: str) -> Non
 
 
 def test_errors_keep_their_shape(tmp_path: Path) -> None:
-    from app.api.errors import ollama_error, openai_error
+    from app.api.errors import anthropic_error, ollama_error, openai_error
     from app.core.errors import GpuSaturated, QueueFull
 
     full = QueueFull("tenant 't' already has 1 calls waiting on this GPU; retry later", 7.4)
@@ -80,3 +80,5 @@ def test_errors_keep_their_shape(tmp_path: Path) -> None:
     saturated = openai_error(GpuSaturated("the GPU's queue is full; retry later", 2.0))
     assert saturated.status_code == 503 and saturated.headers["retry-after"] == "2"
     assert "x-should-retry" not in saturated.headers  # a client may retry after the wait
+    anthropic = anthropic_error(full)
+    assert anthropic.status_code == 429 and anthropic.headers["retry-after"] == "7"

@@ -163,3 +163,68 @@ async def test_the_backends_reported_size_outweighs_a_callers_catalog() -> None:
     again.release()
     busy.release()
     sched.close()
+
+
+async def test_metrics_follow_the_queue_by_model_and_tenant_and_count_scheduler_loads() -> None:
+    from prometheus_client import generate_latest
+
+    from app.api.metrics import Metrics, scheduler_listener
+
+    agents = [agent("x", 8, 5000), agent("y", 6)]
+    sim = SimBackend(agents, 10.0, time_scale=0.001)
+    sched = GpuScheduler(sim, 10.0, settings(hold_s=0, num_parallel=1))
+    metrics = Metrics()
+    sched.listeners.append(scheduler_listener(metrics, "gpu0", lambda: sched.queue))
+    specs = catalog_specs(agents)
+    busy = await sched.acquire(CallRequest("s", {"y": 1.0}, specs))
+    auto = asyncio.create_task(sched.acquire(CallRequest("u", {"x": 0.9, "y": 0.85}, specs)))  # queued: y is busy
+    await asyncio.sleep(0.05)
+    text = generate_latest(metrics.registry).decode()
+    assert 'swarm_scheduler_queue_depth{gpu="gpu0",model="x"} 1.0' in text
+    assert 'swarm_scheduler_tenant_queue_depth{gpu="gpu0",tenant="u"} 1.0' in text
+    busy.release()
+    (await auto).release()  # served on y, its second choice: every gauge drops back to 0
+    text = generate_latest(metrics.registry).decode()
+    assert 'swarm_scheduler_queue_depth{gpu="gpu0",model="x"} 0.0' in text
+    assert 'swarm_scheduler_tenant_queue_depth{gpu="gpu0",tenant="u"} 0.0' in text
+    assert 'swarm_scheduler_loads_total{gpu="gpu0",model="y",reason="free_memory"} 1.0' in text
+    sched.close()
+
+
+async def test_tenant_weights_share_a_contended_gpu_in_proportion() -> None:
+    agents = [agent("y", 6)]
+    sim = SimBackend(agents, 10.0, time_scale=0.001)
+    sched = GpuScheduler(sim, 10.0, settings(num_parallel=1, tenant_weights={"heavy": 3.0}))
+    specs = catalog_specs(agents)
+    first = await sched.acquire(CallRequest("light", {"y": 1.0}, specs))  # holds the only slot: the rest queue
+    order: list[str] = []
+
+    async def call(tenant: str) -> None:
+        async with await sched.acquire(CallRequest(tenant, {"y": 1.0}, specs)):
+            order.append(tenant)
+            await asyncio.sleep(0.005)
+
+    calls = [asyncio.create_task(call(t)) for _ in range(20) for t in ("light", "heavy")]
+    await asyncio.sleep(0.05)
+    first.release()
+    await asyncio.wait_for(asyncio.gather(*calls), 10)
+    assert 10 <= order[:16].count("heavy") <= 14  # about three in four while both wait (equal weights: 8)
+    sched.close()
+
+
+async def test_a_model_named_without_its_tag_is_the_catalogs_model() -> None:
+    """Clients of Ollama often send `x` for `x:latest`: the scheduler treats both as one model, with its size."""
+    agents = [agent("x:latest", 8), agent("y:latest", 8)]
+    sim = SimBackend(agents, 10.0, time_scale=0.001)
+    sched = GpuScheduler(sim, 10.0, settings(hold_s=0))
+    watch = Watch(sched, 10.0)
+    specs = catalog_specs(agents)
+    for name in ("x", "y", "x:latest", "y", "x"):
+        lease = await asyncio.wait_for(sched.acquire(CallRequest("t", {name: 1.0}, specs)), 3)
+        assert lease.model == (name if name.endswith(":latest") else f"{name}:latest")
+        async with lease:
+            await chat(sim, lease.model)
+    assert watch.violations == [] and set(sched.resident) <= {"x:latest", "y:latest"}
+    evicts = sum(e.kind == "evict" for e in sched.events)
+    assert evicts == 4 and sum(e.kind == "unload" for e in sim.events) == evicts  # every swap was the scheduler's
+    sched.close()
