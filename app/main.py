@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import errors
+from app.api.authfirst import AuthFirst
 from app.api.docs import install_offline_docs
 from app.api.fastpath import HotRoutes
 from app.api.gateway import TenantGateway
@@ -81,9 +82,10 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     app.state.settings = cfg
     # Innermost: the proxies' hot endpoints skip FastAPI's routing (api/fastpath.py).
     app.add_middleware(HotRoutes, routers=[ollama.router, openai.router, anthropic.router])
-    if cfg.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=cfg.cors_origins, allow_methods=["*"], allow_headers=["*"])
     app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
+    app.add_middleware(AuthFirst)  # outside the body limit: a chunked body is not read for a caller without a key
+    if cfg.cors_origins:  # outermost of these, so every answer above carries the CORS headers
+        app.add_middleware(CORSMiddleware, allow_origins=cfg.cors_origins, allow_methods=["*"], allow_headers=["*"])
     install_metrics(app)
     errors.install(app)
     install_openapi(app)

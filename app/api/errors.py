@@ -16,6 +16,7 @@ from app.core import errors as e
 STATUS: list[tuple[type[e.SwarmError], int]] = [
     (e.Unauthorized, 401),
     (e.Forbidden, 403),
+    (e.RequestTimeout, 408),
     (e.NotFound, 404),
     (e.ModelNotFound, 404),
     (e.BudgetExceeded, 429),
@@ -134,6 +135,15 @@ def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def body_error(cause: BaseException) -> str:
+    """Why a request body could not be read as JSON, as invalid JSON is reported (validation_details)."""
+    if isinstance(cause, UnicodeDecodeError):
+        return f"invalid JSON: not UTF-8 text (byte 0x{cause.object[cause.start]:02x} at offset {cause.start})"
+    if isinstance(cause, RecursionError):
+        return "invalid JSON: nested too deeply"
+    return f"invalid JSON: {type(cause).__name__}"
+
+
 def _leaf_routes(routes: list[Any], prefix: str = "") -> list[tuple[str, Any]]:
     """(prefix, route) for every route, through included routers (FastAPI wraps them)."""
     out: list[tuple[str, Any]] = []
@@ -158,13 +168,29 @@ def allowed_methods(request: Request) -> set[str]:
     return methods or {"GET"}
 
 
+def swarm_error(exc: e.SwarmError) -> JSONResponse:
+    """Our own endpoints' shape: {"error": {"message", "type", "code"}} (with the field when one is named)."""
+    field = getattr(exc, "field", None)
+    extra = {"details": [{"field": field, "message": exc.message}]} if isinstance(field, str) else {}
+    body = error_body(exc.message, type(exc).__name__, exc.code, **extra)
+    return JSONResponse(body, status_for(exc), headers=retry_headers(exc))
+
+
+def family_error(path: str, exc: e.SwarmError) -> JSONResponse:
+    """`exc` in the shape of the API family serving `path` (for answers given before any endpoint runs)."""
+    if path.startswith("/api/"):
+        return ollama_error(exc)
+    if path.startswith("/v1/messages"):
+        return anthropic_error(exc)
+    if path.startswith("/v1/"):
+        return openai_error(exc)
+    return swarm_error(exc)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(e.SwarmError)
     async def _swarm(_: Request, exc: e.SwarmError) -> JSONResponse:
-        field = getattr(exc, "field", None)
-        extra = {"details": [{"field": field, "message": exc.message}]} if isinstance(field, str) else {}
-        body = error_body(exc.message, type(exc).__name__, exc.code, **extra)
-        return JSONResponse(body, status_for(exc), headers=retry_headers(exc))
+        return swarm_error(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -183,6 +209,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.__cause__ is not None:  # FastAPI could not decode the JSON body
+            details = [{"field": "body", "message": body_error(exc.__cause__)}]
+            message = f"body: {details[0]['message']}"
+            return JSONResponse(error_body(message, "invalid_request_error", "invalid_input", details=details), 422)
         headers = dict(exc.headers or {})
         if exc.status_code == 405:  # Starlette names the first matching route's methods; the path serves all these
             headers["Allow"] = ", ".join(sorted(allowed_methods(request)))

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 REF = "#/components/schemas/"
-OURS_STATUSES = ("401", "403", "404", "409", "413", "422", "429", "502", "503", "504")
+OURS_STATUSES = ("401", "403", "404", "408", "409", "413", "422", "429", "502", "503", "504")
 # The proxies relay an upstream 4xx as is; 499 is a client that left (nobody reads it).
 COMPAT_STATUSES = ("4XX", "501", "502", "503", "504")
 JSON = "application/json"

@@ -12,7 +12,7 @@ from app.core.errors import BadRequest
 def model_of(body: bytes) -> tuple[JSON, str]:
     try:
         request = json.loads(body or b"{}")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise BadRequest(f"invalid JSON body: {exc}") from None
     model = request.get("model") or request.get("name") if isinstance(request, dict) else None
     if not isinstance(model, str) or not model.strip():

@@ -13,13 +13,13 @@ import threading
 from pathlib import Path
 from typing import Literal, get_args
 
+from app.bench.unshare_root import INSIDE, unshare_root_works
 from app.core.errors import ValidationFailed
 
 SandboxMode = Literal["auto", "bwrap", "unshare", "unsafe"]
 MODES: tuple[str, ...] = get_args(SandboxMode)
 MODE_ENV = "SWARM_SANDBOX"
 NOBODY = 65534
-INSIDE = "/sbx"  # where the program's files appear inside bubblewrap
 
 _state: dict[str, str] = {}
 _probe_lock = threading.Lock()
@@ -65,7 +65,8 @@ def _bwrap_namespaces() -> list[str]:
 
 def bwrap_prefix(work: Path, disk_bytes: int) -> list[str]:
     """bubblewrap: new pid, net, ipc and uts namespaces, nothing of the host but /usr and the interpreter
-    (read-only), a size-capped private /work and /tmp, a cleared environment, killed with its parent."""
+    (read-only), a private /work and /tmp that together hold at most `disk_bytes`, a cleared environment, killed
+    with its parent."""
     py_root = _python_root()
     cmd = [*_bwrap_namespaces(), "--ro-bind", "/usr", "/usr"]
     for link in ("lib", "lib64", "bin", "sbin"):
@@ -81,8 +82,10 @@ def bwrap_prefix(work: Path, disk_bytes: int) -> list[str]:
         cmd += ["--ro-bind", py_root, py_root]
     cmd += ["--proc", "/proc", "--dev", "/dev"]
     # World-writable is private here (own mount namespace): the code's uid may differ from the mount's owner.
-    cmd += ["--perms", "1777", "--size", str(disk_bytes), "--tmpfs", "/tmp"]
-    cmd += ["--perms", "1777", "--size", str(disk_bytes), "--tmpfs", "/work", "--chdir", "/work"]
+    # Half the cap each, so that together they hold no more than it (/dev is not writable for the code).
+    half = str(max(1, disk_bytes // 2))
+    cmd += ["--perms", "1777", "--size", half, "--tmpfs", "/tmp"]
+    cmd += ["--perms", "1777", "--size", half, "--tmpfs", "/work", "--chdir", "/work"]
     cmd += ["--ro-bind", str(work / "program.py"), f"{INSIDE}/program.py"]
     cmd += ["--ro-bind", str(work / "preamble.py"), f"{INSIDE}/preamble.py"]
     cmd += ["--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8", "--"]
@@ -123,7 +126,8 @@ def _probe_bwrap() -> bool:
 
 
 def resolve(unshare_prefix: list[str]) -> str:
-    """The isolation to use now: "bwrap", "unshare" (root, new net + pid namespaces, run as nobody) or "unsafe"
+    """The isolation to use now: "bwrap", "unshare" (root, new mount + net + pid namespaces and a private root,
+    run as nobody) or "unsafe"
     (explicit opt-in only); raises SandboxUnavailable naming why when the configured mode cannot run."""
     mode = configured_mode()
     if mode == "unsafe":
@@ -131,14 +135,15 @@ def resolve(unshare_prefix: list[str]) -> str:
     if mode in ("auto", "bwrap") and bwrap_works():
         return "bwrap"
     strong_unshare = os.geteuid() == 0 and "--pid" in unshare_prefix and "--map-root-user" not in unshare_prefix
-    if mode in ("auto", "unshare") and strong_unshare:
+    if mode in ("auto", "unshare") and strong_unshare and unshare_root_works():
         return "unshare"
     # As root, bubblewrap runs without a user namespace (see _bwrap_namespaces), which takes CAP_SYS_ADMIN.
     as_root = " (as root it needs CAP_SYS_ADMIN; or run the service as another user)" if os.geteuid() == 0 else ""
     why = {
         "bwrap": "bubblewrap (bwrap) is not installed or cannot create namespaces here" + as_root,
-        "unshare": "unshare needs root and new network + pid namespaces, which this process cannot create",
-        "auto": "neither bubblewrap nor root unshare (network + pid namespaces) is available" + as_root,
+        "unshare": "unshare needs root and new mount, network + pid namespaces (with tmpfs and pivot_root), "
+        "which this process cannot create",
+        "auto": "neither bubblewrap nor root unshare (mount, network + pid namespaces) is available" + as_root,
     }[mode]
     raise SandboxUnavailable(
         f"code_eval refused: no real isolation for model-written code ({why}). Install bubblewrap "

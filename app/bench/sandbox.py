@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.bench.isolation import INSIDE, bwrap_prefix, dir_bytes, resolve, sweep
+from app.bench import unshare_root
+from app.bench.isolation import bwrap_prefix, dir_bytes, resolve, sweep
+from app.bench.unshare_root import INSIDE
 
 NOBODY = 65534
 _PREAMBLE = r"""
@@ -177,7 +179,10 @@ def run_python(
     lim = limits or SandboxLimits()
     isolation = network_isolation(use_unshare)
     bwrap = isolation.startswith("bwrap")
-    prefix = _unshare_prefix() if use_unshare and not bwrap else []
+    # Both real modes give the code a private root of its own: only /usr and the interpreter, read-only, and a
+    # size-capped /work, /tmp (and /dev/shm); unsafe mode runs it in a host dir.
+    private_root = bwrap or isolation.startswith("unshare")
+    prefix = _unshare_prefix() if use_unshare and not private_root else []
     # Root bypasses the process limit (RLIMIT_NPROC) and file permissions: the code runs as nobody, a real uid
     # on the host (bubblewrap's own user namespace would map it back to root, see isolation._bwrap_namespaces).
     root = os.geteuid() == 0 and "--map-root-user" not in prefix
@@ -187,9 +192,12 @@ def run_python(
         (work / "preamble.py").write_text(_PREAMBLE, encoding="utf-8")
         if bwrap:
             prefix = bwrap_prefix(work, lim.disk_mb * 1024 * 1024)
-        if root and not bwrap:  # the code's dir (bubblewrap gives it a private /work of its own instead)
+        elif private_root:
+            unshare_root.prepare(work)
+            prefix = unshare_root.unshare_prefix(work, lim.disk_mb * 1024 * 1024)
+        elif root:  # the code's dir (the real modes give it a private /work of its own instead)
             os.chown(work, NOBODY, NOBODY)
-        files = INSIDE if bwrap else str(work)
+        files = INSIDE if private_root else str(work)
         cfg = {
             "program": f"{files}/program.py",
             "preimport": _PREIMPORT,
@@ -202,7 +210,7 @@ def run_python(
                 "RLIMIT_CORE": 0,
             },
         }
-        python = os.path.realpath(sys.executable) if bwrap else sys.executable
+        python = os.path.realpath(sys.executable) if private_root else sys.executable
         cmd = [*prefix, python, "-I", f"{files}/preamble.py", json.dumps(cfg), *(args or [])]
         return _execute(cmd, work, lim, isolation, shim=bool(prefix))
     finally:

@@ -79,6 +79,12 @@ class Forbidden(SwarmError):
     code = "forbidden"
 
 
+class RequestTimeout(SwarmError):
+    """A client that does not deliver its request body in time (the server closes the connection, 408)."""
+
+    code = "request_timeout"
+
+
 class Saturated(SwarmError):
     """A bounded executor's queue is full: try again shortly (503)."""
 

@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     bench_max_running_per_tenant: int = Field(default=1, ge=1, le=64)
     # connection hygiene (swarm serve): request-head read timeout, idle keep-alive, connection cap, head size
     http_head_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    # a request body must keep coming: 408 after a gap this long, or below the minimum average rate (bytes/s)
+    # once that long has passed since the head
+    http_body_idle_s: float = Field(default=10.0, gt=0, le=3600)
+    http_body_min_rate: int = Field(default=8192, ge=1, le=1 << 30)
     http_keep_alive_s: int = Field(default=5, ge=1, le=3600)
     http_max_connections: int = Field(default=1000, ge=1, le=1_000_000)
     http_max_head_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.api.conftest import Stack
+from tests.api.conftest import ADMIN_KEY, Stack
 
 SURROGATE = '"\\ud800"'
 OLLAMA = [
@@ -40,7 +40,10 @@ def http(live: Stack) -> Iterator[httpx.Client]:
 
 
 def _post(http: httpx.Client, path: str, raw: bytes) -> httpx.Response:
-    return http.post(path, content=raw, headers={"content-type": "application/json"})
+    headers = {"content-type": "application/json"}
+    if path.startswith("/admin/"):  # checked before the body is read (api/authfirst.py)
+        headers["authorization"] = f"Bearer {ADMIN_KEY}"
+    return http.post(path, content=raw, headers=headers)
 
 
 @pytest.mark.parametrize(("path", "template"), OLLAMA)

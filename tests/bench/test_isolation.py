@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from app.bench.isolation import SandboxUnavailable
 from app.bench.sandbox import SandboxLimits, run_python
 from app.bench.scoring import score_code
 from app.bench.types import CodeSpec
+from app.bench.unshare_root import unshare_root_works
 
 SPEC = CodeSpec(entry_point="f", tests=[([2], 4)])
 FAST = SandboxLimits(timeout_s=3.0, cpu_s=2)
@@ -59,13 +61,23 @@ def _modes() -> list[str]:
     modes = ["unsafe"]
     if isolation.bwrap_works():
         modes.append("bwrap")
-    if os.geteuid() == 0 and "--pid" in sandbox._unshare_prefix():
+    if os.geteuid() == 0 and "--pid" in sandbox._unshare_prefix() and unshare_root_works():
         modes.append("unshare")
     return modes
 
 
+REAL_MODES = [m for m in _modes() if m != "unsafe"]
+
+
 @pytest.fixture(params=_modes())
 def mode(request: pytest.FixtureRequest) -> Iterator[str]:
+    isolation.set_mode(request.param)
+    yield str(request.param)
+    isolation._state.pop("mode", None)
+
+
+@pytest.fixture(params=REAL_MODES)
+def real_mode(request: pytest.FixtureRequest) -> Iterator[str]:
     isolation.set_mode(request.param)
     yield str(request.param)
     isolation._state.pop("mode", None)
@@ -77,7 +89,8 @@ def test_bytes_written_are_capped(mode: str) -> None:
     assert not res.ok and "wrote" not in res.stdout, res
 
 
-def test_setsid_daemon_does_not_outlive_the_run(mode: str, tmp_path: Path) -> None:
+def test_setsid_daemon_does_not_outlive_the_run(mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the run's dir (others may run sandboxes meanwhile)
     marker = "swarm-daemon-" + os.urandom(4).hex()
     code = (
         "import os, time\n"
@@ -89,12 +102,11 @@ def test_setsid_daemon_does_not_outlive_the_run(mode: str, tmp_path: Path) -> No
         "time.sleep(0.3)\n"
         "print('spawned')\n"
     )
-    before = set(Path(p).name for p in Path("/tmp").glob("swarm_sbx_*"))
     res = run_python(code, SandboxLimits(timeout_s=3))
     time.sleep(0.2)
     alive = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmd_has(p, marker)]
     assert alive == [], (res, alive)
-    assert set(Path(p).name for p in Path("/tmp").glob("swarm_sbx_*")) <= before  # the temp dir is gone
+    assert list(tmp_path.glob("swarm_sbx_*")) == []  # the temp dir is gone
 
 
 def _cmd_has(proc: Path, marker: str) -> bool:
@@ -204,3 +216,77 @@ def test_bwrap_is_probed_with_the_command_a_run_uses(monkeypatch: pytest.MonkeyP
     with pytest.raises(SandboxUnavailable, match="bubblewrap") as err:
         run_python("print(1)")
     assert ("CAP_SYS_ADMIN" in err.value.message) == (os.geteuid() == 0)
+
+
+@pytest.mark.skipif(not REAL_MODES, reason="needs bwrap or root unshare")
+def test_host_files_and_processes_are_hidden(real_mode: str) -> None:
+    """A world-readable host file (outside the service's own dirs) and the host's processes are out of sight."""
+    planted = Path("/tmp") / f"swarm_planted_{os.urandom(4).hex()}"
+    planted.write_text("host secret")
+    os.chmod(planted, 0o644)
+    code = f"""
+import os
+out = []
+for path in [{str(planted)!r}, {str(Path(__file__).resolve())!r}, "/etc/passwd"]:
+    try:
+        open(path).read()
+        out.append("read:" + path)
+    except OSError:
+        pass
+for pid in [p for p in os.listdir("/proc") if p.isdigit()]:
+    try:
+        cmd = open(f"/proc/{{pid}}/cmdline", "rb").read()
+    except OSError:
+        continue
+    if b"pytest" in cmd:
+        out.append("saw:" + pid)
+print("seen", out)
+"""
+    try:
+        res = run_python(code)
+    finally:
+        planted.unlink()
+    assert res.ok and res.stdout.strip() == "seen []", res
+
+
+@pytest.mark.skipif(not REAL_MODES, reason="needs bwrap or root unshare")
+def test_writes_anywhere_share_one_cap_and_vanish(real_mode: str) -> None:
+    """/tmp, /dev/shm and the working dir together hold at most the disk cap, and nothing is left on the host."""
+    marker = f"swarm_fill_{os.urandom(4).hex()}"
+    code = f"""
+written = 0
+for where in ["/tmp", "/dev/shm", "."]:
+    for k in range(8):
+        try:
+            with open(f"{{where}}/{marker}{{k}}", "wb") as fh:
+                for _ in range(4):
+                    fh.write(b"x" * (1 << 20))
+                    fh.flush()
+                    written += 1
+        except OSError:
+            break
+print(written)
+"""
+    res = run_python(code, SandboxLimits(timeout_s=20, disk_mb=8, file_size_mb=4))
+    assert res.ok, res
+    assert int(res.stdout.strip()) <= 8, res  # MB, against a cap of 8 MB over all three places
+    left = [p for where in ("/tmp", "/dev/shm") for p in Path(where).glob(marker + "*")]
+    assert left == []
+
+
+def test_unshare_without_a_private_root_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """unshare whose private root cannot be built here (probed with the very command a run uses: here with an
+    option it rejects) is not used: auto refuses rather than run code that sees the host's files."""
+    from app.bench import unshare_root
+
+    monkeypatch.setattr(unshare_root, "_probe", {})
+    monkeypatch.setattr(unshare_root, "FLAGS", ["--no-such-option", *unshare_root.FLAGS])
+    monkeypatch.setattr(isolation, "bwrap_works", lambda: False)
+    monkeypatch.delenv("SWARM_SANDBOX", raising=False)
+    isolation._state.pop("mode", None)
+    assert not unshare_root.unshare_root_works()
+    for mode in ("auto", "unshare"):
+        isolation.set_mode(mode)
+        with pytest.raises(SandboxUnavailable, match="mount, network"):
+            run_python("print(1)")
+    isolation._state.pop("mode", None)
