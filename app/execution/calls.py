@@ -68,6 +68,7 @@ class JobCalls:
             kind=kind,
             est_tokens=est_tokens,
             label=label,
+            job=self.job_id,
         )
         # Events are written in the background: a database write in a worker thread never decides the order in
         # which a job's calls reach the scheduler (same-seed benchmarks stay identical).

@@ -39,6 +39,7 @@ class JobManager:
             await create_job_row(self.runtime, tenant_id, spec)
         except BaseException:
             self.runtime.usage.release(tenant_id, reserved)
+            gpu.scheduler.unhold(spec.job_id)
             raise
         job_id = spec.job_id
 
@@ -70,6 +71,7 @@ class JobManager:
         self._unstarted.add(job_id)
         task = asyncio.create_task(runner(), name=f"job:{job_id}")
         task.add_done_callback(never_ran)
+        task.add_done_callback(lambda _: gpu.scheduler.unhold(job_id))  # ended before any call was dispatched
         self.runtime.tasks[job_id] = task
         return task
 

@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ class CallRequest:
     est_tokens: int = 256
     weight: float = 1.0
     label: str = ""
+    job: str = ""  # the job it belongs to (its first dispatch ends the job's place in the admission bounds)
 
 
 @dataclass
@@ -83,3 +85,12 @@ def scheduler_view(s: GpuScheduler) -> dict[str, Any]:
         },
         "events": [vars(e) for e in s.events[-50:]],
     }
+
+
+def one_spelling(name: str, known: Callable[[str], bool]) -> str:
+    """One spelling per model: Ollama reads a name without a tag as name:latest, so `llama3.1` and
+    `llama3.1:latest` are one model, under the spelling already `known` (the catalog's, or /api/ps's)."""
+    if known(name):
+        return name
+    other = name.removesuffix(":latest") if name.endswith(":latest") else None if ":" in name else f"{name}:latest"
+    return other if other is not None and known(other) else name

@@ -28,7 +28,7 @@ from app.domain.knobs import RoutingParams
 from app.execution.cpu import run_cpu
 from app.execution.sched_plan import ModelSpec, QueuedDemand, choose_resident, deadline_plan, fits_beside, to_evict
 from app.execution.sched_timing import CallTimes
-from app.execution.sched_types import CallRequest, SchedEvent, Waiter, queue_counts
+from app.execution.sched_types import CallRequest, SchedEvent, Waiter, one_spelling, queue_counts
 
 if TYPE_CHECKING:
     from app.backends.base import Backend
@@ -90,6 +90,7 @@ class GpuScheduler:
         self.last_used: dict[str, float] = {}
         self.recent: dict[str, dict[str, float]] = {}  # model -> tenant -> when its last call there ended
         self.running: dict[str, Counter[str]] = {}  # model -> tenant -> calls in flight
+        self.held: dict[str, str] = {}  # job -> tenant: admitted jobs whose first call is not dispatched yet
         self.observed: dict[str, float] = {}  # model -> GB the backend reported it using when loaded
         self.failures = 0  # swaps in a row that failed on a backend error
         self.fresh: set[str] = set()  # reserved models whose first call (which loads them) has not returned yet
@@ -106,8 +107,6 @@ class GpuScheduler:
         self._known = False
         self._planned: dict[int, str] = {}  # waiter id -> the model the last swap decision chose for it
         self._settled = False  # the last decision was to wait: no new one until something changes
-
-    # ---- public ------------------------------------------------------------------------------------------
 
     def try_acquire(self, req: CallRequest) -> Lease | None:
         """The common case without waiting: nothing queued and a candidate resident with a free slot."""
@@ -179,18 +178,22 @@ class GpuScheduler:
                 w.future.cancel()
         self.queue.clear()
 
-    # ---- admission and release --------------------------------------------------------------------------
-
-    def admit(self, tenant: str) -> None:
-        """Back-pressure: QueueFull (429) when the tenant has max_queue_per_tenant calls waiting here, GpuSaturated
-        (503) when the GPU has max_queue. Proxied calls are checked on arrival, jobs when they are submitted (a
-        running job's own calls are never refused: it was admitted)."""
+    def admit(self, tenant: str, job: str | None = None) -> None:
+        """Back-pressure: QueueFull (429) past max_queue_per_tenant calls waiting for the tenant, GpuSaturated (503)
+        past max_queue on the GPU. Proxied calls are checked on arrival, jobs on submission; an admitted `job` counts
+        as a waiting call until its first call is dispatched (or `unhold`: it ended first)."""
         retry = max(1.0, min(60.0, self.cfg.max_wait_s / 4))
-        if len(self.queue) >= self.cfg.max_queue:
-            raise GpuSaturated(f"the GPU's queue is full ({len(self.queue)} calls waiting); retry later", retry)
-        mine = sum(1 for w in self.queue if w.req.tenant == tenant)
+        waiting = len(self.queue) + len(self.held)
+        if waiting >= self.cfg.max_queue:
+            raise GpuSaturated(f"the GPU's queue is full ({waiting} calls and jobs waiting); retry later", retry)
+        mine = sum(1 for w in self.queue if w.req.tenant == tenant) + sum(t == tenant for t in self.held.values())
         if mine >= self.cfg.max_queue_per_tenant:
             raise QueueFull(f"tenant {tenant!r} already has {mine} calls waiting on this GPU; retry later", retry)
+        if job is not None:
+            self.held[job] = tenant
+
+    def unhold(self, job: str) -> None:
+        self.held.pop(job, None)
 
     def _release(self, model: str, tenant: str = "", started: float | None = None, cold: bool = False) -> None:
         now = self.clock()
@@ -215,8 +218,6 @@ class GpuScheduler:
             self._emit(SchedEvent("cancelled", next(iter(waiter.req.candidates)), self.clock(), "", waiter.req.tenant))
         elif waiter.future.done() and not waiter.future.cancelled():
             waiter.future.result().release()  # dispatched just as the caller left
-
-    # ---- dispatch ---------------------------------------------------------------------------------------
 
     def _pump(self) -> None:
         now = self.clock()
@@ -325,11 +326,11 @@ class GpuScheduler:
         self.vtime[req.tenant] = start + req.est_tokens / self._weight(req)
         waited = now - arrival
         self.times.started(model, now, req.est_tokens)
+        if req.job:
+            self.held.pop(req.job, None)
         lease = Lease(self, model, req.tenant, waited_s=waited, started=now, cold=model in self.fresh)
         self._emit(SchedEvent("dispatch", model, now, req.kind, req.tenant, round(waited, 4)))
         return lease
-
-    # ---- swaps ------------------------------------------------------------------------------------------
 
     async def _swap_cycle(self) -> None:
         try:
@@ -448,12 +449,7 @@ class GpuScheduler:
         return out
 
     def _canon(self, name: str) -> str:
-        """One spelling per model: Ollama reads a name without a tag as name:latest, so `llama3.1` and
-        `llama3.1:latest` are the same model here, under the spelling the catalog (or /api/ps) already uses."""
-        if name in self.specs or name in self.resident:
-            return name
-        other = name.removesuffix(":latest") if name.endswith(":latest") else None if ":" in name else f"{name}:latest"
-        return other if other is not None and (other in self.specs or other in self.resident) else name
+        return one_spelling(name, lambda m: m in self.specs or m in self.resident)
 
     def _weight(self, req: CallRequest) -> float:
         """The call's weight times its tenant's fair-share weight (settings: tenant_weights)."""

@@ -82,3 +82,19 @@ def test_errors_keep_their_shape(tmp_path: Path) -> None:
     assert "x-should-retry" not in saturated.headers  # a client may retry after the wait
     anthropic = anthropic_error(full)
     assert anthropic.status_code == 429 and anthropic.headers["retry-after"] == "7"
+
+
+def test_jobs_submitted_at_once_hold_their_place_in_the_queue_bounds(tmp_path: Path) -> None:
+    """A job counts as a waiting call from admission until its first call is dispatched: a burst of jobs cannot
+    slip past the bounds before any of them has queued a call."""
+    sim = sim_backend(time_scale=0.5)
+    with serve(build_sim_app(sim)) as sim_url:
+        sched = SchedulerSettings(num_parallel=1, max_queue_per_tenant=3, max_queue=50, tick_s=0.05)
+        cfg = router_settings(tmp_path, ollama_base_url=sim_url, scheduler=sched)
+        with serve(create_app(cfg)) as url:
+            codes: list[int] = []
+            body = {"subtasks": [{"id": "a", "task_type": "summarize", "description": "Summarize: a cat sat."}]}
+            threads = [_background(url, "/jobs", body, codes) for _ in range(12)]
+            for t in threads:
+                t.join()
+            assert codes.count(202) <= 4 and codes.count(429) >= 8  # at most the bound (+1 already dispatched)

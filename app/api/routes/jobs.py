@@ -87,7 +87,14 @@ async def submit(
         seed=body.seed,
     )
     estimate = job_estimate(spec.subtasks)
-    ctx.check_budget(reserve=estimate)  # again, atomically with the reservation (no await in between)
+    # The queue bounds again, now holding the job's place until its first call is dispatched, and the budget
+    # again, atomically with its reservation (no await between these and the job's start).
+    ctx.gpu.scheduler.admit(ctx.tenant.id, job=spec.job_id)
+    try:
+        ctx.check_budget(reserve=estimate)
+    except Exception:
+        ctx.gpu.scheduler.unhold(spec.job_id)
+        raise
     task = await jobs.start(ctx.tenant.id, ctx.gpu, spec, tenant=ctx.tenant, reserved=estimate)
     if wait:
         await asyncio.shield(task)
