@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import Counter as Counter_
 from typing import Any
 
 from fastapi import FastAPI
@@ -181,7 +180,7 @@ def metrics_of(app: Any) -> Metrics | None:
 def scheduler_listener(metrics: Metrics, gpu: str, queue_of: Any) -> Any:
     """A GPU scheduler event -> the collectors (loads, evictions, waits, queue depth per model)."""
 
-    seen: dict[str, set[str]] = {"model": set(), "tenant": set()}  # label values ever set: they drop back to 0
+    shown: dict[tuple[Any, str], int] = {}  # (gauge, label value) -> the depth last set (0s stay until they change)
 
     def on_event(event: Any) -> None:
         if event.kind == "evict":
@@ -193,15 +192,15 @@ def scheduler_listener(metrics: Metrics, gpu: str, queue_of: Any) -> Any:
             metrics.child(metrics.queue_wait, gpu, event.reason).observe(event.waited_s)
         if event.kind in ("queued", "dispatch", "cancelled", "load_failed", "unscheduled"):
             queue = list(queue_of())
-            by_model = Counter_(next(iter(w.req.candidates)) for w in queue)
-            by_tenant = Counter_(str(w.req.tenant) for w in queue)
-            for label, gauge, counts in (
-                ("model", metrics.queue_depth, by_model),
-                ("tenant", metrics.tenant_depth, by_tenant),
-            ):
-                seen[label].update(counts)
-                for value in seen[label]:
-                    metrics.child(gauge, gpu, value).set(counts.get(value, 0))
+            depth: dict[tuple[Any, str], int] = {}
+            for w in queue:
+                for key in ((metrics.queue_depth, next(iter(w.req.candidates))), (metrics.tenant_depth, w.req.tenant)):
+                    depth[key] = depth.get(key, 0) + 1
+            # only the gauges that changed: the labels that were non-zero, and those that are now
+            for key in [k for k, n in shown.items() if n] + [k for k in depth if k not in shown or not shown[k]]:
+                if shown.get(key) != (n := depth.get(key, 0)):
+                    shown[key] = n
+                    metrics.child(key[0], gpu, str(key[1])).set(n)
 
     return on_event
 
