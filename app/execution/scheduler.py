@@ -229,7 +229,9 @@ class GpuScheduler:
             model = self._bind(waiter.req, self._planned.get(waiter.id))
             if model is not None and model not in blocked:
                 self._dispatch(waiter, model, now)
-        if self.queue and not self._settled and (self._swap is None or self._swap.done()):
+        # A swap decision only when some queued call's first choice is not resident: calls that merely wait for a
+        # slot on a loaded model (a deep queue on one model) need none, and deciding on every release costs CPU.
+        if self.queue and not self._settled and (self._swap is None or self._swap.done()) and self._wants_swap():
             self._swap = asyncio.create_task(self._swap_cycle())
         if self.queue and self._tick is None:
             self._tick = asyncio.get_running_loop().call_later(self.cfg.tick_s, self._on_tick)
@@ -244,6 +246,9 @@ class GpuScheduler:
         load = [m for m in urgent if m not in self.resident]
         drop = to_evict(urgent, load, self.resident, self._resident_values(now), self._spec, self.capacity_gb)
         return {m for m in drop if m not in self.fresh and m not in older}
+
+    def _wants_swap(self) -> bool:
+        return any(self._want(w) not in self.resident or self._want(w) in self.draining for w in self.queue)
 
     def _on_tick(self) -> None:
         self._tick = None
